@@ -1,0 +1,1 @@
+"""The central collector: MQTT ingest, storage, web dashboard, API, reports."""

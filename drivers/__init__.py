@@ -1,0 +1,1 @@
+"""Transports to real hardware (PC/SC, NFC, scanners, camera, GPIO); nothing about CCCD here."""
