@@ -1,0 +1,20 @@
+"""Helpers shared by the sub-commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+class CliError(Exception):
+    """Ends a command with a one-line message on standard error and ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(" ".join(message.split()))
+        self.exit_code = exit_code
+
+
+def print_json(obj: object) -> None:
+    """One JSON object on standard output, UTF-8 kept readable."""
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, sort_keys=False) + "\n")
+    sys.stdout.flush()

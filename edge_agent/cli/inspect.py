@@ -1,0 +1,85 @@
+"""``edge-agent inspect``: a technician's look at what a card or scanner gave.
+
+``inspect qr PAYLOAD``, ``inspect mrz L1 L2 L3``, ``inspect dg13 FILE`` (``-``: hex on standard
+input). One JSON object on success; invalid input exits 2 with the reason on standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import binascii
+import sys
+from pathlib import Path
+from typing import Any
+
+from edge_agent.cccd import CccdError, parse_dg13, parse_qr, parse_td1
+from edge_agent.cli.common import CliError, print_json
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("inspect", help="decode a QR payload, an MRZ or a data group")
+    kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
+
+    qr = kinds.add_parser("qr", help="a QR payload (card QR, 6-field variant, personal QR)")
+    qr.add_argument("payload", help="the payload text, or - to read raw bytes from stdin")
+    qr.set_defaults(handler=inspect_qr)
+
+    mrz = kinds.add_parser("mrz", help="the TD1 MRZ on the back of the card")
+    mrz.add_argument("lines", nargs=3, metavar="LINE")
+    mrz.set_defaults(handler=inspect_mrz)
+
+    dg13 = kinds.add_parser("dg13", help="DG13 (Vietnam-specific personal data)")
+    dg13.add_argument("file", help="binary or hex file; - reads hex from standard input")
+    dg13.set_defaults(handler=inspect_dg13)
+
+
+def inspect_qr(args: argparse.Namespace) -> int:
+    payload: bytes | str = sys.stdin.buffer.read() if args.payload == "-" else args.payload
+    try:
+        print_json(parse_qr(payload).to_json())
+    except CccdError as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
+def inspect_mrz(args: argparse.Namespace) -> int:
+    try:
+        print_json(parse_td1(*args.lines).to_json())
+    except CccdError as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
+def read_hex_or_binary(source: str) -> bytes:
+    """Bytes from a file (binary, or hex text) or hex from standard input (``-``)."""
+    if source == "-":
+        return _unhex(sys.stdin.read())
+    try:
+        data = Path(source).read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {source}: {exc.strerror}") from None
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        return data
+    stripped = "".join(text.split())
+    if stripped and all(c in "0123456789abcdefABCDEF" for c in stripped):
+        return _unhex(text)
+    return data
+
+
+def _unhex(text: str) -> bytes:
+    stripped = "".join(text.split())
+    try:
+        return binascii.unhexlify(stripped)
+    except (binascii.Error, ValueError):
+        raise CliError("input is not hexadecimal (pairs of 0-9, A-F)") from None
+
+
+def inspect_dg13(args: argparse.Namespace) -> int:
+    data = read_hex_or_binary(args.file)
+    try:
+        print_json(parse_dg13(data).to_json())
+    except CccdError as exc:
+        raise CliError(str(exc)) from None
+    return 0
