@@ -21,7 +21,8 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_is_clean() -> None:
-    result = _run("ruff", "check", *PACKAGES, "tests", "bench")
+    folders = [name for name in (*PACKAGES, "tests", "bench") if (ROOT / name).is_dir()]
+    result = _run("ruff", "check", *folders)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
