@@ -1,0 +1,98 @@
+"""The in-process simulator behind the ``CardReader`` interface (reader URI ``sim:CARD_DIR``).
+
+The simulated chip lives in ``firmware_sim``; this driver only moves bytes to it, like a reader
+would. With ``realtime`` the driver sleeps the chip's modelled time after each exchange, so a
+read takes as long as it would on a real contactless link; ``card_cpu_s`` accumulates the CPU the
+simulated card itself used, so benchmarks can report the reader side alone.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from drivers.card_reader import (
+    CardEvent,
+    CardLostError,
+    CardPresence,
+    CardReader,
+    NoCardError,
+    PresenceListener,
+)
+from firmware_sim.card import TagLost, load_card
+
+
+class SimCardReader(CardReader):
+    """A reader with one simulated card that is in the field unless it was just lost."""
+
+    def __init__(self, card_dir: str | Path, *, timing: Any = None, faults: Any = None,
+                 realtime: bool = True, chip: Any = None) -> None:
+        self.card_dir = Path(card_dir)
+        self.name = f"sim:{self.card_dir}"
+        self.chip = chip if chip is not None else load_card(self.card_dir, faults=faults,
+                                                            timing=timing)
+        self.realtime = realtime
+        self.card_cpu_s = 0.0
+        self.card_time_s = 0.0
+        self.present = True
+        self._powered = False
+        self._listeners: list[PresenceListener] = []
+        self._lock = threading.Lock()
+
+    def add_listener(self, listener: PresenceListener) -> None:
+        self._listeners.append(listener)
+
+    def _notify(self, event: CardEvent) -> None:
+        for listener in self._listeners:
+            listener(event, self.name)
+
+    def present_card(self) -> None:
+        """Put the card (back) into the field."""
+        if not self.present:
+            self.present = True
+            self._notify(CardEvent.INSERTED)
+
+    def remove_card(self) -> None:
+        """Take the card out of the field."""
+        if self.present:
+            self.present = False
+            self._powered = False
+            self.chip.power_off()
+            self._notify(CardEvent.REMOVED)
+
+    def connect(self, timeout: float | None = None) -> CardPresence:
+        with self._lock:
+            if not self.present:
+                # A tag lost by a fault comes straight back, like a hand that wobbled.
+                raise NoCardError("no card in the field")
+            atr: bytes = self.chip.power_on()
+            self._powered = True
+            return CardPresence(atr=atr, reader_name=self.name)
+
+    def transmit(self, apdu: bytes) -> bytes:
+        with self._lock:
+            if not self._powered:
+                raise CardLostError("card not powered")
+            cpu, wall = time.process_time(), time.perf_counter()
+            try:
+                response: bytes = self.chip.process(apdu)
+            except TagLost as exc:
+                self._powered = False
+                self.card_cpu_s += time.process_time() - cpu
+                raise CardLostError(f"tag lost: {exc}") from None
+            self.card_cpu_s += time.process_time() - cpu
+            delay = float(self.chip.last_delay_s)
+            self.card_time_s += delay
+            # The modelled time includes the card's own computing: sleep only the remainder.
+            remaining = delay - (time.perf_counter() - wall)
+        if self.realtime and remaining > 0:
+            time.sleep(remaining)
+        return response
+
+    def disconnect(self) -> None:
+        with self._lock:
+            if self._powered:
+                self.chip.power_off()
+            self._powered = False
