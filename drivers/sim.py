@@ -36,7 +36,8 @@ class SimCardReader(CardReader):
         self.realtime = realtime
         self.card_cpu_s = 0.0
         self.card_time_s = 0.0
-        self.present = True
+        self._present = threading.Event()
+        self._present.set()
         self._powered = False
         self._listeners: list[PresenceListener] = []
         self._lock = threading.Lock()
@@ -48,25 +49,31 @@ class SimCardReader(CardReader):
         for listener in self._listeners:
             listener(event, self.name)
 
+    @property
+    def present(self) -> bool:
+        return self._present.is_set()
+
     def present_card(self) -> None:
         """Put the card (back) into the field."""
         if not self.present:
-            self.present = True
+            self._present.set()
             self._notify(CardEvent.INSERTED)
 
     def remove_card(self) -> None:
         """Take the card out of the field."""
         if self.present:
-            self.present = False
-            self._powered = False
-            self.chip.power_off()
+            with self._lock:
+                self._present.clear()
+                self._powered = False
+                self.chip.power_off()
             self._notify(CardEvent.REMOVED)
 
     def connect(self, timeout: float | None = None) -> CardPresence:
+        # A tag lost by a fault stays in the field (a hand that wobbled); a removed card is
+        # waited for until ``timeout``.
+        if not self._present.wait(timeout):
+            raise NoCardError("no card in the field")
         with self._lock:
-            if not self.present:
-                # A tag lost by a fault comes straight back, like a hand that wobbled.
-                raise NoCardError("no card in the field")
             atr: bytes = self.chip.power_on()
             self._powered = True
             return CardPresence(atr=atr, reader_name=self.name)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
+
+from edge_agent.icao.trust import TrustError, TrustStore
 
 
 class CliError(Exception):
@@ -18,3 +21,14 @@ def print_json(obj: object) -> None:
     """One JSON object on standard output, UTF-8 kept readable."""
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, sort_keys=False) + "\n")
     sys.stdout.flush()
+
+
+def load_trust(folder: Path | None) -> TrustStore | None:
+    if folder is None:
+        return None
+    if not folder.is_dir():
+        raise CliError(f"trust folder {folder} does not exist")
+    try:
+        return TrustStore.from_folder(folder)
+    except (TrustError, OSError) as exc:
+        raise CliError(f"trust folder {folder}: {exc}") from None

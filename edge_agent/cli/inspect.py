@@ -1,7 +1,8 @@
 """``edge-agent inspect``: a technician's look at what a card or scanner gave.
 
 ``inspect qr PAYLOAD``, ``inspect mrz L1 L2 L3``, ``inspect dg13 FILE`` (``-``: hex on standard
-input). One JSON object on success; invalid input exits 2 with the reason on standard error.
+input), ``inspect sod --sod FILE --dg N=FILE... [--trust DIR]``. One JSON object on success;
+invalid input exits 2 with the reason on standard error.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.cccd import CccdError, parse_dg13, parse_qr, parse_td1
-from edge_agent.cli.common import CliError, print_json
+from edge_agent.cli.common import CliError, load_trust, print_json
+from edge_agent.icao.passive_auth import inspect_sod as passive_auth_summary
+from edge_agent.icao.sod import SodError
 
 
 def register(commands: Any) -> None:
@@ -31,6 +34,13 @@ def register(commands: Any) -> None:
     dg13 = kinds.add_parser("dg13", help="DG13 (Vietnam-specific personal data)")
     dg13.add_argument("file", help="binary or hex file; - reads hex from standard input")
     dg13.set_defaults(handler=inspect_dg13)
+
+    sod = kinds.add_parser("sod", help="passive authentication of EF.SOD against data groups")
+    sod.add_argument("--sod", required=True, help="EF.SOD file (binary or hex)")
+    sod.add_argument("--dg", action="append", default=[], metavar="N=FILE",
+                     help="a data group file, e.g. --dg 1=DG1.bin (repeatable)")
+    sod.add_argument("--trust", type=Path, help="folder of CSCA certificates / master lists")
+    sod.set_defaults(handler=inspect_sod)
 
 
 def inspect_qr(args: argparse.Namespace) -> int:
@@ -82,4 +92,22 @@ def inspect_dg13(args: argparse.Namespace) -> int:
         print_json(parse_dg13(data).to_json())
     except CccdError as exc:
         raise CliError(str(exc)) from None
+    return 0
+
+
+def _dg_argument(spec: str) -> tuple[int, bytes]:
+    number, sep, path = spec.partition("=")
+    if not sep or not number.isdigit() or not 1 <= int(number) <= 16 or not path:
+        raise CliError(f"--dg {spec!r}: expected N=FILE with N from 1 to 16")
+    return int(number), read_hex_or_binary(path)
+
+
+def inspect_sod(args: argparse.Namespace) -> int:
+    groups = dict(_dg_argument(spec) for spec in args.dg)
+    sod_bytes = read_hex_or_binary(args.sod)
+    trust = load_trust(args.trust)
+    try:
+        print_json(passive_auth_summary(sod_bytes, groups, trust))
+    except SodError as exc:
+        raise CliError(f"EF.SOD: {exc.reason}") from None
     return 0

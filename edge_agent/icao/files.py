@@ -71,12 +71,20 @@ def select_file(channel: CardChannel, fid: int, stats: ReadStats | None = None) 
         f"SELECT {fid:04X}")
 
 
-def read_binary_command(offset: int, length: int) -> CommandApdu:
-    """READ BINARY of ``length`` bytes at ``offset`` (B0 up to 0x7FFF, B1 with DO'54' above)."""
+def read_binary_command(offset: int, length: int, sfi: int | None = None) -> CommandApdu:
+    """READ BINARY of ``length`` bytes at ``offset`` (B0 up to 0x7FFF, B1 with DO'54' above).
+
+    With ``sfi`` the file is named by its short EF identifier (ISO 7816-4 §11.2.3: P1 bit 8 set,
+    SFI in bits 1-5, offset up to 255 in P2), which selects it without a separate SELECT.
+    """
     if not 1 <= length <= 65536:
         raise ValueError(f"READ BINARY length {length} out of range")
     if offset < 0:
         raise ValueError("negative offset")
+    if sfi is not None:
+        if not 1 <= sfi <= 30 or offset > 0xFF:
+            raise ValueError("short EF form needs SFI 1-30 and an offset up to 255")
+        return CommandApdu(0x00, 0xB0, 0x80 | sfi, offset, le=length)
     if offset <= SHORT_OFFSET_MAX:
         return CommandApdu(0x00, 0xB0, offset >> 8, offset & 0xFF, le=length)
     off = offset.to_bytes((offset.bit_length() + 7) // 8, "big")
@@ -85,12 +93,12 @@ def read_binary_command(offset: int, length: int) -> CommandApdu:
 
 
 def read_binary(channel: CardChannel, offset: int, length: int,
-                stats: ReadStats | None = None) -> tuple[bytes, int]:
+                stats: ReadStats | None = None, sfi: int | None = None) -> tuple[bytes, int]:
     """One READ BINARY; returns ``(data, sw)`` with sw 9000 or 6282 (end of file reached).
 
     Other status words raise :class:`CardStatusError`. For B1, the DO'53' wrapper is removed.
     """
-    response = _exchange(channel, read_binary_command(offset, length), stats)
+    response = _exchange(channel, read_binary_command(offset, length, sfi), stats)
     if response.sw not in (0x9000, SW_END_OF_FILE):
         raise CardStatusError(response.sw, f"READ BINARY at {offset}")
     data = response.data
@@ -124,14 +132,16 @@ def tlv_total_length(header: bytes) -> int | None:
 
 def read_file(channel: CardChannel, fid: int, max_chunk: int = DEFAULT_MAX_CHUNK,
               start_offset: int | None = None, prefix: bytes = b"",
-              stats: ReadStats | None = None, *, select: bool = True) -> bytes:
+              stats: ReadStats | None = None, *, select: bool = True,
+              sfi: int | None = None) -> bytes:
     """Select EF ``fid`` and read the whole TLV-structured file.
 
     ``prefix`` is what was already read from offset 0 (after a tag loss, from
     ``stats.partial``); reading continues at ``start_offset`` (default ``len(prefix)``). The
     first READ BINARY asks for up to ``max_chunk`` bytes; once the header is known, the rest is
     read in ``ceil(remaining / max_chunk)`` APDUs. A chip answering 6282 (end of file) ends the
-    read. Returns the whole file (prefix included).
+    read. With ``sfi`` (and an offset up to 255) the first READ BINARY names the file by its
+    short EF identifier and no SELECT is sent. Returns the whole file (prefix included).
     """
     if not 1 <= max_chunk <= 65536:
         raise ValueError("max_chunk must be within 1..65536")
@@ -142,7 +152,8 @@ def read_file(channel: CardChannel, fid: int, max_chunk: int = DEFAULT_MAX_CHUNK
         stats = ReadStats()
     stats.partial = bytearray(prefix)
     buffer = stats.partial
-    if select:
+    short_ef = sfi if sfi is not None and offset <= 0xFF else None
+    if select and short_ef is None:
         select_file(channel, fid, stats)
     total = tlv_total_length(bytes(buffer[:8])) if buffer else None
     while total is None or len(buffer) < total:
@@ -150,7 +161,8 @@ def read_file(channel: CardChannel, fid: int, max_chunk: int = DEFAULT_MAX_CHUNK
         want = max_chunk if total is None else min(max_chunk, total - pos)
         if pos > SHORT_OFFSET_MAX:
             want = max(1, min(want, max_chunk - ODD_INS_OVERHEAD))
-        data, sw = _read_with_retry(channel, pos, want, stats)
+        data, sw = _read_with_retry(channel, pos, want, stats, short_ef)
+        short_ef = None  # the file is now the current EF
         buffer += data
         if total is None:
             total = tlv_total_length(bytes(buffer[:8]))
@@ -165,15 +177,15 @@ def read_file(channel: CardChannel, fid: int, max_chunk: int = DEFAULT_MAX_CHUNK
 
 
 def _read_with_retry(channel: CardChannel, offset: int, want: int,
-                     stats: ReadStats) -> tuple[bytes, int]:
+                     stats: ReadStats, sfi: int | None = None) -> tuple[bytes, int]:
     """READ BINARY, retrying once with the exact length on 6Cxx and with 4 bytes on 6700."""
     try:
-        return read_binary(channel, offset, want, stats)
+        return read_binary(channel, offset, want, stats, sfi)
     except CardStatusError as exc:
         if exc.sw >> 8 == 0x6C and (exc.sw & 0xFF) < want:
-            return read_binary(channel, offset, (exc.sw & 0xFF) or 256, stats)
+            return read_binary(channel, offset, (exc.sw & 0xFF) or 256, stats, sfi)
         if exc.sw in (0x6700, 0x6B00) and want > 4 and offset == 0:
-            return read_binary(channel, offset, 4, stats)
+            return read_binary(channel, offset, 4, stats, sfi)
         raise
 
 
