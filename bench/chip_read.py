@@ -39,10 +39,9 @@ def minimum_apdus(card: Path, access: str, dg2: bool, chunk: int) -> int:
     sizes = [len((card / "ef" / f"{n}.bin").read_bytes()) for n in names]
     reads = sum(math.ceil(size / chunk) for size in sizes)
     card_access = math.ceil(len((card / "ef" / "CardAccess.bin").read_bytes()) / chunk)
-    if access == "pace":
-        handshake = 1 + card_access + 5  # SELECT EF.CardAccess + READs, MSE:Set AT + 4 GA
-    else:
-        handshake = 1 + 2  # SELECT EF.CardAccess answered 6A82, GET CHALLENGE + MUTUAL AUTH.
+    # PACE: SELECT EF.CardAccess + its READs, MSE:Set AT + 4 General Authenticate.
+    # BAC: SELECT EF.CardAccess answered 6A82, GET CHALLENGE + MUTUAL AUTHENTICATE.
+    handshake = 1 + card_access + 5 if access == "pace" else 1 + 2
     return handshake + 1 + 2 + reads  # SELECT application, CA (MSE:Set AT + GA), READs
 
 

@@ -21,29 +21,16 @@ from datetime import date
 from edge_agent.cccd.dates import split_yymmdd, yymmdd_to_date
 from edge_agent.cccd.errors import MrzError
 from edge_agent.cccd.id_number import PersonalIdNumber, Sex, parse_id_number
+from edge_agent.icao.check_digit import check_digit, mrz_information
+
+__all__ = ["NO_EXPIRY", "Td1Mrz", "build_td1", "check_digit", "mrz_information", "mrz_name",
+           "parse_td1", "split_lines"]
 
 LINE_LENGTH = 30
 NO_EXPIRY = "991231"
 """Written as the date of expiry on cards that never expire (CCCD.md §3)."""
 
 _LINE = re.compile(r"[A-Z0-9<]{30}")
-_WEIGHTS = (7, 3, 1)
-
-
-def _char_value(char: str) -> int:
-    if char.isdigit():
-        return ord(char) - 48
-    if "A" <= char <= "Z":
-        return ord(char) - 55
-    if char == "<":
-        return 0
-    raise ValueError(f"{char!r} is not an MRZ character")
-
-
-def check_digit(text: str) -> str:
-    """The ICAO 9303-3 §4.9 check digit of ``text`` (digits, A-Z, ``<``)."""
-    total = sum(_char_value(c) * _WEIGHTS[i % 3] for i, c in enumerate(text))
-    return str(total % 10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,13 +224,6 @@ def mrz_name(text: str) -> str:
     plain = unicodedata.normalize("NFD", text.replace("Đ", "D").replace("đ", "d"))
     ascii_only = "".join(c for c in plain if not unicodedata.combining(c))
     return "<".join(re.sub(r"[^A-Z]+", " ", ascii_only.upper()).split())
-
-
-def mrz_information(document_number: str, date_of_birth: str, date_of_expiry: str) -> str:
-    """The MRZ information used as the BAC / PACE-MRZ key (ICAO 9303-11 §9.7.2)."""
-    number = document_number.ljust(9, "<")
-    return (number + check_digit(number) + date_of_birth + check_digit(date_of_birth)
-            + date_of_expiry + check_digit(date_of_expiry))
 
 
 def build_td1(

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from edge_agent.icao import crypto
 from edge_agent.icao.apdu import ApduError, CommandApdu, ResponseApdu
 from edge_agent.icao.channel import CardChannel
+from edge_agent.icao.check_digit import check_digit as _check_digit
+from edge_agent.icao.check_digit import mrz_information as _mrz_information
 from edge_agent.icao.crypto import CipherKind
 from edge_agent.icao.secure_messaging import SecureMessaging
 
@@ -35,20 +37,12 @@ class BacError(Exception):
         self.reason = reason
 
 
-_CHAR_VALUES = {**{str(d): d for d in range(10)},
-                **{chr(ord("A") + i): 10 + i for i in range(26)}, "<": 0}
-
-
 def check_digit(text: str) -> str:
-    """ICAO 9303-3 §4.9 check digit (weights 7, 3, 1; ``<`` = 0, A = 10 ... Z = 35)."""
-    total = 0
-    weights = (7, 3, 1)
-    for i, ch in enumerate(text.upper()):
-        value = _CHAR_VALUES.get(ch)
-        if value is None:
-            raise BacError(f"character {ch!r} not allowed in an MRZ field")
-        total += value * weights[i % 3]
-    return str(total % 10)
+    """ICAO 9303-3 §4.9 check digit (upper-cased); :class:`BacError` for a bad character."""
+    try:
+        return _check_digit(text.upper())
+    except ValueError as exc:
+        raise BacError(str(exc)) from None
 
 
 def mrz_information(document_number: str, date_of_birth: str, date_of_expiry: str) -> str:
@@ -60,8 +54,8 @@ def mrz_information(document_number: str, date_of_birth: str, date_of_expiry: st
     for name, value in (("date of birth", date_of_birth), ("date of expiry", date_of_expiry)):
         if len(value) != 6 or not value.isascii() or not value.isdigit():
             raise BacError(f"{name} must be 6 digits YYMMDD, got {value!r}")
-    return (doc + check_digit(doc) + date_of_birth + check_digit(date_of_birth)
-            + date_of_expiry + check_digit(date_of_expiry))
+    check_digit(doc)  # rejects characters outside the MRZ alphabet with a BacError
+    return _mrz_information(doc, date_of_birth, date_of_expiry)
 
 
 @dataclass(frozen=True, slots=True)

@@ -342,79 +342,23 @@ def _sqrt_mod(curve: CurveParams, value: int) -> int:
     return r
 
 
-# --- plain arithmetic in Jacobian coordinates (X, Y, Z) ~ (X/Z², Y/Z³); Z == 0 is infinity ---
-
-_Jacobian = tuple[int, int, int]
-_INFINITY: _Jacobian = (1, 1, 0)
+# --- arithmetic: the Jacobian/wNAF core of edge_agent.icao.ec -----------------------------------
 
 
-def _double(curve: CurveParams, pt: _Jacobian) -> _Jacobian:
-    x, y, z = pt
-    p = curve.p
-    if z == 0 or y == 0:
-        return _INFINITY
-    ysq = y * y % p
-    s = 4 * x * ysq % p
-    m = (3 * x * x + curve.a * pow(z, 4, p)) % p
-    nx = (m * m - 2 * s) % p
-    ny = (m * (s - nx) - 8 * ysq * ysq) % p
-    nz = 2 * y * z % p
-    return nx, ny, nz
+def _arith(curve: CurveParams) -> _ec.Curve:
+    cached = _ARITH.get(curve)
+    if cached is None:
+        cached = _ARITH[curve] = _ec.from_params(curve)
+    return cached
 
 
-def _add(curve: CurveParams, p1: _Jacobian, p2: _Jacobian) -> _Jacobian:
-    if p1[2] == 0:
-        return p2
-    if p2[2] == 0:
-        return p1
-    p = curve.p
-    x1, y1, z1 = p1
-    x2, y2, z2 = p2
-    z1sq, z2sq = z1 * z1 % p, z2 * z2 % p
-    u1, u2 = x1 * z2sq % p, x2 * z1sq % p
-    s1, s2 = y1 * z2sq * z2 % p, y2 * z1sq * z1 % p
-    if u1 == u2:
-        return _double(curve, p1) if s1 == s2 else _INFINITY
-    hh = (u2 - u1) % p
-    r = (s2 - s1) % p
-    h2 = hh * hh % p
-    h3 = hh * h2 % p
-    u1h2 = u1 * h2 % p
-    nx = (r * r - h3 - 2 * u1h2) % p
-    ny = (r * (u1h2 - nx) - s1 * h3) % p
-    nz = hh * z1 * z2 % p
-    return nx, ny, nz
-
-
-def _to_affine(curve: CurveParams, pt: _Jacobian) -> tuple[int, int] | None:
-    x, y, z = pt
-    if z == 0:
-        return None
-    p = curve.p
-    zinv = pow(z, -1, p)
-    zinv2 = zinv * zinv % p
-    return x * zinv2 % p, y * zinv2 * zinv % p
+_ARITH: dict[CurveParams, _ec.Curve] = {}
 
 
 def scalar_mult(curve: CurveParams, k: int, point: tuple[int, int]) -> tuple[int, int] | None:
-    """k·P in affine coordinates (None for the point at infinity)."""
-    return _to_affine(curve, _shamir(curve, k, (point[0], point[1], 1), 0, _INFINITY))
-
-
-def _shamir(curve: CurveParams, k1: int, p1: _Jacobian, k2: int, p2: _Jacobian) -> _Jacobian:
-    """k1·P1 + k2·P2 by simultaneous double-and-add (Shamir's trick)."""
-    both = _add(curve, p1, p2)
-    acc = _INFINITY
-    for bit in range(max(k1.bit_length(), k2.bit_length()) - 1, -1, -1):
-        acc = _double(curve, acc)
-        b1, b2 = (k1 >> bit) & 1, (k2 >> bit) & 1
-        if b1 and b2:
-            acc = _add(curve, acc, both)
-        elif b1:
-            acc = _add(curve, acc, p1)
-        elif b2:
-            acc = _add(curve, acc, p2)
-    return acc
+    """k·P in affine coordinates (None for the point at infinity); k is taken modulo n."""
+    result = _ec.scalar_mult(_arith(curve), k, _ec.Point(*point))
+    return None if result is None else (result.x, result.y)
 
 
 def ecdsa_verify_digest(
@@ -435,9 +379,7 @@ def ecdsa_verify_digest(
         e >>= excess
     w = pow(s, -1, n)
     u1, u2 = e * w % n, r * w % n
-    g: _Jacobian = (curve.gx, curve.gy, 1)
-    q: _Jacobian = (public_point[0], public_point[1], 1)
-    point = _to_affine(curve, _shamir(curve, u1, g, u2, q))
+    point = _ec.mul_add(_arith(curve), u1, u2, _ec.Point(*public_point))
     if point is None:
         return False
     return point[0] % n == r
@@ -458,5 +400,8 @@ def validate_curve(curve: CurveParams) -> None:
         raise CurveError("EC base point is not on the curve")
     if curve.n.bit_length() < 160:
         raise CurveError("EC group order is too small")
-    if scalar_mult(curve, curve.n, (curve.gx, curve.gy)) is not None:
+    if _ec.multiply_unreduced(_arith(curve), curve.n, _ec.Point(curve.gx, curve.gy)) is not None:
         raise CurveError("EC base point does not have the declared order")
+
+
+from edge_agent.icao import ec as _ec  # noqa: E402  (ec imports this module's curve table)
