@@ -1,0 +1,110 @@
+"""Sealing personal data to the centre (an HPKE-style construction, after RFC 9180 base mode).
+
+Accommodation notices must carry the guest's name and ID number (Circular 55/2021/TT-BCA); they
+are sealed on the device to the centre's X25519 public key so neither the outbox on the device
+nor the broker holds them in clear:
+
+    ephemeral X25519 key pair (e, E); shared = X25519(e, R)
+    key = HKDF-SHA256(ikm=shared, salt=E || R, info="cccd-checkin/seal/v1" || aad, 32 bytes)
+    ciphertext = ChaCha20-Poly1305(key, nonce=0^12, plaintext, aad)
+
+A fresh ephemeral key per message makes the all-zero nonce safe (each key seals one message).
+The associated data binds the sealed box to its event (``event_id`` and ``device_id``), so a box
+cannot be moved into another event.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from edge_agent.events.signing import b64url, b64url_decode
+
+ALGORITHM = "X25519-HKDF-SHA256-CHACHA20POLY1305"
+INFO = b"cccd-checkin/seal/v1"
+NONCE = bytes(12)
+
+
+class SealError(ValueError):
+    """A sealed box that cannot be opened (wrong key, tampered, malformed)."""
+
+
+def _raw(key: X25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _key(shared: bytes, ephemeral: bytes, recipient: bytes, aad: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=ephemeral + recipient,
+                info=INFO + aad).derive(shared)
+
+
+def key_id(public: X25519PublicKey) -> str:
+    """A short name of the recipient key (first 8 bytes of its raw form, base64url)."""
+    return b64url(_raw(public)[:8])
+
+
+@dataclass(frozen=True, slots=True)
+class SealedBox:
+    """The JSON form carried in an event's ``sealed`` member."""
+
+    alg: str
+    kid: str
+    epk: str
+    ct: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"alg": self.alg, "kid": self.kid, "epk": self.epk, "ct": self.ct}
+
+    @classmethod
+    def from_json(cls, data: Any) -> SealedBox:
+        if not isinstance(data, dict) or set(data) != {"alg", "kid", "epk", "ct"}:
+            raise SealError("sealed box must have exactly alg, kid, epk and ct")
+        if data["alg"] != ALGORITHM:
+            raise SealError(f"unknown sealing algorithm {data['alg']!r}")
+        if not all(isinstance(data[k], str) for k in ("kid", "epk", "ct")):
+            raise SealError("sealed box members must be strings")
+        return cls(data["alg"], data["kid"], data["epk"], data["ct"])
+
+
+def seal(payload: dict[str, Any], recipient: X25519PublicKey, aad: bytes) -> SealedBox:
+    """Seal a JSON object to ``recipient``."""
+    ephemeral = X25519PrivateKey.generate()
+    epk = _raw(ephemeral.public_key())
+    key = _key(ephemeral.exchange(recipient), epk, _raw(recipient), aad)
+    plaintext = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    ct = ChaCha20Poly1305(key).encrypt(NONCE, plaintext, aad)
+    return SealedBox(ALGORITHM, key_id(recipient), b64url(epk), b64url(ct))
+
+
+def open_sealed(box: SealedBox, recipient: X25519PrivateKey, aad: bytes) -> dict[str, Any]:
+    """Open a box sealed to ``recipient``; :class:`SealError` when it cannot be."""
+    public = recipient.public_key()
+    if box.kid != key_id(public):
+        raise SealError("sealed to another key")
+    try:
+        epk = b64url_decode(box.epk)
+        ct = b64url_decode(box.ct)
+    except ValueError:
+        raise SealError("epk or ct is not base64url") from None
+    if len(epk) != 32:
+        raise SealError("ephemeral key must be 32 bytes")
+    try:
+        shared = recipient.exchange(X25519PublicKey.from_public_bytes(epk))
+        key = _key(shared, epk, _raw(public), aad)
+        plaintext = ChaCha20Poly1305(key).decrypt(NONCE, ct, aad)
+    except (InvalidTag, ValueError):
+        raise SealError("sealed box does not open (tampered, or bound to another event)") from None
+    try:
+        data = json.loads(plaintext.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise SealError("sealed payload is not JSON") from None
+    if not isinstance(data, dict):
+        raise SealError("sealed payload is not a JSON object")
+    return data
