@@ -1,0 +1,212 @@
+"""The PC/SC driver through the real stack: pyscard → pcscd → vpcd → bridge → simulated chip.
+
+See :mod:`tests.hil.pcsc_fixtures` for how pcscd and the bridge run (private network namespace).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from drivers.card_reader import CardEvent, CardLostError, NoCardError, ReaderUnavailableError
+from drivers.pcsc import PcscReader
+from drivers.sim import SimCardReader
+from edge_agent.icao.trust import TrustStore
+from edge_agent.reading import Assurance, FailureReason, KeyMaterial, ReadPolicy, read_chip
+from firmware_sim.card import ATR
+from tests.hil.pcsc_fixtures import *  # noqa: F403 - the fixtures, used by name
+from tests.hil.pcsc_fixtures import (
+    READER_NAME,
+    READER_PREFIX,
+    Bridge,
+    IssuedCards,
+    PcscStack,
+    wait_card,
+    wait_until,
+)
+
+GET_CHALLENGE = bytes.fromhex("0084000008")
+SELECT_EMRTD = bytes.fromhex("00A4040C07A0000002471001")  # ICAO 9303-10 §3.6.2, no Le
+
+
+class Events:
+    """A thread-safe record of listener calls."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.items: list[tuple[CardEvent, str]] = []
+
+    def __call__(self, event: CardEvent, reader: str) -> None:
+        with self._lock:
+            self.items.append((event, reader))
+
+    def count(self, event: CardEvent, reader: str = READER_NAME) -> int:
+        with self._lock:
+            return self.items.count((event, reader))
+
+
+@pytest.fixture
+def reader() -> Iterator[PcscReader]:
+    with PcscReader(READER_PREFIX) as pcsc:
+        assert isinstance(pcsc, PcscReader)
+        yield pcsc
+
+
+@pytest.fixture(scope="module")
+def trust(pcsc_cards: IssuedCards) -> TrustStore:
+    return TrustStore.from_folder(pcsc_cards.trust_dir)
+
+
+def keys(cards: IssuedCards) -> KeyMaterial:
+    return KeyMaterial.from_can(cards.info(1)["can"])
+
+
+def test_apdu_round_trip(vpcd_bridge: Bridge, reader: PcscReader) -> None:
+    presence = reader.connect(timeout=5)
+    assert presence.atr == ATR  # the chip's ATR (ISO/IEC 7816-3) passed through vpcd unchanged
+    assert presence.reader_name == READER_NAME
+    challenge = reader.transmit(GET_CHALLENGE)
+    assert len(challenge) == 10 and challenge[-2:] == b"\x90\x00"
+    assert reader.transmit(GET_CHALLENGE)[:8] != challenge[:8]
+    assert reader.transmit(SELECT_EMRTD)[-2:] == b"\x90\x00"
+    health = reader.health()
+    assert health["reader"] == READER_NAME and health["present"] and health["connected"]
+    reader.disconnect()
+    reader.disconnect()  # idempotent
+    with pytest.raises(CardLostError):
+        reader.transmit(GET_CHALLENGE)
+
+
+def test_transmit_from_several_threads(vpcd_bridge: Bridge, reader: PcscReader) -> None:
+    reader.connect(timeout=5)
+    answers: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            for _ in range(50):
+                answers.append(reader.transmit(GET_CHALLENGE))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors
+    assert len(answers) == 200 and all(a[-2:] == b"\x90\x00" and len(a) == 10 for a in answers)
+
+
+def test_no_card_times_out(vpcd_bridge: Bridge, reader: PcscReader) -> None:
+    vpcd_bridge.remove()
+    with pytest.raises(NoCardError):
+        wait_until(lambda: not reader.health()["present"], what="card absent")
+        reader.connect(timeout=0.3)
+
+
+def test_read_matches_simulator(vpcd_bridge: Bridge, reader: PcscReader,
+                                pcsc_cards: IssuedCards, trust: TrustStore) -> None:
+    via_pcsc = read_chip(reader, keys(pcsc_cards), ReadPolicy(), trust)
+    via_sim = read_chip(SimCardReader(pcsc_cards.card(1), realtime=False), keys(pcsc_cards),
+                        ReadPolicy(), trust)
+    assert via_pcsc.ok, via_pcsc.reason
+    assert via_sim.ok, via_sim.reason
+    assert via_pcsc.assurance is Assurance.CHIP_ANCHORED
+    assert via_pcsc.assurance == via_sim.assurance
+    assert via_pcsc.access == via_sim.access == "pace-can"
+    assert via_pcsc.identity == via_sim.identity
+    assert via_pcsc.data_groups == via_sim.data_groups
+    assert {k: c.status for k, c in via_pcsc.checks.items()} == {
+        k: c.status for k, c in via_sim.checks.items()}
+    assert via_pcsc.apdu_count == via_sim.apdu_count
+
+
+def test_cli_read_json(vpcd_bridge: Bridge, pcsc_cards: IssuedCards) -> None:
+    console = Path(sys.executable).with_name("edge-agent")
+    proc = subprocess.run(
+        [str(console), "read", "--reader", "pcsc", "--can", pcsc_cards.info(1)["can"],
+         "--trust", str(pcsc_cards.trust_dir), "--json"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["ok"] is True
+    assert result["assurance"] == "chip-anchored"
+
+
+def test_card_removed_mid_read(vpcd_bridge: Bridge, reader: PcscReader,
+                               pcsc_cards: IssuedCards, trust: TrustStore) -> None:
+    vpcd_bridge.remove_after(8)  # inside PACE / the first READ BINARYs
+    torn = read_chip(reader, keys(pcsc_cards), ReadPolicy(max_retries=0), trust)
+    assert not torn.ok
+    assert torn.failure is FailureReason.CARD_LOST
+    assert torn.reason and torn.identity is None
+    assert not vpcd_bridge.status()["inserted"]
+    vpcd_bridge.insert()  # presented again
+    again = read_chip(reader, keys(pcsc_cards), ReadPolicy(), trust)
+    assert again.ok, again.reason
+    assert again.assurance is Assurance.CHIP_ANCHORED
+
+
+def test_torn_read_resumes_when_card_comes_back(pcsc_stack: PcscStack, pcsc_cards: IssuedCards,
+                                                reader: PcscReader, trust: TrustStore) -> None:
+    # A tag-loss fault in the chip: the bridge drops the card and re-presents it 0.2 s later;
+    # the session reconnects through pcscd and finishes the read.
+    bridge = pcsc_stack.bridge(pcsc_cards.card(1), "--fault", "tag-loss=600",
+                               "--reinsert-delay", "0.2")
+    try:
+        wait_card(False)
+        bridge.wait_ready()
+        wait_card(True)
+        result = read_chip(reader, keys(pcsc_cards), ReadPolicy(), trust)
+        assert result.ok, result.reason
+        assert result.retries >= 1
+        assert bridge.status()["tag_losses"] == 1
+    finally:
+        bridge.stop()
+        wait_card(False)
+
+
+def test_insert_remove_events(vpcd_bridge: Bridge, reader: PcscReader) -> None:
+    events = Events()
+    reader.add_listener(events)
+    wait_until(lambda: events.count(CardEvent.INSERTED), what="initial INSERTED")
+    assert events.items.index((CardEvent.READER_ADDED, READER_NAME)) < events.items.index(
+        (CardEvent.INSERTED, READER_NAME))
+    vpcd_bridge.remove()
+    wait_until(lambda: events.count(CardEvent.REMOVED), what="REMOVED")
+    vpcd_bridge.insert()
+    wait_until(lambda: events.count(CardEvent.INSERTED) == 2, what="second INSERTED")
+    assert reader.connect(timeout=2).atr == ATR
+
+
+def test_pcscd_restart_recovers(pcsc_stack: PcscStack, vpcd_bridge: Bridge, reader: PcscReader,
+                                pcsc_cards: IssuedCards, trust: TrustStore) -> None:
+    events = Events()
+    reader.add_listener(events)
+    wait_until(lambda: events.count(CardEvent.INSERTED), what="initial INSERTED")
+    assert read_chip(reader, keys(pcsc_cards), ReadPolicy(), trust).ok
+
+    pcsc_stack.stop_pcscd()  # the reader is gone
+    wait_until(lambda: events.count(CardEvent.READER_REMOVED), what="READER_REMOVED")
+    assert events.count(CardEvent.REMOVED) == 1  # the card went with it
+    with pytest.raises(ReaderUnavailableError):
+        reader.transmit(GET_CHALLENGE)
+    with pytest.raises(ReaderUnavailableError):
+        reader.connect(timeout=0.5)
+    gone = read_chip(reader, keys(pcsc_cards), ReadPolicy(), trust)
+    assert not gone.ok and gone.reason
+    assert reader.health()["service"] is False
+
+    pcsc_stack.start_pcscd()  # plugged back; the bridge reconnects to the new vpcd
+    wait_until(lambda: events.count(CardEvent.READER_ADDED) == 2, what="READER_ADDED again")
+    wait_until(lambda: events.count(CardEvent.INSERTED) == 2, what="INSERTED again")
+    result = read_chip(reader, keys(pcsc_cards), ReadPolicy(), trust)  # same object
+    assert result.ok, result.reason
+    assert reader.health()["service"] is True
