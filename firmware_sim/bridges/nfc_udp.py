@@ -55,7 +55,7 @@ import time
 from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from firmware_sim.card import Faults, TagLost, TimingModel, load_card
 
@@ -426,35 +426,38 @@ class TypeAPicc:
         return None
 
 
-class UdpTagBridge:
-    """A :class:`TypeAPicc` on a UDP socket, as the peer of nfcpy's ``udp`` driver.
+class PiccBridge:
+    """A :class:`TypeAPicc` served by a daemon thread from one readable source.
 
-    ``UdpTagBridge(card_dir)`` (or ``chip=``) binds 127.0.0.1:``port`` (0: a free port, read
-    back from :attr:`port`); :meth:`start` runs it in a daemon thread, :meth:`stop` ends it.
-    ``path`` is the nfcpy device path. Options are :class:`TypeAPicc`'s.
+    The lifecycle shared by the UDP and the PN532 bridges: :meth:`start` / :meth:`stop`, use as
+    a context manager, :meth:`present_card` / :meth:`remove_card`. Subclasses say what to wait on
+    (:meth:`_source`), what to do when it is readable (:meth:`_on_readable`) and how to release
+    it (:meth:`_close`).
     """
 
-    def __init__(self, card_dir: str | Path | None = None, *, chip: Chip | None = None,
-                 port: int = 0, faults: Faults | None = None, timing: TimingModel | None = None,
-                 **picc_options: Any) -> None:
+    def __init__(self, card_dir: str | Path | None, chip: Chip | None, faults: Faults | None,
+                 timing: TimingModel | None, picc_options: dict[str, Any]) -> None:
         if chip is None:
             if card_dir is None:
-                raise ValueError("UdpTagBridge needs a card directory or a chip")
+                raise ValueError(f"{type(self).__name__} needs a card directory or a chip")
             chip = load_card(card_dir, faults=faults, timing=timing)
         self.chip = chip
         self.picc = TypeAPicc(chip, **picc_options)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", port))
-        self.port: int = self.sock.getsockname()[1]
-        self.path = f"udp:127.0.0.1:{self.port}"
-        self.datagrams = 0
-        self._peer: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> UdpTagBridge:
+    def _source(self) -> Any:
+        raise NotImplementedError
+
+    def _on_readable(self) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> Self:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._serve, name=f"nfc-udp-{self.port}",
+            self._thread = threading.Thread(target=self._serve, name=type(self).__name__,
                                             daemon=True)
             self._thread.start()
         return self
@@ -464,10 +467,10 @@ class UdpTagBridge:
         if self._thread is not None:
             self._thread.join(timeout=2)
             self._thread = None
-        self.sock.close()
+        self._close()
         self.picc.remove()
 
-    def __enter__(self) -> UdpTagBridge:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -482,21 +485,49 @@ class UdpTagBridge:
     def _serve(self) -> None:
         while not self._stop.is_set():
             try:
-                ready, _, _ = select.select([self.sock], [], [], 0.1)
-                if not ready:
-                    continue
-                data, addr = self.sock.recvfrom(4096)
+                ready, _, _ = select.select([self._source()], [], [], 0.1)
+                if ready:
+                    self._on_readable()
             except OSError:
                 if self._stop.is_set():
                     return
-                continue
-            self.datagrams += 1
-            answer = self.handle_datagram(data, addr)
-            if answer is not None:
-                try:
-                    self.sock.sendto(answer, addr)
-                except OSError as exc:  # the reader's socket went away
-                    log.debug("send to %s failed: %s", addr, exc)
+                time.sleep(0.01)
+
+
+class UdpTagBridge(PiccBridge):
+    """A :class:`TypeAPicc` on a UDP socket, as the peer of nfcpy's ``udp`` driver.
+
+    ``UdpTagBridge(card_dir)`` (or ``chip=``) binds 127.0.0.1:``port`` (0: a free port, read
+    back from :attr:`port`); :meth:`start` runs it in a daemon thread, :meth:`stop` ends it.
+    ``path`` is the nfcpy device path. Options are :class:`TypeAPicc`'s.
+    """
+
+    def __init__(self, card_dir: str | Path | None = None, *, chip: Chip | None = None,
+                 port: int = 0, faults: Faults | None = None, timing: TimingModel | None = None,
+                 **picc_options: Any) -> None:
+        super().__init__(card_dir, chip, faults, timing, picc_options)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", port))
+        self.port: int = self.sock.getsockname()[1]
+        self.path = f"udp:127.0.0.1:{self.port}"
+        self.datagrams = 0
+        self._peer: Any = None
+
+    def _source(self) -> Any:
+        return self.sock
+
+    def _close(self) -> None:
+        self.sock.close()
+
+    def _on_readable(self) -> None:
+        data, addr = self.sock.recvfrom(4096)
+        self.datagrams += 1
+        answer = self.handle_datagram(data, addr)
+        if answer is not None:
+            try:
+                self.sock.sendto(answer, addr)
+            except OSError as exc:  # the reader's socket went away
+                log.debug("send to %s failed: %s", addr, exc)
 
     def handle_datagram(self, data: bytes, addr: Any = None) -> bytes | None:
         """One datagram of nfcpy's UDP framing in, the answer datagram (or None) out.

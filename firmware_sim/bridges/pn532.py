@@ -44,7 +44,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import select
 import threading
 import time
 import tty
@@ -61,9 +60,10 @@ from firmware_sim.bridges.nfc_udp import (
     PCB_S_DESELECT,
     PCB_S_WTX,
     Chip,
+    PiccBridge,
     TypeAPicc,
 )
-from firmware_sim.card import Faults, TimingModel, load_card
+from firmware_sim.card import Faults, TimingModel
 
 log = logging.getLogger(__name__)
 
@@ -502,7 +502,7 @@ class Pn532Firmware:
         return answer
 
 
-class Pn532Simulator:
+class Pn532Simulator(PiccBridge):
     """A simulated PN532 on a pseudo-terminal; ``device`` is the slave path for the host.
 
     ``Pn532Simulator(card_dir)`` (or ``chip=``): :meth:`start` serves the pty master in a daemon
@@ -514,19 +514,12 @@ class Pn532Simulator:
     def __init__(self, card_dir: str | Path | None = None, *, chip: Chip | None = None,
                  faults: Faults | None = None, timing: TimingModel | None = None,
                  **picc_options: Any) -> None:
-        if chip is None:
-            if card_dir is None:
-                raise ValueError("Pn532Simulator needs a card directory or a chip")
-            chip = load_card(card_dir, faults=faults, timing=timing)
-        self.chip = chip
-        self.picc = TypeAPicc(chip, **picc_options)
+        super().__init__(card_dir, chip, faults, timing, picc_options)
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)  # no echo, no line editing before the host configures it
         self.device = os.ttyname(self.slave)
         self.path = f"tty:{self.device}:pn532"
         self.firmware = Pn532Firmware(self.picc, self._write)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._write_lock = threading.Lock()
 
     def _write(self, data: bytes) -> None:
@@ -536,48 +529,18 @@ class Pn532Simulator:
                 written = os.write(self.master, view)
                 view = view[written:]
 
-    def start(self) -> Pn532Simulator:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._serve, name=f"pn532-{self.device}",
-                                            daemon=True)
-            self._thread.start()
-        return self
+    def _source(self) -> Any:
+        return self.master
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-            self._thread = None
+    def _close(self) -> None:
         for fd in (self.master, self.slave):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        self.picc.remove()
 
-    def __enter__(self) -> Pn532Simulator:
-        return self.start()
+    def _on_readable(self) -> None:
+        data = os.read(self.master, 4096)
+        try:
+            self.firmware.feed(data)
+        except Exception:  # the simulated firmware must never die silently
+            log.exception("PN532 simulator failed on %s", data.hex())
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def present_card(self) -> None:
-        self.picc.insert()
-
-    def remove_card(self) -> None:
-        self.picc.remove()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                ready, _, _ = select.select([self.master], [], [], 0.1)
-                if not ready:
-                    continue
-                data = os.read(self.master, 4096)
-            except OSError:
-                if self._stop.is_set():
-                    return
-                time.sleep(0.01)
-                continue
-            try:
-                self.firmware.feed(data)
-            except Exception:  # the simulated firmware must never die silently
-                log.exception("PN532 simulator failed on %s", data.hex())

@@ -17,16 +17,16 @@ stops it at the end) and the helper :func:`wait_until`.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.hil.issued import IssuedCards, issue
 
 CARD_SEED = 14443
 TRANSPORTS = ("udp", "pn532")
@@ -68,34 +68,17 @@ def edge_agent_script() -> Path:
     return script
 
 
-@dataclass(frozen=True)
-class NfcCards:
-    out: Path
-    trust: Path
-
-    def card(self, number: int = 1) -> Path:
-        return self.out / "cards" / f"{number:04d}"
-
-    def info(self, number: int = 1) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads((self.card(number) / "card.json").read_text("utf-8"))
-        return data
-
-
 @pytest.fixture(scope="session")
-def nfc_cards(tmp_path_factory: pytest.TempPathFactory) -> NfcCards:
+def nfc_cards(tmp_path_factory: pytest.TempPathFactory) -> IssuedCards:
     require_components()
-    from firmware_sim.card import issue_cards
-
-    out = tmp_path_factory.mktemp("nfc-cards")
-    issue_cards(out, 2, seed=CARD_SEED)
-    return NfcCards(out=out, trust=out / "trust")
+    return issue(tmp_path_factory, "nfc-cards", 2, seed=CARD_SEED)
 
 
 BridgeFactory = Callable[..., Any]
 
 
 @pytest.fixture
-def nfc_bridge_factory(nfc_cards: NfcCards) -> Iterator[BridgeFactory]:
+def nfc_bridge_factory(nfc_cards: IssuedCards) -> Iterator[BridgeFactory]:
     """``make(transport, card=None, **options)`` → a started UdpTagBridge / Pn532Simulator."""
     from firmware_sim.bridges.nfc_udp import UdpTagBridge
     from firmware_sim.bridges.pn532 import Pn532Simulator

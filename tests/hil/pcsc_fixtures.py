@@ -33,11 +33,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.hil.issued import IssuedCards, issue
 
 ROOT = Path(__file__).resolve().parents[2]
 VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
@@ -334,29 +335,10 @@ class Bridge:
                     stream.close()
 
 
-@dataclass(frozen=True)
-class IssuedCards:
-    """Cards issued for the HIL tests: ``out/cards/NNNN`` and the trust folder."""
-
-    out: Path
-    trust_dir: Path
-
-    def card(self, number: int = 1) -> Path:
-        return self.out / "cards" / f"{number:04d}"
-
-    def info(self, number: int = 1) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads((self.card(number) / "card.json").read_text("utf-8"))
-        return data
-
-
 @pytest.fixture(scope="session")
 def pcsc_cards(tmp_path_factory: pytest.TempPathFactory) -> IssuedCards:
     """Two simulated cards and their trust folder."""
-    from firmware_sim.card import issue_cards
-
-    out = tmp_path_factory.mktemp("pcsc-cards")
-    issue_cards(out, 2, seed=CARD_SEED)
-    return IssuedCards(out, out / "trust")
+    return issue(tmp_path_factory, "pcsc-cards", 2, seed=CARD_SEED)
 
 
 _SHARED: dict[str, Any] = {"stack": None, "users": 0, "lock": None}

@@ -31,7 +31,7 @@ from firmware_sim.bridges.pn532 import (
 )
 from firmware_sim.card import ATR, Faults
 from tests.hil import nfc_fixtures
-from tests.hil.nfc_fixtures import TRANSPORTS, NfcCards, edge_agent_script, wait_until
+from tests.hil.nfc_fixtures import TRANSPORTS, IssuedCards, edge_agent_script, wait_until
 
 # Fixtures are found by name in the test module.
 nfc_cards = nfc_fixtures.nfc_cards
@@ -46,7 +46,7 @@ def _comparable(result: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def reference(nfc_cards: NfcCards) -> dict[str, Any]:
+def reference(nfc_cards: IssuedCards) -> dict[str, Any]:
     """The read through the in-process simulator (zero timing): what every transport must give."""
     trust = TrustStore.from_folder(nfc_cards.trust)
     reader = SimCardReader(nfc_cards.card(1), realtime=False)
@@ -55,7 +55,7 @@ def reference(nfc_cards: NfcCards) -> dict[str, Any]:
     return _comparable(result)
 
 
-def _read(reader: Any, nfc_cards: NfcCards, policy: ReadPolicy | None = None) -> Any:
+def _read(reader: Any, nfc_cards: IssuedCards, policy: ReadPolicy | None = None) -> Any:
     trust = TrustStore.from_folder(nfc_cards.trust)
     keys = KeyMaterial.from_can(nfc_cards.info(1)["can"])
     return read_chip(reader, keys, policy or ReadPolicy(), trust)
@@ -65,7 +65,7 @@ def _read(reader: Any, nfc_cards: NfcCards, policy: ReadPolicy | None = None) ->
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_read_through_nfcpy_equals_in_process_read(transport: str, nfc_bridge_factory: Any,
-                                                   nfc_cards: NfcCards,
+                                                   nfc_cards: IssuedCards,
                                                    reference: dict[str, Any]) -> None:
     bridge = nfc_bridge_factory(transport)
     with NfcReader(bridge.path) as reader:
@@ -81,7 +81,7 @@ def test_read_through_nfcpy_equals_in_process_read(transport: str, nfc_bridge_fa
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_iso_dep_chaining_both_ways(transport: str, nfc_bridge_factory: Any,
-                                    nfc_cards: NfcCards, reference: dict[str, Any]) -> None:
+                                    nfc_cards: IssuedCards, reference: dict[str, Any]) -> None:
     # FSC 32 makes nfcpy chain commands; frames of at most 24 bytes make the card chain answers.
     bridge = nfc_bridge_factory(transport, fsci=2, max_frame=24)
     with NfcReader(bridge.path) as reader:
@@ -92,7 +92,7 @@ def test_iso_dep_chaining_both_ways(transport: str, nfc_bridge_factory: Any,
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_tag_loss_fault_is_resumed(transport: str, nfc_bridge_factory: Any,
-                                   nfc_cards: NfcCards, reference: dict[str, Any]) -> None:
+                                   nfc_cards: IssuedCards, reference: dict[str, Any]) -> None:
     bridge = nfc_bridge_factory(transport, faults=Faults(tag_loss_after_bytes=600))
     with NfcReader(bridge.path) as reader:
         result = _read(reader, nfc_cards)
@@ -103,7 +103,7 @@ def test_tag_loss_fault_is_resumed(transport: str, nfc_bridge_factory: Any,
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_card_removed_mid_read_fails_cleanly_then_next_read_succeeds(
-        transport: str, nfc_bridge_factory: Any, nfc_cards: NfcCards) -> None:
+        transport: str, nfc_bridge_factory: Any, nfc_cards: IssuedCards) -> None:
     removed = threading.Event()
     bridge: Any = None
 
@@ -145,7 +145,7 @@ def test_presence_monitor_reports_removal_and_insertion(nfc_bridge_factory: Any)
 
 
 def test_wtx_when_the_card_needs_more_than_the_frame_waiting_time(
-        nfc_bridge_factory: Any, nfc_cards: NfcCards) -> None:
+        nfc_bridge_factory: Any, nfc_cards: IssuedCards) -> None:
     # FWI 4 (4.8 ms) and a chip modelled at 3 ms per APDU plus 80 ms per public-key operation:
     # PACE and CA answers need S(WTX) (ISO/IEC 14443-4 §7.3), handled by nfcpy's ISO-DEP.
     from firmware_sim.card import TimingModel
@@ -161,7 +161,7 @@ def test_wtx_when_the_card_needs_more_than_the_frame_waiting_time(
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_cli_read_through_nfcpy(transport: str, nfc_bridge_factory: Any,
-                                nfc_cards: NfcCards) -> None:
+                                nfc_cards: IssuedCards) -> None:
     bridge = nfc_bridge_factory(transport)
     proc = subprocess.run(
         [str(edge_agent_script()), "read", "--reader", f"nfc:{bridge.path}",

@@ -60,7 +60,7 @@ def reader() -> Iterator[PcscReader]:
 
 @pytest.fixture(scope="module")
 def trust(pcsc_cards: IssuedCards) -> TrustStore:
-    return TrustStore.from_folder(pcsc_cards.trust_dir)
+    return TrustStore.from_folder(pcsc_cards.trust)
 
 
 def keys(cards: IssuedCards) -> KeyMaterial:
@@ -132,7 +132,7 @@ def test_cli_read_json(vpcd_bridge: Bridge, pcsc_cards: IssuedCards) -> None:
     console = Path(sys.executable).with_name("edge-agent")
     proc = subprocess.run(
         [str(console), "read", "--reader", "pcsc", "--can", pcsc_cards.info(1)["can"],
-         "--trust", str(pcsc_cards.trust_dir), "--json"],
+         "--trust", str(pcsc_cards.trust), "--json"],
         capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(proc.stdout)
