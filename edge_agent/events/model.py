@@ -1,0 +1,134 @@
+"""The event a device sends (DESIGN.md §3; the wire contract is docs/protocol.md).
+
+A flow produces an :class:`EventDraft` (what happened); the outbox gives it its envelope (``seq``
+and ``event_id``) inside the transaction that stores it, and :func:`build_event` turns both into
+the signed wire object. Personal data exists only in ``stay.*`` drafts and leaves this module
+sealed to the centre's key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+from edge_agent.events.sealing import seal
+from edge_agent.events.signing import sign_event
+
+WIRE_VERSION = 1
+
+
+class EventKind(StrEnum):
+    ENTRY = "entry"
+    EXIT = "exit"
+    VISIT = "visit"
+    STAY_START = "stay.start"
+    STAY_END = "stay.end"
+    MANUAL = "manual"
+    REJECTED = "rejected"
+
+    @property
+    def is_stay(self) -> bool:
+        return self in (EventKind.STAY_START, EventKind.STAY_END)
+
+
+class Method(StrEnum):
+    CHIP = "chip"
+    CARD_QR = "card-qr"
+    VNEID_QR = "vneid-qr"
+    MANUAL = "manual"
+
+
+class EventAssurance(StrEnum):
+    CHIP_ANCHORED = "chip-anchored"
+    CHIP_SIGNED = "chip-signed"
+    QR = "qr"
+    VNEID_QR = "vneid-qr"
+    MANUAL = "manual"
+    NONE = "none"
+
+
+AGE_BANDS = ("0-5", "6-14", "15-24", "25-44", "45-59", "60+")
+_BAND_LIMITS = ((5, "0-5"), (14, "6-14"), (24, "15-24"), (44, "25-44"), (59, "45-59"))
+
+
+def age_band(date_of_birth: date, on: date) -> str:
+    """The statistics age band of a person on a day."""
+    age = on.year - date_of_birth.year - ((on.month, on.day) < (date_of_birth.month,
+                                                                 date_of_birth.day))
+    for limit, band in _BAND_LIMITS:
+        if age <= limit:
+            return band
+    return "60+"
+
+
+@dataclass(frozen=True, slots=True)
+class Demographics:
+    """Statistics only: never enough to identify a person."""
+
+    age_band: str | None = None
+    sex: str | None = None
+    birth_province: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"age_band": self.age_band, "sex": self.sex,
+                "birth_province": self.birth_province}
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """What a flow decided happened; the envelope is added when it is committed."""
+
+    kind: EventKind
+    method: Method
+    assurance: EventAssurance
+    occurred_at: datetime
+    subject: str | None = None
+    count: int = 1
+    demographics: Demographics = field(default_factory=Demographics)
+    reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    personal: dict[str, Any] | None = None
+    """For ``stay.*`` only: sealed to the centre, never stored or sent in clear."""
+
+    def __post_init__(self) -> None:
+        if self.occurred_at.tzinfo is None:
+            raise ValueError("occurred_at must carry its UTC offset")
+        if self.count < 1:
+            raise ValueError("count must be at least 1")
+        if self.personal is not None and not self.kind.is_stay:
+            raise ValueError("personal data travels only in stay.* events")
+
+
+def build_event(draft: EventDraft, *, device_id: str, site_id: str, seq: int,
+                event_id: uuid.UUID, signing_key: Ed25519PrivateKey,
+                centre_key: X25519PublicKey | None) -> dict[str, Any]:
+    """The signed wire object of ``draft`` (docs/protocol.md §Events)."""
+    event: dict[str, Any] = {
+        "v": WIRE_VERSION,
+        "event_id": str(event_id),
+        "device_id": device_id,
+        "site_id": site_id,
+        "seq": seq,
+        "occurred_at": draft.occurred_at.isoformat(timespec="milliseconds"),
+        "kind": draft.kind.value,
+        "method": draft.method.value,
+        "assurance": draft.assurance.value,
+        "subject": draft.subject,
+        "count": draft.count,
+        "demographics": draft.demographics.to_json(),
+        "reason": draft.reason,
+        "details": draft.details,
+        "sealed": None,
+    }
+    if draft.personal is not None:
+        if centre_key is None:
+            raise ValueError("a stay event needs the centre's sealing key")
+        aad = f"{event_id}|{device_id}".encode()
+        event["sealed"] = seal(draft.personal, centre_key, aad).to_json()
+    return sign_event(event, signing_key)
