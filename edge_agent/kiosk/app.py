@@ -1,0 +1,76 @@
+"""The kiosk web app (Flask application factory): the page, its state as JSON, and a live stream.
+
+Served on 127.0.0.1 only: the touchscreen's browser runs on the device itself. Every asset is
+local (no CDN; the gate may be offline). Server-sent events (WHATWG HTML §9.2) push each change
+of :class:`KioskState`; a comment line every ``keepalive_s`` keeps proxies and the browser from
+timing the stream out.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Iterator
+
+from flask import Flask, Response, jsonify, render_template
+
+from edge_agent.kiosk.state import KioskState
+
+TEXTS = {
+    "vi": {
+        "title": "Kiểm tra CCCD", "waiting": "Mời chạm thẻ CCCD hoặc quét mã QR",
+        "entries": "Lượt vào hôm nay", "exits": "Lượt ra hôm nay", "occupancy": "Đang trong khu",
+        "capacity": "Sức chứa", "offline": "Mất kết nối máy chủ — dữ liệu được lưu trên thiết bị",
+        "backlog": "sự kiện chờ gửi", "estimated": "ước tính",
+    },
+    "en": {
+        "title": "CCCD check-in", "waiting": "Tap the CCCD card or scan its QR code",
+        "entries": "Entries today", "exits": "Exits today", "occupancy": "Inside now",
+        "capacity": "Capacity", "offline": "No connection to the centre — events are kept here",
+        "backlog": "events waiting", "estimated": "estimated",
+    },
+}
+
+
+def create_app(state: KioskState, *, keepalive_s: float = 15.0) -> Flask:
+    """A kiosk app bound to ``state``."""
+    app = Flask(__name__)
+    app.config["JSON_AS_ASCII"] = False
+
+    @app.get("/")
+    def page() -> str:
+        snapshot = state.snapshot
+        texts = TEXTS.get(snapshot.language, TEXTS["vi"])
+        return render_template("kiosk.html", texts=texts, lang=snapshot.language,
+                               snapshot=snapshot)
+
+    @app.get("/state")
+    def current() -> Response:
+        return jsonify(state.snapshot.to_json())
+
+    @app.get("/events")
+    def events() -> Response:
+        subscriber = state.subscribe()
+
+        def stream() -> Iterator[str]:
+            try:
+                while True:
+                    try:
+                        message = subscriber.get(timeout=keepalive_s)
+                    except queue.Empty:
+                        yield ": keepalive\n\n"
+                        continue
+                    yield f"data: {message}\n\n"
+            finally:
+                state.unsubscribe(subscriber)
+
+        return Response(stream(), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy",
+                                    "default-src 'self'; style-src 'self'; script-src 'self'")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    return app

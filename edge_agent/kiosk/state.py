@@ -1,0 +1,91 @@
+"""What the kiosk shows, and the fan-out of its changes to every open page (server-sent events)."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictView:
+    """One presentation's outcome as the gatekeeper sees it. The ID is already masked."""
+
+    accepted: bool
+    title: str
+    message: str = ""
+    masked_id: str | None = None
+    name: str | None = None
+    reason: str | None = None
+    warning: bool = False
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The whole screen."""
+
+    device_name: str = ""
+    site_name: str = ""
+    direction: str = ""
+    language: str = "vi"
+    verdict: VerdictView | None = None
+    entries_today: int = 0
+    exits_today: int = 0
+    occupancy: int | None = None
+    capacity: int | None = None
+    occupancy_estimated: bool = False
+    online: bool = False
+    backlog: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class KioskState:
+    """Thread-safe screen state; every change is pushed to each subscriber's queue."""
+
+    MAX_QUEUE = 64
+
+    def __init__(self, **initial: Any) -> None:
+        self._lock = threading.Lock()
+        self._snapshot = Snapshot(**initial)
+        self._subscribers: set[queue.Queue[str]] = set()
+
+    @property
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return self._snapshot
+
+    def update(self, **changes: Any) -> Snapshot:
+        with self._lock:
+            self._snapshot = replace(self._snapshot, **changes)
+            message = json.dumps(self._snapshot.to_json(), ensure_ascii=False)
+            for subscriber in list(self._subscribers):
+                try:
+                    subscriber.put_nowait(message)
+                except queue.Full:  # a page that stopped reading: drop it, it will reconnect
+                    self._subscribers.discard(subscriber)
+            return self._snapshot
+
+    def show(self, verdict: VerdictView) -> Snapshot:
+        return self.update(verdict=verdict)
+
+    def subscribe(self) -> queue.Queue[str]:
+        subscriber: queue.Queue[str] = queue.Queue(self.MAX_QUEUE)
+        with self._lock:
+            self._subscribers.add(subscriber)
+            subscriber.put_nowait(json.dumps(self._snapshot.to_json(), ensure_ascii=False))
+        return subscriber
+
+    def unsubscribe(self, subscriber: queue.Queue[str]) -> None:
+        with self._lock:
+            self._subscribers.discard(subscriber)
+
+    @property
+    def subscribers(self) -> int:
+        with self._lock:
+            return len(self._subscribers)
