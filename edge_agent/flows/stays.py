@@ -1,0 +1,149 @@
+"""Stays: the events behind accommodation notices (Residence Law 2020 art. 30; Circular
+55/2021/TT-BCA; CCCD.md §9).
+
+``stay.start`` (admission, hotel check-in) and ``stay.end`` (discharge, check-out) carry the
+guest's personal data — full name, ID number, date of birth, sex, nationality, address, document
+type — sealed to the centre's X25519 key; only the stay's id, ward or room, expected departure
+and reason code travel in clear, with the subject and demographics like every identified event.
+The centre files the notice before its deadline (23:00 the same day, 08:00 the next day for
+arrivals after 23:00).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import date
+
+from edge_agent.events.model import EventDraft, EventKind
+from edge_agent.flows import messages as msg
+from edge_agent.flows.base import FlowBase
+from edge_agent.flows.identify import Unidentified
+from edge_agent.flows.messages import Text
+from edge_agent.flows.model import (
+    ChipPresentation,
+    Clock,
+    Commit,
+    FlowInputError,
+    FlowSettings,
+    OpenStay,
+    Outcome,
+    QrPresentation,
+    StayReason,
+    Verdict,
+    VneidDecoder,
+)
+
+MAX_ROOM_CHARS = 32
+
+
+class StayFlow(FlowBase):
+    """Stay start / end shared by hospital reception and the accommodation desk."""
+
+    def __init__(self, settings: FlowSettings, *, clock: Clock, commit: Commit,
+                 vneid: VneidDecoder | None = None,
+                 new_stay_id: Callable[[], uuid.UUID] = uuid.uuid4) -> None:
+        super().__init__(settings, clock=clock, commit=commit, vneid=vneid)
+        self._new_stay_id = new_stay_id
+        self._open: dict[uuid.UUID, OpenStay] = {}
+
+    @property
+    def open_stays(self) -> tuple[OpenStay, ...]:
+        return tuple(sorted(self._open.values(), key=lambda stay: stay.started_at))
+
+    def restore_stays(self, stays: Sequence[OpenStay]) -> None:
+        """Put back the open stays after a restart (from the outbox or the centre)."""
+        for stay in stays:
+            self._open[stay.stay_id] = stay
+
+    def _after_commit(self, drafts: Sequence[EventDraft]) -> None:
+        for draft in drafts:
+            if not draft.kind.is_stay or draft.subject is None:
+                continue
+            stay_id = uuid.UUID(str(draft.details["stay_id"]))
+            if draft.kind is EventKind.STAY_START:
+                self._open[stay_id] = OpenStay(
+                    stay_id=stay_id, subject=draft.subject,
+                    ward_or_room=str(draft.details["ward_or_room"]),
+                    expected_departure=date.fromisoformat(
+                        str(draft.details["expected_departure"])),
+                    reason_code=StayReason(str(draft.details["reason_code"])),
+                    started_at=draft.occurred_at)
+            else:
+                self._open.pop(stay_id, None)
+
+    @staticmethod
+    def _room(value: str, field: str) -> str:
+        room = " ".join(value.split())
+        if not 1 <= len(room) <= MAX_ROOM_CHARS:
+            raise FlowInputError(field, f"must be 1..{MAX_ROOM_CHARS} characters")
+        return room
+
+    def _start(self, presentation: ChipPresentation | QrPresentation, *, room: str,
+               expected_departure: date, reason_code: StayReason | str, room_field: str,
+               title: Text, message: Text) -> Verdict:
+        room = self._room(room, room_field)
+        try:
+            reason = StayReason(reason_code)
+        except ValueError:
+            choices = " | ".join(r.value for r in StayReason)
+            raise FlowInputError("reason_code", f"must be one of {choices}") from None
+        now = self._now()
+        if expected_departure < now.date():
+            raise FlowInputError("expected_departure", "is before today")
+        self._check_count(presentation.count, allow_group=False)
+        person = self._identify(presentation, now)
+        if isinstance(person, Unidentified):
+            return self._reject(person.reason, person.method, now,
+                                attempted=EventKind.STAY_START)
+        subject = self._subject(person)
+        if self._is_repeat(subject, EventKind.STAY_START, now) or any(
+                stay.subject == subject for stay in self._open.values()):
+            return self._verdict(Outcome.REFUSED, msg.T_STAY_PROBLEM, msg.M_STAY_ALREADY_OPEN,
+                                 person=person, reason="stay-already-open")
+        stay_id = self._new_stay_id()
+        details: dict[str, object] = {
+            "stay_id": str(stay_id), "ward_or_room": room,
+            "expected_departure": expected_departure.isoformat(), "reason_code": reason.value}
+        draft = self._draft(EventKind.STAY_START, person, subject, now, details=details,
+                            personal=True)
+        verdict = self._verdict(
+            Outcome.ACCEPTED, title,
+            message.format(room=room, departure=expected_departure.strftime("%d/%m/%Y")),
+            person=person, drafts=(draft,), stay_id=stay_id)
+        return self._record((draft,), verdict, person)
+
+    def _end(self, presentation: ChipPresentation | QrPresentation,
+             stay_id: uuid.UUID | str | None, *, title: Text, message: Text) -> Verdict:
+        now = self._now()
+        self._check_count(presentation.count, allow_group=False)
+        person = self._identify(presentation, now)
+        if isinstance(person, Unidentified):
+            return self._reject(person.reason, person.method, now,
+                                attempted=EventKind.STAY_END)
+        subject = self._subject(person)
+        stay: OpenStay | None
+        if stay_id is not None:
+            try:
+                stay = self._open.get(uuid.UUID(str(stay_id)))
+            except ValueError:
+                raise FlowInputError("stay_id", "is not a UUID") from None
+            if stay is not None and stay.subject != subject:
+                return self._verdict(Outcome.REFUSED, msg.T_STAY_PROBLEM,
+                                     msg.M_STAY_OTHER_PERSON, person=person,
+                                     reason="stay-other-person")
+        else:
+            stay = next((s for s in self.open_stays if s.subject == subject), None)
+        if stay is None:
+            return self._verdict(Outcome.REFUSED, msg.T_STAY_PROBLEM, msg.M_STAY_NOT_FOUND,
+                                 person=person, reason="stay-not-found")
+        details: dict[str, object] = {
+            "stay_id": str(stay.stay_id), "ward_or_room": stay.ward_or_room,
+            "expected_departure": stay.expected_departure.isoformat(),
+            "reason_code": stay.reason_code.value}
+        draft = self._draft(EventKind.STAY_END, person, subject, now, details=details,
+                            personal=True)
+        verdict = self._verdict(Outcome.ACCEPTED, title,
+                                message.format(room=stay.ward_or_room),
+                                person=person, drafts=(draft,), stay_id=stay.stay_id)
+        return self._record((draft,), verdict, person)

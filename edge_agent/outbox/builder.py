@@ -1,0 +1,37 @@
+"""The ``build`` callable :meth:`Outbox.commit` needs: sign (and seal) a draft into wire bytes.
+
+The bytes are the signed event (``edge_agent.events.model.build_event``) as compact UTF-8 JSON
+with sorted keys; they are stored in the outbox and published unchanged, so what the centre
+verifies is exactly what was committed.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+from edge_agent.events.model import EventDraft, build_event
+
+
+def wire_bytes(event: dict[str, Any]) -> bytes:
+    """The serialisation used on the wire (the signed object, ``sig`` included)."""
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def payload_builder(draft: EventDraft, *, device_id: str, site_id: str,
+                    signing_key: Ed25519PrivateKey,
+                    centre_key: X25519PublicKey | None) -> Callable[[int, uuid.UUID], bytes]:
+    """``build(seq, event_id) -> bytes`` for ``Outbox.commit(draft, build)``."""
+
+    def build(seq: int, event_id: uuid.UUID) -> bytes:
+        return wire_bytes(build_event(draft, device_id=device_id, site_id=site_id, seq=seq,
+                                      event_id=event_id, signing_key=signing_key,
+                                      centre_key=centre_key))
+
+    return build

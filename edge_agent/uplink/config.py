@@ -1,0 +1,77 @@
+"""Broker address, TLS files and topic names of the uplink (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+TOPIC_ROOT = "checkin/v1"
+
+
+class UplinkConfigError(ValueError):
+    """A broker URL or TLS setting the uplink cannot use."""
+
+
+class TlsFiles(NamedTuple):
+    """PEM files: the CA that signed the broker, the device certificate and its key."""
+
+    ca: Path | str
+    cert: Path | str
+    key: Path | str
+
+    def context(self) -> ssl.SSLContext:
+        """TLS 1.2+ client context that checks the broker's name and presents the device cert."""
+        for name, value in zip(self._fields, self, strict=True):
+            if not Path(value).is_file():
+                raise UplinkConfigError(f"TLS {name} file {value} does not exist")
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca))
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(str(self.cert), str(self.key))
+        return ctx
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerAddress:
+        """``mqtts://host:port`` (TLS, default port 8883) or ``mqtt://host:port`` (1883)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise UplinkConfigError(f"broker URL must be mqtts://host:port or mqtt://host:port,"
+                                    f" not {url!r}")
+        if parts.username or parts.password or parts.path not in ("", "/"):
+            raise UplinkConfigError("the broker URL carries no credentials or path: the device"
+                                    " authenticates with its certificate")
+        tls = parts.scheme == "mqtts"
+        try:
+            port = parts.port or (8883 if tls else 1883)
+        except ValueError as exc:
+            raise UplinkConfigError(f"bad port in broker URL {url!r}") from exc
+        return cls(parts.hostname, port, tls)
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The topics of one device (no personal data in any of them)."""
+
+    events: str
+    status: str
+    config: str
+    occupancy: str
+
+    @classmethod
+    def for_device(cls, device_id: str, site_id: str) -> Topics:
+        for name, value in (("device_id", device_id), ("site_id", site_id)):
+            if not value or any(c in value for c in "/+#\x00") or value.strip() != value:
+                raise UplinkConfigError(f"{name} {value!r} cannot be a topic level")
+        return cls(events=f"{TOPIC_ROOT}/{device_id}/events",
+                   status=f"{TOPIC_ROOT}/{device_id}/status",
+                   config=f"{TOPIC_ROOT}/{device_id}/config",
+                   occupancy=f"{TOPIC_ROOT}/sites/{site_id}/occupancy")

@@ -1,0 +1,82 @@
+"""The retained status message and its last will (DESIGN.md §3, MQTT 5 §3.1.2.5).
+
+``checkin/v1/<device_id>/status`` always holds the device's latest word (retained, §3.3.1.3):
+
+* the **will** registered in CONNECT, which the broker publishes when the connection is lost
+  without a DISCONNECT (§3.1.2.5): ``{"v":1,"device_id","state":"offline","reason":
+  "connection-lost","version"}``; it cannot carry a time (it is written at connect time);
+* ``online`` at connect and at every heartbeat, with the outbox depth, the commit time of the
+  oldest undelivered event, reader and scanner health and the software version (plus the
+  optional ``site_id``, ``last_seq``, ``outbox_bytes``, ``uptime_s``, ``heartbeat_s`` of
+  docs/protocol.md §6);
+* ``offline`` with ``"reason":"stopped"`` and ``at`` on a clean stop (the normal DISCONNECT
+  discards the will, §3.14.4).
+
+Health values are whatever the drivers report (states such as ``"ok"``, ``"absent"``); they
+never carry card data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+STATUS_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceHealth:
+    """What the agent reports of its peripherals in each heartbeat."""
+
+    readers: Mapping[str, Any] = field(default_factory=dict)
+    scanners: Mapping[str, Any] = field(default_factory=dict)
+
+
+StatusProvider = Callable[[], DeviceHealth]
+StatusSigner = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def rfc3339(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _encode(message: dict[str, Any], signer: StatusSigner | None) -> bytes:
+    if signer is not None:
+        message = signer(message)
+    return json.dumps(message, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
+
+
+def online_status(*, device_id: str, version: str, outbox_depth: int,
+                  oldest_undelivered_at: datetime | None, health: DeviceHealth, at: datetime,
+                  site_id: str | None = None, last_seq: int | None = None,
+                  outbox_bytes: int | None = None, uptime_s: int | None = None,
+                  heartbeat_s: int | None = None,
+                  signer: StatusSigner | None = None) -> bytes:
+    optional = {"site_id": site_id, "last_seq": last_seq, "outbox_bytes": outbox_bytes,
+                "uptime_s": uptime_s, "heartbeat_s": heartbeat_s}
+    return _encode({
+        **{k: v for k, v in optional.items() if v is not None},
+        "v": STATUS_VERSION,
+        "device_id": device_id,
+        "state": "online",
+        "version": version,
+        "outbox_depth": outbox_depth,
+        "oldest_undelivered_at": (None if oldest_undelivered_at is None
+                                  else rfc3339(oldest_undelivered_at)),
+        "readers": dict(health.readers),
+        "scanners": dict(health.scanners),
+        "at": rfc3339(at),
+    }, signer)
+
+
+def offline_status(*, device_id: str, version: str, reason: str, at: datetime | None,
+                   signer: StatusSigner | None = None) -> bytes:
+    message: dict[str, Any] = {"v": STATUS_VERSION, "device_id": device_id, "state": "offline",
+                               "reason": reason, "version": version}
+    if at is not None:
+        message["at"] = rfc3339(at)
+    return _encode(message, signer)
