@@ -49,7 +49,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -290,23 +290,35 @@ class Outbox:
         bound reached), :class:`OutboxDiskFullError` or :class:`OutboxError`; whatever
         ``build`` raises is re-raised with nothing stored.
         """
-        is_stay = draft.kind.is_stay
+        return self.commit_all([(draft, build)])[0]
+
+    def commit_all(
+        self, items: Sequence[tuple[EventDraft, Callable[[int, uuid.UUID], bytes]]],
+    ) -> list[OutboxEntry]:
+        """Store the events of one presentation in one transaction: all of them, or none."""
+        entries: list[OutboxEntry] = []
         action = "commit"
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 counts = self._counts_locked()
-                seq = counts.last_seq + 1
-                action = f"commit of seq {seq}"
-                event_id = self._new_id()
-                payload = bytes(build(seq, event_id))
-                self._make_room_locked(counts, len(payload), is_stay)
-                now = self._clock_ms()
-                self._conn.execute(
-                    "INSERT INTO events (seq, event_id, kind, is_stay, committed_ms, size,"
-                    " payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (seq, str(event_id), draft.kind.value, int(is_stay), now, len(payload),
-                     payload))
+                seq = counts.last_seq
+                for draft, build in items:
+                    is_stay = draft.kind.is_stay
+                    seq += 1
+                    action = f"commit of seq {seq}"
+                    event_id = self._new_id()
+                    payload = bytes(build(seq, event_id))
+                    self._make_room_locked(counts, len(payload), is_stay)
+                    now = self._clock_ms()
+                    self._conn.execute(
+                        "INSERT INTO events (seq, event_id, kind, is_stay, committed_ms, size,"
+                        " payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (seq, str(event_id), draft.kind.value, int(is_stay), now, len(payload),
+                         payload))
+                    entries.append(OutboxEntry(seq, event_id, draft.kind.value, is_stay,
+                                               _to_dt(now), payload))
+                    counts = self._counts_locked()
                 self._conn.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (seq,))
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -315,7 +327,7 @@ class Outbox:
             except BaseException:
                 self._rollback()
                 raise
-        return OutboxEntry(seq, event_id, draft.kind.value, is_stay, _to_dt(now), payload)
+        return entries
 
     def _make_room_locked(self, counts: OutboxCounts, size: int, is_stay: bool) -> None:
         def fits(rows: int, total: int) -> bool:

@@ -104,6 +104,19 @@ def test_a_failing_build_stores_nothing_and_consumes_no_seq(tmp_path: Path) -> N
         assert ob.counts().rows == 2
 
 
+def test_commit_all_is_all_or_nothing(tmp_path: Path) -> None:
+    def broken(seq: int, event_id: uuid.UUID) -> bytes:
+        raise RuntimeError("signing key unavailable")
+
+    with Outbox(tmp_path / "o.db") as ob:
+        entries = ob.commit_all([(draft(), build()), (draft(EventKind.EXIT), build())])
+        assert [e.seq for e in entries] == [1, 2]
+        with pytest.raises(RuntimeError):
+            ob.commit_all([(draft(), build()), (draft(), broken)])
+        assert ob.counts().rows == 2 and ob.last_seq() == 2
+        assert ob.commit(draft(), build()).seq == 3
+
+
 def test_seq_never_reused_after_purge(tmp_path: Path) -> None:
     path = tmp_path / "o.db"
     clock = [1_000_000]
