@@ -523,17 +523,17 @@ def _read(path: Path, key: str) -> bytes:
 
 def load_keys(keys: KeysConfig) -> LoadedKeys:
     """Read the three key files; errors name the ``keys.*`` key."""
+    signing_pem = _read(keys.signing_key, "keys.signing_key")
     try:
-        signing = serialization.load_pem_private_key(
-            _read(keys.signing_key, "keys.signing_key"), password=None)
+        signing = serialization.load_pem_private_key(signing_pem, password=None)
     except (ValueError, TypeError) as exc:
         raise ConfigError("keys.signing_key",
                           f"not an unencrypted PEM private key ({exc})") from None
     if not isinstance(signing, Ed25519PrivateKey):
         raise ConfigError("keys.signing_key", "must be an Ed25519 private key")
+    centre_pem = _read(keys.centre_public_key, "keys.centre_public_key")
     try:
-        centre = serialization.load_pem_public_key(
-            _read(keys.centre_public_key, "keys.centre_public_key"))
+        centre = serialization.load_pem_public_key(centre_pem)
     except (ValueError, TypeError) as exc:
         raise ConfigError("keys.centre_public_key", f"not a PEM public key ({exc})") from None
     if not isinstance(centre, X25519PublicKey):

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from edge_agent import __version__
-from edge_agent.cli import demo, inspect, read, scan
+from edge_agent.cli import demo, inspect, read, run, scan
 from edge_agent.cli.common import CliError
 
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     inspect.register(commands)
     read.register(commands)
+    run.register(commands)
     scan.register(commands)
     demo.register(commands)
     return parser

@@ -1,0 +1,145 @@
+"""``edge-agent run --config FILE`` and ``edge-agent doctor --config FILE``.
+
+``run`` starts the agent (readers, scanners, flows, outbox, uplink, kiosk, metrics) until SIGINT
+or SIGTERM. Invalid configuration stops start-up with a message naming the key (exit 2).
+``doctor`` checks what a technician would check at a gate and exits 1 when anything fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import signal
+import socket
+import ssl
+import threading
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from drivers.uri import open_reader, open_scanner
+from edge_agent.agent import Agent
+from edge_agent.cli.common import CliError, print_json
+from edge_agent.config import Config, ConfigError, load_config, load_keys
+from edge_agent.icao.trust import TrustStore
+
+
+def register(commands: Any) -> None:
+    run_parser = commands.add_parser("run", help="run the agent of this gate or desk")
+    run_parser.add_argument("--config", required=True, type=Path)
+    run_parser.add_argument("--log-level", default="INFO")
+    run_parser.set_defaults(handler=run)
+    doctor = commands.add_parser("doctor", help="check readers, scanners, certificates, "
+                                                "broker and clock")
+    doctor.add_argument("--config", required=True, type=Path)
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(handler=run_doctor)
+
+
+def _config(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = _config(args.config)
+    try:
+        agent = Agent(config)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    agent.start()
+    print(f"edge-agent {config.device.id}: kiosk on http://{config.kiosk.host}:"
+          f"{agent.kiosk_port}/", flush=True)
+    try:
+        stop.wait()
+    finally:
+        agent.stop()
+    return 0
+
+
+def _check(name: str, fn: Any) -> dict[str, Any]:
+    try:
+        detail = fn()
+        return {"check": name, "ok": True, "detail": detail}
+    except Exception as exc:  # every failure becomes a line of the report
+        return {"check": name, "ok": False, "detail": f"{type(exc).__name__}: {exc}"}
+
+
+def doctor_checks(config: Config) -> list[dict[str, Any]]:
+    """The checks, each ``{"check", "ok", "detail"}``."""
+    results = [_check("keys", lambda: (load_keys(config.keys), "signing, sealing and subject "
+                                                                "keys readable")[1])]
+    for uri in config.readers:
+        def reader_check(uri: str = uri) -> str:
+            with open_reader(uri) as reader:
+                health = getattr(reader, "health", None)
+                return str(health()) if callable(health) else f"{reader.name} opened"
+        results.append(_check(f"reader {uri}", reader_check))
+    for uri in config.scanners:
+        def scanner_check(uri: str = uri) -> str:
+            scanner = open_scanner(uri)
+            try:
+                return str(scanner.health())
+            finally:
+                scanner.close()
+        results.append(_check(f"scanner {uri}", scanner_check))
+    if config.chip.trust_dir is not None:
+        trust_dir = config.chip.trust_dir
+        results.append(_check("trust store", lambda: f"{len(TrustStore.from_folder(trust_dir))}"
+                                                     " CSCA certificates"))
+    if config.broker.tls and config.broker.cert is not None:
+        cert_path = config.broker.cert
+
+        def certificate() -> str:
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            cn = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+            name = str(cn[0].value) if cn else ""
+            if name != config.device.id:
+                raise ValueError(f"certificate CN {name!r} is not device.id "
+                                 f"{config.device.id!r}")
+            left = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
+            if left.total_seconds() <= 0:
+                raise ValueError(f"certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+            return f"CN={name}, valid {left.days} more days"
+        results.append(_check("device certificate", certificate))
+
+    def broker() -> str:
+        with socket.create_connection((config.broker.host, config.broker.port), timeout=3) as s:
+            if not config.broker.tls:
+                return f"{config.broker.host}:{config.broker.port} reachable (no TLS)"
+            context = ssl.create_default_context(cafile=str(config.broker.ca))
+            context.load_cert_chain(str(config.broker.cert), str(config.broker.key))
+            with context.wrap_socket(s, server_hostname=config.broker.host) as tls:
+                return f"{config.broker.host}:{config.broker.port} TLS {tls.version()}"
+    results.append(_check("broker", broker))
+
+    def clock() -> str:
+        now = dt.datetime.now(dt.UTC)
+        if now.year < 2025:
+            raise ValueError(f"system clock reads {now:%Y-%m-%d}: set the time (NTP)")
+        synced = Path("/run/systemd/timesync/synchronized").exists()
+        return f"{now:%Y-%m-%d %H:%M:%S} UTC" + (", NTP synchronised" if synced else "")
+    results.append(_check("clock", clock))
+    return results
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    config = _config(args.config)
+    results = doctor_checks(config)
+    if args.json:
+        print_json(results)
+    else:
+        for item in results:
+            print(f"{'OK  ' if item['ok'] else 'FAIL'} {item['check']}: {item['detail']}")
+    return 0 if all(item["ok"] for item in results) else 1
+
+
