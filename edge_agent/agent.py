@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -31,10 +31,14 @@ from edge_agent.cccd import CccdError, QrFormat, QrIdentity, mask_id, parse_qr
 from edge_agent.config import Config, SiteKind, load_keys
 from edge_agent.events.model import EventDraft
 from edge_agent.flows import (
+    AccommodationFlow,
     ChipPresentation,
     FlowBase,
+    FlowError,
     HeritageGateFlow,
     HospitalFlow,
+    ManualPresentation,
+    ManualReason,
     QrPresentation,
     Verdict,
     make_flow,
@@ -54,6 +58,13 @@ from edge_agent.uplink import DeviceHealth, Uplink
 log = logging.getLogger(__name__)
 
 SITE_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
+DESK_ACTIONS = {
+    SiteKind.HERITAGE_GATE: ("manual",),
+    SiteKind.HOSPITAL_RECEPTION: ("manual", "admit", "discharge"),
+    SiteKind.ACCOMMODATION_DESK: ("check_in", "check_out"),
+}
+HOLD_S = 300.0
+"""How long the person last presented at a desk stays selected for a desk action."""
 
 
 def site_clock() -> datetime:
@@ -111,6 +122,7 @@ class Agent:
         self.scanners: dict[str, CodeScanner] = {}
         self.health_state: dict[str, str] = {}
         self._armed: _Armed | None = None
+        self._held: tuple[ChipPresentation | QrPresentation, float] | None = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -128,8 +140,9 @@ class Agent:
             self._spawn(f"scanner {uri}", self._scanner_loop, uri)
         self._spawn("tap window", self._armed_loop)
         self.uplink.start()
-        kiosk = make_server(self.config.kiosk.host, self.config.kiosk.port,
-                            create_app(self.kiosk), threaded=True)
+        app = create_app(self.kiosk, desk=self.desk,
+                         desk_actions=DESK_ACTIONS[self.config.device.site_kind])
+        kiosk = make_server(self.config.kiosk.host, self.config.kiosk.port, app, threaded=True)
         self._servers.append(kiosk)
         self._spawn("kiosk", kiosk.serve_forever)
         if self.config.metrics.port:
@@ -225,6 +238,9 @@ class Agent:
                                     name=verdict.name, reason=verdict.reason, warning=warning))
         self.outputs.signal("accept" if verdict.accepted and not warning
                             else "warn" if verdict.accepted else "reject")
+        if verdict.accepted and isinstance(self.flow, HeritageGateFlow) \
+                and outcome is Outcome.ACCEPTED:
+            self.outputs.pulse_relay(1.0)  # release the turnstile
         with self._lock:
             self.verdicts.append(verdict)
             del self.verdicts[:-200]
@@ -241,20 +257,82 @@ class Agent:
                           occupancy_estimated=counts.occupancy_estimated,
                           online=stats.connected, backlog=depth)
 
-    def present(self, presentation: ChipPresentation | QrPresentation) -> Verdict:
-        """Run one presentation through the site's flow and show the verdict."""
+    def present(self, presentation: ChipPresentation | QrPresentation) -> Verdict | None:
+        """Run one presentation through the site's flow and show the verdict.
+
+        At an accommodation desk a presentation only selects the guest for the desk's
+        check-in or check-out (no event, so None); at a hospital desk it records the visit and
+        also selects the patient for admission or discharge.
+        """
         with self._lock:
+            self._held = (presentation, time.monotonic())
             flow = self.flow
             if isinstance(flow, HeritageGateFlow):
                 verdict = flow.present(presentation)
             elif isinstance(flow, HospitalFlow):
                 verdict = flow.visit(presentation)
             else:
-                raise RuntimeError("this desk records stays from its desk screen, not by tap")
+                self.kiosk.show(VerdictView(accepted=True, title="Đã đọc thẻ",
+                                            message="Chọn nhận phòng hoặc trả phòng / "
+                                                    "Choose check-in or check-out",
+                                            warning=True))
+                return None
         method = "chip" if isinstance(presentation, ChipPresentation) else "qr"
         self.metrics.presentations.labels(method=method, outcome=verdict.outcome.value).inc()
         self._show(verdict)
         return verdict
+
+    def desk(self, action: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """A desk action from the kiosk's desk page; ValueError for the receptionist."""
+        if action not in DESK_ACTIONS[self.config.device.site_kind]:
+            raise ValueError(f"'{action}' is not done at this desk")
+        try:
+            verdict = self._desk(action, fields)
+        except FlowError as exc:
+            raise ValueError(str(exc)) from None
+        self._show(verdict)
+        return {"accepted": verdict.accepted, "outcome": verdict.outcome.value,
+                "title": verdict.title, "message": verdict.message,
+                "masked_id": verdict.masked_id}
+
+    def _desk(self, action: str, fields: dict[str, Any]) -> Verdict:
+        flow = self.flow
+        if action == "manual":
+            try:
+                reason = ManualReason(str(fields.get("reason", "")))
+                count = int(fields.get("count", 1))
+            except ValueError:
+                raise ValueError("reason must be child, paper-insurance, no-card or other, "
+                                 "count a whole number") from None
+            manual = ManualPresentation(reason, count)
+            with self._lock:
+                if isinstance(flow, HeritageGateFlow):
+                    return flow.present(manual)
+                if isinstance(flow, HospitalFlow):
+                    return flow.visit(manual)
+            raise ValueError("no manual count at this desk")
+        with self._lock:
+            held = self._held
+            if held is None or time.monotonic() - held[1] > HOLD_S:
+                raise ValueError("Chạm thẻ hoặc quét mã QR trước / Tap or scan the card first")
+            person = held[0]
+            if action in ("admit", "check_in"):
+                room = str(fields.get("room", "")).strip()
+                try:
+                    departure = date.fromisoformat(str(fields.get("expected_departure", "")))
+                except ValueError:
+                    raise ValueError("expected_departure must be a date (YYYY-MM-DD)") from None
+                if not room:
+                    raise ValueError("room / ward is required")
+                if action == "admit" and isinstance(flow, HospitalFlow):
+                    return flow.admit(person, ward=room, expected_departure=departure)
+                if isinstance(flow, AccommodationFlow):
+                    return flow.check_in(person, room=room, expected_departure=departure)
+            if action == "discharge" and isinstance(flow, HospitalFlow):
+                return flow.discharge(person)
+            if action == "check_out" and isinstance(flow, AccommodationFlow):
+                return flow.check_out(person)
+        raise ValueError(f"'{action}' is not done at this desk")
 
     def _reader_loop(self, uri: str) -> None:
         while not self._stop.is_set():

@@ -9,11 +9,19 @@ timing the stream out.
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from flask import Flask, Response, jsonify, render_template
+from flask import Flask, Response, abort, jsonify, render_template, request
 
 from edge_agent.kiosk.state import KioskState
+
+DeskHandler = Callable[[str, dict[str, Any]], dict[str, Any]]
+"""``(action, fields) -> result``: the agent's desk actions (manual count, admit, discharge,
+check-in, check-out). Raises ``ValueError`` with a message for the receptionist."""
+DESK_HEADER = "X-Kiosk-Desk"
+"""Required on every desk POST: a custom header cannot be sent cross-site without a CORS
+preflight this app never grants, so another page in the kiosk browser cannot act (CSRF)."""
 
 TEXTS = {
     "vi": {
@@ -31,10 +39,35 @@ TEXTS = {
 }
 
 
-def create_app(state: KioskState, *, keepalive_s: float = 15.0) -> Flask:
-    """A kiosk app bound to ``state``."""
+def create_app(state: KioskState, *, keepalive_s: float = 15.0,
+               desk: DeskHandler | None = None, desk_actions: tuple[str, ...] = ()) -> Flask:
+    """A kiosk app bound to ``state``; ``desk`` enables the desk page and its actions."""
     app = Flask(__name__)
     app.config["JSON_AS_ASCII"] = False
+    app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
+
+    @app.get("/desk")
+    def desk_page() -> str:
+        if desk is None:
+            abort(404)
+        snapshot = state.snapshot
+        texts = TEXTS.get(snapshot.language, TEXTS["vi"])
+        return render_template("desk.html", texts=texts, lang=snapshot.language,
+                               actions=desk_actions, header=DESK_HEADER)
+
+    @app.post("/desk/<action>")
+    def desk_action(action: str) -> tuple[Response, int]:
+        if desk is None or action not in desk_actions:
+            abort(404)
+        if request.headers.get(DESK_HEADER) != "1":
+            abort(403)
+        fields = request.get_json(silent=True)
+        if not isinstance(fields, dict):
+            return jsonify({"error": "the body must be a JSON object"}), 400
+        try:
+            return jsonify(desk(action, fields)), 200
+        except ValueError as exc:
+            return jsonify({"error": str(exc)}), 422
 
     @app.get("/")
     def page() -> str:
