@@ -27,7 +27,7 @@ TEXTS = {
     "vi": {
         "title": "Kiểm tra CCCD", "waiting": "Mời chạm thẻ CCCD hoặc quét mã QR",
         "entries": "Lượt vào hôm nay", "exits": "Lượt ra hôm nay", "occupancy": "Đang trong khu",
-        "capacity": "Sức chứa", "offline": "Mất kết nối máy chủ — dữ liệu được lưu trên thiết bị",
+        "capacity": "Sức chứa", "offline": "Mất kết nối — đã lưu trên thiết bị",
         "backlog": "sự kiện chờ gửi", "estimated": "ước tính",
     },
     "en": {
