@@ -12,6 +12,7 @@ and BAC keys open the chip, and QR and chip are compared). When no card is tappe
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -40,6 +41,7 @@ from edge_agent.flows import (
     ManualPresentation,
     ManualReason,
     QrPresentation,
+    StayFlow,
     Verdict,
     make_flow,
 )
@@ -53,6 +55,7 @@ from edge_agent.outbox import Outbox
 from edge_agent.outbox.builder import payload_builder
 from edge_agent.reading import KeyMaterial, NoKeyMaterialError, ReadPolicy, read_chip
 from edge_agent.reading.policy import CloneCheck
+from edge_agent.stay_register import StayRegister
 from edge_agent.uplink import DeviceHealth, Uplink
 
 log = logging.getLogger(__name__)
@@ -99,6 +102,12 @@ class Agent:
                      if config.device.site_kind is SiteKind.HOSPITAL_RECEPTION else None)
         self.flow: FlowBase = make_flow(config, self.keys.subject_key, clock=clock,
                                         commit=self._commit, insurance=insurance)
+        self.stays: StayRegister | None = None
+        if isinstance(self.flow, StayFlow):
+            self.stays = StayRegister(config.outbox.path.with_name(
+                config.outbox.path.name + ".stays"))
+            self.stays.reconcile(self.outbox)
+            self.flow.restore_stays(self.stays.open_stays())
         self.trust = (TrustStore.from_folder(config.chip.trust_dir)
                       if config.chip.trust_dir else None)
         self.policy = ReadPolicy(read_dg2=config.chip.dg2,
@@ -172,6 +181,8 @@ class Agent:
         for thread in self._threads:
             thread.join(timeout=5)
         self.outbox.close()
+        if self.stays is not None:
+            self.stays.close()
         self.outputs.all_off()
 
     def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
@@ -195,7 +206,11 @@ class Agent:
                                          signing_key=self.keys.signing_key,
                                          centre_key=self.keys.centre_public_key))
                  for draft in drafts]
-        self.outbox.commit_all(items)
+        entries = self.outbox.commit_all(items)
+        if self.stays is not None:
+            for entry in entries:
+                if entry.is_stay:
+                    self.stays.apply(entry.seq, json.loads(entry.payload))
         for draft in drafts:
             self.metrics.events_committed.labels(kind=draft.kind.value).inc()
         self.uplink.wake()

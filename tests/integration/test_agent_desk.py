@@ -167,3 +167,26 @@ def test_desk_page_lists_only_this_desks_actions(tmp_path: Path) -> None:
         agent.stop()
     assert "Nhập viện / Admit" in html and "Ra viện / Discharge" in html
     assert "Nhận phòng" not in html
+
+
+def test_open_stays_survive_a_restart(tmp_path: Path) -> None:
+    pty = PtySerialScanner(terminator=b"\r")
+    agent, _ = make_agent(tmp_path, "accommodation-desk", pty)
+    departure = (date.today() + timedelta(days=2)).isoformat()
+    try:
+        scan(agent, pty, QR)
+        assert post(agent, "check_in", {"room": "204", "expected_departure": departure})[0] == 200
+    finally:
+        agent.stop()
+    # A new agent process on the same outbox: the guest can still check out.
+    config = load_config(tmp_path / "agent.toml")
+    again = Agent(config)
+    again.start()
+    try:
+        scan(again, pty, QR)
+        status, body = post(again, "check_out", {})
+        assert status == 200 and body["accepted"], body
+    finally:
+        again.stop()
+        pty.close()
+    assert [e["kind"] for e in stored_after_stop(tmp_path)] == ["stay.start", "stay.end"]

@@ -1,0 +1,93 @@
+"""Open stays of a desk, kept across restarts (SQLite beside the outbox).
+
+A hospital desk restarted overnight must still discharge the patients it admitted. The register
+is updated after each outbox commit; at start-up it replays every stay event the outbox stored
+after the register's last applied ``seq``, which closes the window between the two commits (the
+outbox keeps rows far longer than a restart takes).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from edge_agent.flows.model import OpenStay, StayReason
+from edge_agent.outbox import Outbox
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS open_stays (
+    stay_id TEXT PRIMARY KEY, subject TEXT NOT NULL, ward_or_room TEXT NOT NULL,
+    expected_departure TEXT NOT NULL, reason_code TEXT NOT NULL, started_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('last_seq', 0);
+"""
+
+
+class StayRegister:
+    """The open stays, durable (WAL, synchronous FULL)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @property
+    def last_seq(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
+        return int(row[0])
+
+    def apply(self, seq: int, event: dict[str, Any]) -> None:
+        """Record a committed stay event (the wire object; only its clear fields are used)."""
+        kind, details = event.get("kind"), event.get("details") or {}
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                if kind == "stay.start":
+                    self._conn.execute(
+                        "INSERT OR REPLACE INTO open_stays VALUES (?, ?, ?, ?, ?, ?)",
+                        (details["stay_id"], event["subject"], details["ward_or_room"],
+                         details["expected_departure"], details["reason_code"],
+                         event["occurred_at"]))
+                elif kind == "stay.end":
+                    self._conn.execute("DELETE FROM open_stays WHERE stay_id = ?",
+                                       (details["stay_id"],))
+                self._conn.execute(
+                    "UPDATE meta SET value = max(value, ?) WHERE key = 'last_seq'", (seq,))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def reconcile(self, outbox: Outbox) -> int:
+        """Apply the stay events the outbox holds beyond the register; the number applied."""
+        applied = 0
+        for seq in range(self.last_seq + 1, outbox.last_seq() + 1):
+            entry = outbox.get(seq)
+            if entry is None or not entry.is_stay:
+                continue
+            self.apply(seq, json.loads(entry.payload))
+            applied += 1
+        return applied
+
+    def open_stays(self) -> list[OpenStay]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT stay_id, subject, ward_or_room, expected_departure, reason_code,"
+                " started_at FROM open_stays ORDER BY started_at").fetchall()
+        return [OpenStay(stay_id=uuid.UUID(r[0]), subject=r[1], ward_or_room=r[2],
+                         expected_departure=date.fromisoformat(r[3]),
+                         reason_code=StayReason(r[4]), started_at=datetime.fromisoformat(r[5]))
+                for r in rows]
