@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edge_agent.icao import crypto, der
+from edge_agent.icao import crypto, der, ec
 from edge_agent.icao.apdu import ApduError, CommandApdu, ResponseApdu
 from edge_agent.icao.channel import CardChannel
 from edge_agent.icao.crypto import CipherKind
@@ -77,12 +77,10 @@ def select_chip_key(dg14: Dg14) -> tuple[str, ChipAuthenticationPublicKeyInfo]:
 
 
 def _random_scalar(curve: Curve, rng: Rng) -> int:
-    size = (curve.n.bit_length() + 7) // 8
-    for _ in range(64):
-        k = int.from_bytes(rng(size), "big")
-        if 1 <= k < curve.n:
-            return k
-    raise ChipAuthError("random source did not yield a private key in range")
+    try:
+        return ec.random_scalar(curve, rng)
+    except ec.EcError as exc:
+        raise ChipAuthError(str(exc)) from None
 
 
 def plan_chip_authentication(dg14: Dg14, rng: Rng = os.urandom) -> ChipAuthPlan:

@@ -13,6 +13,7 @@ side with ephemeral keys drawn per session.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -327,6 +328,16 @@ def scalar_mult(curve: Curve, k: int, pt: Point | None = None) -> Point | None:
     if pt is None or (pt.x == curve.gx and pt.y == curve.gy):
         return _to_affine(_mul_base(curve, k), curve.p)
     return _to_affine(_mul_var(curve, k, pt), curve.p)
+
+
+def random_scalar(curve: Curve, rng: Callable[[int], bytes]) -> int:
+    """A private key in [1, n) by rejection sampling (BSI TR-03111 §4.1.1, "testing candidates")."""
+    size = (curve.n.bit_length() + 7) // 8
+    for _ in range(64):
+        k = int.from_bytes(rng(size), "big")
+        if 1 <= k < curve.n:
+            return k
+    raise EcError("random source did not yield a private key in range")
 
 
 def multiply_unreduced(curve: Curve, k: int, pt: Point) -> Point | None:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from edge_agent.icao import crypto, der
+from edge_agent.icao import crypto, der, ec
 from edge_agent.icao.apdu import ApduError, CommandApdu, ResponseApdu
 from edge_agent.icao.channel import CardChannel
 from edge_agent.icao.crypto import CipherKind
@@ -113,12 +113,10 @@ def _mac(cipher: CipherKind, key: bytes, data: bytes) -> bytes:
 
 
 def _random_scalar(curve: Curve, rng: Rng) -> int:
-    size = (curve.n.bit_length() + 7) // 8
-    for _ in range(64):
-        k = int.from_bytes(rng(size), "big")
-        if 1 <= k < curve.n:
-            return k
-    raise PaceError("random source did not yield a private key in range")
+    try:
+        return ec.random_scalar(curve, rng)
+    except ec.EcError as exc:
+        raise PaceError(str(exc)) from None
 
 
 @dataclass(slots=True)

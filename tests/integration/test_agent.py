@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from central.wire import validate
 from drivers.sim import SimCardReader
@@ -29,6 +28,7 @@ from edge_agent.config import load_config
 from edge_agent.events.signing import verify_event
 from firmware_sim.bridges.serial_scanner import PtySerialScanner
 from firmware_sim.card import issue_cards
+from tests.integration.agent_setup import KEYS_TOML, write_device_keys
 from tests.integration.broker_fixtures import (
     Broker,
     Recorder,
@@ -48,16 +48,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 
 
 def write_config(tmp_path: Path, broker: Broker, card: Path, trust: Path, scanner: str) -> Path:
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    signing = Ed25519PrivateKey.generate()
-    (keys / "device.pem").write_bytes(signing.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    centre = X25519PrivateKey.generate()
-    (keys / "centre.pub.pem").write_bytes(centre.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    (keys / "subject.key").write_bytes(b"s" * 32)
+    write_device_keys(tmp_path)
     ca, cert, key = broker.pki.tls(DEVICE)
     config = tmp_path / "agent.toml"
     config.write_text(f"""
@@ -68,11 +59,7 @@ site_kind = "heritage-gate"
 direction = "entry"
 name = "Cổng Ngọ Môn 1"
 
-[keys]
-signing_key = "keys/device.pem"
-centre_public_key = "keys/centre.pub.pem"
-subject_key = "keys/subject.key"
-
+{KEYS_TOML}
 [readers]
 uris = ["sim:{card}"]
 

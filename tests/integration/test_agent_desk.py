@@ -15,8 +15,6 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from central.wire import validate
@@ -24,6 +22,7 @@ from edge_agent.agent import Agent
 from edge_agent.config import load_config
 from edge_agent.events.sealing import SealedBox, open_sealed
 from firmware_sim.bridges.serial_scanner import PtySerialScanner
+from tests.integration.agent_setup import KEYS_TOML, write_device_keys
 from tests.integration.broker_fixtures import free_port
 
 QR = "079303001234||Nguyễn Thị Mai|15052003|Nữ|1 Đường C, Phường A, Quận B, TP. Hồ Chí Minh|20082021"
@@ -31,15 +30,7 @@ QR = "079303001234||Nguyễn Thị Mai|15052003|Nữ|1 Đường C, Phường A,
 
 def make_agent(tmp_path: Path, kind: str,
                scanner: PtySerialScanner | None = None) -> tuple[Agent, X25519PrivateKey]:
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    (keys / "device.pem").write_bytes(Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    centre = X25519PrivateKey.generate()
-    (keys / "centre.pub.pem").write_bytes(centre.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    (keys / "subject.key").write_bytes(b"s" * 32)
+    centre = write_device_keys(tmp_path)
     config = tmp_path / "agent.toml"
     config.write_text(f"""
 [device]
@@ -47,11 +38,7 @@ id = "desk-01"
 site_id = "bv-trung-uong-hue"
 site_kind = "{kind}"
 
-[keys]
-signing_key = "keys/device.pem"
-centre_public_key = "keys/centre.pub.pem"
-subject_key = "keys/subject.key"
-
+{KEYS_TOML}
 [scanners]
 uris = ["serial:{scanner.path if scanner else '/dev/null'}?terminator=cr"]
 

@@ -22,13 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from edge_agent.cccd import mask_id
 from edge_agent.events.subject import subject_for
 from firmware_sim.bridges.serial_scanner import PtySerialScanner
+from tests.integration.agent_setup import KEYS_TOML, write_device_keys
 from tests.integration.broker_fixtures import (
     Broker,
     Recorder,
@@ -67,14 +65,7 @@ def visitors(count: int, seed: int) -> list[tuple[str, str]]:
 
 
 def write_config(tmp_path: Path, broker: Broker, scanner: str, kiosk_port: int) -> Path:
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    (keys / "device.pem").write_bytes(Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    (keys / "centre.pub.pem").write_bytes(X25519PrivateKey.generate().public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    (keys / "subject.key").write_bytes(SUBJECT_KEY)
+    write_device_keys(tmp_path, SUBJECT_KEY)
     ca, cert, key = broker.pki.tls(DEVICE)
     config = tmp_path / "agent.toml"
     config.write_text(f"""
@@ -84,11 +75,7 @@ site_id = "hue-dai-noi"
 site_kind = "heritage-gate"
 direction = "entry"
 
-[keys]
-signing_key = "keys/device.pem"
-centre_public_key = "keys/centre.pub.pem"
-subject_key = "keys/subject.key"
-
+{KEYS_TOML}
 [scanners]
 uris = ["{scanner}"]
 

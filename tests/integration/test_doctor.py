@@ -7,24 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
 from firmware_sim.card import issue_cards
+from tests.integration.agent_setup import KEYS_TOML, write_device_keys
 from tests.integration.broker_fixtures import Broker, free_port, make_pki, running_broker
 
 
 def write(tmp_path: Path, broker_url: str, tls: tuple[Path, Path, Path] | None) -> Path:
     issue_cards(tmp_path / "cards", 1, seed=3)
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    (keys / "device.pem").write_bytes(Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    (keys / "centre.pub.pem").write_bytes(X25519PrivateKey.generate().public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    (keys / "subject.key").write_bytes(b"s" * 32)
+    write_device_keys(tmp_path)
     broker = f'url = "{broker_url}"'
     if tls:
         broker += f'\nca = "{tls[0]}"\ncert = "{tls[1]}"\nkey = "{tls[2]}"'
@@ -36,11 +26,7 @@ site_id = "hue-dai-noi"
 site_kind = "heritage-gate"
 direction = "entry"
 
-[keys]
-signing_key = "keys/device.pem"
-centre_public_key = "keys/centre.pub.pem"
-subject_key = "keys/subject.key"
-
+{KEYS_TOML}
 [readers]
 uris = ["sim:{tmp_path / 'cards' / 'cards' / '0001'}"]
 
