@@ -1,0 +1,30 @@
+"""Engines and sessions: SQLite in WAL mode by default, PostgreSQL in production."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+DEFAULT_URL = "sqlite:///var/central.sqlite3"
+
+
+def make_engine(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
+    """An engine; for SQLite, WAL with a busy timeout so several workers can share the file."""
+    if url.startswith("sqlite"):
+        kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+    return engine
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,307 @@
+"""The collector's tables (SQLAlchemy 2 typed declarative mapping).
+
+Events are stored once per ``(device_id, event_id)``; counts come from :class:`Rollup` rows kept
+current at ingest (site, hour, kind, method, age band, sex, birth province), so dashboards and
+reports stay fast however long the history. Times are stored in UTC.
+Personal data exists only in :class:`Stay` (accommodation notices, the law requires it), and
+there only encrypted at rest (``personal_sealed``).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
+          "ck": "ck_%(table_name)s_%(constraint_name)s",
+          "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+          "pk": "pk_%(table_name)s"}
+
+
+class Base(DeclarativeBase):
+    """Base of every table; the naming convention keeps Alembic migrations portable."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class UnitLevel(enum.StrEnum):
+    PROVINCE = "province"
+    DISTRICT = "district"
+    COMMUNE = "commune"
+
+
+class SiteKind(enum.StrEnum):
+    HERITAGE = "heritage"
+    HOSPITAL = "hospital"
+    ACCOMMODATION = "accommodation"
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    PROVINCE = "province"
+    DISTRICT = "district"
+    SITE = "site"
+
+
+class Unit(Base):
+    """An administrative unit: province → district → commune."""
+
+    __tablename__ = "units"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    level: Mapped[UnitLevel] = mapped_column(Enum(UnitLevel, native_enum=False, length=16))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    parent: Mapped[Unit | None] = relationship(remote_side="Unit.id")
+
+
+class Site(Base):
+    """A heritage site, hospital or accommodation establishment."""
+
+    __tablename__ = "sites"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[SiteKind] = mapped_column(Enum(SiteKind, native_enum=False, length=16))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    close_time: Mapped[str] = mapped_column(String(5), default="23:00")
+    """Local time (UTC+07:00) after which visitors who never exited are closed out."""
+    unit: Mapped[Unit] = relationship()
+
+
+class Device(Base):
+    """An enrolled edge agent; its identity is its certificate's CN (= ``id``)."""
+
+    __tablename__ = "devices"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    signing_public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    """Raw Ed25519 public key: every event of the device must verify under it."""
+    cert_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    enrolled_at: Mapped[datetime]
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(16), default="unknown")
+    """``online`` / ``offline`` from the retained status and its last will."""
+    last_seen: Mapped[datetime | None]
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Highest seq stored; the contiguous prefix is ``contiguous_seq``."""
+    contiguous_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    version: Mapped[str | None] = mapped_column(String(32))
+    outbox_depth: Mapped[int | None] = mapped_column(Integer)
+    oldest_undelivered_at: Mapped[datetime | None]
+    health: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    site: Mapped[Site] = relationship()
+
+
+class Event(Base):
+    """One check-in event as the device signed it (no personal data: see :class:`Stay`)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("device_id", "event_id", name="uq_events_device_event"),
+        Index("ix_events_site_time", "site_id", "occurred_at"),
+        Index("ix_events_device_seq", "device_id", "seq"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    event_id: Mapped[str] = mapped_column(String(36))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(16))
+    assurance: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str | None] = mapped_column(String(32), index=True)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    age_band: Mapped[str | None] = mapped_column(String(8))
+    sex: Mapped[str | None] = mapped_column(String(1))
+    birth_province: Mapped[str | None] = mapped_column(String(3))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Rollup(Base):
+    """Counts per site and hour (UTC) and dimension; updated in the ingest transaction."""
+
+    __tablename__ = "rollups"
+    __table_args__ = (
+        UniqueConstraint("site_id", "hour", "kind", "method", "age_band", "sex",
+                         "birth_province", name="uq_rollups_key"),
+        Index("ix_rollups_hour", "hour"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"))
+    hour: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(16))
+    age_band: Mapped[str] = mapped_column(String(8), default="")
+    sex: Mapped[str] = mapped_column(String(1), default="")
+    birth_province: Mapped[str] = mapped_column(String(3), default="")
+    """Empty string rather than NULL for "unknown", so the unique key works everywhere."""
+    people: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Sum of ``count`` (a group entry of 5 counts 5 people)."""
+    events: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Presence(Base):
+    """A visitor inside a site: an entry, paired with its exit by ``subject``."""
+
+    __tablename__ = "presences"
+    __table_args__ = (Index("ix_presences_open", "site_id", "subject", "exited_at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"))
+    subject: Mapped[str | None] = mapped_column(String(32))
+    people: Mapped[int] = mapped_column(Integer, default=1)
+    entered_at: Mapped[datetime | None]
+    exited_at: Mapped[datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(String(16))
+    """``exit``, ``close-time`` (never exited), or ``orphan-exit`` (an exit without entry)."""
+
+
+class SiteOccupancy(Base):
+    """People inside a site now (entries minus exits, after close-outs)."""
+
+    __tablename__ = "site_occupancy"
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), primary_key=True)
+    occupancy: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime]
+
+
+class Stay(Base):
+    """An accommodation notice (thông báo lưu trú): stay start and end, deadline, notified."""
+
+    __tablename__ = "stays"
+    stay_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"))
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    subject: Mapped[str | None] = mapped_column(String(32))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    expected_departure: Mapped[date | None] = mapped_column(Date)
+    ward_or_room: Mapped[str | None] = mapped_column(String(64))
+    reason_code: Mapped[str | None] = mapped_column(String(32))
+    deadline_at: Mapped[datetime]
+    """23:00 local the same day; 08:00 next day for arrivals after 23:00 (CCCD.md §9)."""
+    notified_at: Mapped[datetime | None]
+    notified_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    personal_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    """The guest's personal data, encrypted at rest with the collector's data key."""
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=16))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    """Province and district staff see their unit and everything below it."""
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    language: Mapped[str] = mapped_column(String(2), default="vi")
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    sites: Mapped[list[Site]] = relationship(secondary="user_sites")
+
+
+class UserSite(Base):
+    """Sites a site-staff user is scoped to."""
+
+    __tablename__ = "user_sites"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), primary_key=True)
+
+
+class ApiToken(Base):
+    """A read-only API token for a feed (e.g. a provincial operations centre)."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """SHA-256 of the token; the token itself is shown once."""
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Target(Base):
+    """A KPI target for the ratio tables (e.g. 0.8 of insured visits by CCCD/VNeID)."""
+
+    __tablename__ = "targets"
+    __table_args__ = (UniqueConstraint("unit_id", "metric", name="uq_targets"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    metric: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float] = mapped_column(Float)
+
+
+class Alarm(Base):
+    """Something staff must look at: seq gap, device offline, capacity, stay overdue."""
+
+    __tablename__ = "alarms"
+    __table_args__ = (Index("ix_alarms_open", "kind", "cleared_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"))
+    site_id: Mapped[str | None] = mapped_column(ForeignKey("sites.id"))
+    raised_at: Mapped[datetime]
+    cleared_at: Mapped[datetime | None]
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class IngestRejection(Base):
+    """A message the ingest refused, with its reason (counted on the device page)."""
+
+    __tablename__ = "ingest_rejections"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(64), index=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    device_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditLog(Base):
+    """Every view or export of personal data, every administrative change, every login."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    ip: Mapped[str | None] = mapped_column(String(64))
