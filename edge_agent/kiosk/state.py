@@ -21,7 +21,7 @@ class VerdictView:
     name: str | None = None
     reason: str | None = None
     warning: bool = False
-    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -442,9 +442,17 @@ class PiccBridge:
                 raise ValueError(f"{type(self).__name__} needs a card directory or a chip")
             chip = load_card(card_dir, faults=faults, timing=timing)
         self.chip = chip
+        self._picc_options = dict(picc_options)
         self.picc = TypeAPicc(chip, **picc_options)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def swap_card(self, chip: Chip) -> None:
+        """Put another card on the reader (the previous one leaves the field first)."""
+        self.picc.remove()
+        self.chip = chip
+        self.picc = TypeAPicc(chip, **self._picc_options)
+        self.picc.remove()  # not in the field until present_card()
 
     def _source(self) -> Any:
         raise NotImplementedError
