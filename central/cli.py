@@ -1,11 +1,118 @@
-"""``central``: the collector's command line (ingest, web, purge) — not built yet."""
+"""``central``: the collector's command line.
+
+``central migrate|ingest|purge --config FILE`` (storage and ingest), ``central web --config FILE``
+(the dashboard and API), ``central create-admin --config FILE --username NAME``.
+"""
 
 from __future__ import annotations
 
+import argparse
+import getpass
+import logging
+import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from werkzeug.serving import run_simple
+
+from central.db.engine import make_engine, make_sessionmaker
+from central.db.models import Role, User
+from central.ingest.cli import register as register_ingest
+from central.settings import CentralSettings, SettingsError, load_settings
+from central.web import create_app
+from central.web.security import hash_password
+
+
+class CentralCliError(Exception):
+    """Ends a command with a one-line message (exit 2)."""
+
+
+def _settings(path: Path) -> CentralSettings:
+    try:
+        return load_settings(path)
+    except SettingsError as exc:
+        raise CentralCliError(str(exc)) from None
+
+
+def web_overrides(settings: CentralSettings, args: argparse.Namespace) -> dict[str, Any]:
+    """What the web app needs beyond the settings file: the session secret, enrolment CA."""
+    secret_path = Path(args.secret_key_file) if args.secret_key_file else None
+    secret = (secret_path.read_bytes() if secret_path and secret_path.exists()
+              else os.environ.get("CENTRAL_SECRET_KEY", "").encode())
+    if not secret:
+        raise CentralCliError("no session secret: give --secret-key-file or CENTRAL_SECRET_KEY")
+    overrides: dict[str, Any] = {"SECRET_KEY": secret,
+                                 "SESSION_COOKIE_SECURE": not args.insecure_cookies}
+    if args.device_ca_cert and args.device_ca_key:
+        overrides["DEVICE_CA_CERT"] = args.device_ca_cert
+        overrides["DEVICE_CA_KEY"] = args.device_ca_key
+    if settings.broker.url:
+        overrides["BROKER_URL"] = settings.broker.url
+    if settings.broker.ca:
+        overrides["BROKER_CA_CERT"] = str(settings.broker.ca)
+    return overrides
+
+
+def run_web(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    app = create_app(settings, web_overrides(settings, args))
+    print(f"central web on http://{args.host}:{args.port}/", flush=True)
+    run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+    return 0
+
+
+def create_admin(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    password = args.password or os.environ.get("CENTRAL_ADMIN_PASSWORD") or getpass.getpass()
+    if len(password) < 10:
+        raise CentralCliError("the password must have at least 10 characters")
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    with sessions() as session, session.begin():
+        user = session.scalars(select(User).where(User.username == args.username)).first()
+        if user is None:
+            user = User(username=args.username, role=Role.ADMIN, created_at=datetime.now(UTC))
+            session.add(user)
+        user.password_hash = hash_password(password)
+        user.role = Role.ADMIN
+        user.active = True
+    print(f"administrator {args.username} ready")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="central", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    register_ingest(commands)
+    web = commands.add_parser("web", help="the dashboard, register, reports and API")
+    web.add_argument("--config", required=True, type=Path)
+    web.add_argument("--host", default="127.0.0.1")
+    web.add_argument("--port", type=int, default=8000)
+    web.add_argument("--secret-key-file")
+    web.add_argument("--device-ca-cert")
+    web.add_argument("--device-ca-key")
+    web.add_argument("--insecure-cookies", action="store_true",
+                     help="allow the session cookie over plain http (local trials only)")
+    web.set_defaults(handler=run_web)
+    admin = commands.add_parser("create-admin", help="create or reset an administrator")
+    admin.add_argument("--config", required=True, type=Path)
+    admin.add_argument("--username", required=True)
+    admin.add_argument("--password", help="default: CENTRAL_ADMIN_PASSWORD or a prompt")
+    admin.set_defaults(handler=create_admin)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    print("central: the collector is not built yet (issue 6).", file=sys.stderr)
-    return 1
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    handler = getattr(args, "handler", None) or args.func
+    try:
+        result: int = handler(args)
+    except (CentralCliError, SettingsError) as exc:
+        print(f"central: {exc}", file=sys.stderr)
+        return 2
+    return result

@@ -122,6 +122,7 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
         UniqueConstraint("device_id", "event_id", name="uq_events_device_event"),
+        UniqueConstraint("device_id", "seq", name="uq_events_device_seq"),
         Index("ix_events_site_time", "site_id", "occurred_at"),
         Index("ix_events_device_seq", "device_id", "seq"),
     )
@@ -143,6 +144,9 @@ class Event(Base):
     birth_province: Mapped[str | None] = mapped_column(String(3))
     reason: Mapped[str | None] = mapped_column(String(32))
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    sig: Mapped[str | None] = mapped_column(String(86))
+    """The device's signature: a second copy with the same key but another ``sig`` is a replay
+    (docs/protocol.md §4.9); Ed25519 is deterministic, so equal content gives equal ``sig``."""
 
 
 class Rollup(Base):
@@ -213,6 +217,8 @@ class Stay(Base):
     notified_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     personal_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     """The guest's personal data, encrypted at rest with the collector's data key."""
+    personal_erased_at: Mapped[datetime | None]
+    """Set by the retention purge when ``personal_sealed`` was emptied (central.purge)."""
 
 
 class User(Base):

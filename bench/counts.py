@@ -1,0 +1,213 @@
+"""Dashboard and API count latency against history size (rollups, not events).
+
+Run::
+
+    .venv/bin/python bench/counts.py            # 100k, 1M and 10M events' worth
+    .venv/bin/python bench/counts.py --sizes 100000 1000000 --requests 30
+
+For each size a fresh SQLite database is seeded with the rollup rows a real history of that many
+events would have (20 sites, 10 dimension combinations per site and hour, 5 events per rollup
+row, hours going back from now: 100k ≈ 4 days, 1M ≈ 6 weeks, 10M ≈ 14 months), plus the raw
+event rows themselves for the sizes up to ``--raw-max`` (1M by default) to show that nothing
+reads them. Each endpoint is then requested ``--requests`` times through Flask's test client as
+an admin; the table gives median and p95 in milliseconds, and the number of SQL statements that
+touched the ``events`` table (must be 0). Target: latency at 10M ≤ 1.5 × latency at 100k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, insert
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from central.db.engine import make_engine, make_sessionmaker
+from central.db.models import (
+    Base,
+    Device,
+    Event,
+    Role,
+    Rollup,
+    Site,
+    SiteKind,
+    SiteOccupancy,
+    Unit,
+    UnitLevel,
+    User,
+)
+from central.web import create_app
+from central.web.security import hash_password, make_hasher
+from central.web.timeutil import local_today
+
+SITES = 20
+COMBOS = [("entry", "chip", "25-44", "F", "046"), ("entry", "chip", "25-44", "M", "001"),
+          ("entry", "card-qr", "15-24", "F", "079"), ("entry", "vneid-qr", "45-59", "M", "048"),
+          ("entry", "manual", "", "", ""), ("exit", "chip", "25-44", "F", "046"),
+          ("exit", "card-qr", "60+", "M", "031"), ("visit", "chip", "60+", "F", "046"),
+          ("visit", "vneid-qr", "6-14", "M", "092"), ("manual:entry", "manual", "", "", "")]
+PER_ROW = 5
+PASSWORD = "benchmark password"
+
+
+def seed(url: str, total_events: int, raw: bool) -> tuple[int, int]:
+    """Seed units, sites, an admin, rollups worth ``total_events`` (and the events)."""
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    maker = make_sessionmaker(engine)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    with maker() as db:
+        province = Unit(code="046", name="Thừa Thiên Huế", level=UnitLevel.PROVINCE)
+        db.add(province)
+        db.flush()
+        for i in range(SITES):
+            db.add(Site(id=f"site-{i:02d}", name=f"Điểm {i}", kind=SiteKind.HERITAGE
+                        if i % 2 == 0 else SiteKind.HOSPITAL, unit_id=province.id,
+                        capacity=5000))
+            db.add(SiteOccupancy(site_id=f"site-{i:02d}", occupancy=100 + i, updated_at=now))
+        db.flush()
+        for i in range(SITES):
+            db.add(Device(id=f"dev-{i:02d}", site_id=f"site-{i:02d}",
+                          signing_public_key=b"\0" * 32, enrolled_at=now, revoked=False,
+                          state="online", last_seq=0, contiguous_seq=0))
+        db.add(User(username="admin", password_hash=hash_password(
+            PASSWORD, make_hasher(1, 1024, 1)), role=Role.ADMIN, created_at=now,
+            active=True, language="vi", failed_logins=0))
+        db.commit()
+    per_hour = SITES * len(COMBOS) * PER_ROW
+    hours = max(total_events // per_hour, 1)
+    rows = 0
+    with engine.begin() as conn:
+        batch: list[dict[str, Any]] = []
+        for h in range(hours):
+            hour = now - timedelta(hours=h)
+            for s in range(SITES):
+                for kind, method, age, sex, prov in COMBOS:
+                    batch.append({"site_id": f"site-{s:02d}", "hour": hour, "kind": kind,
+                                  "method": method, "age_band": age, "sex": sex,
+                                  "birth_province": prov, "people": PER_ROW,
+                                  "events": PER_ROW})
+            if len(batch) >= 50_000:
+                conn.execute(insert(Rollup), batch)
+                rows += len(batch)
+                batch = []
+        if batch:
+            conn.execute(insert(Rollup), batch)
+            rows += len(batch)
+    if raw:
+        seqs = [0] * SITES
+        with engine.begin() as conn:
+            batch = []
+            for h in range(hours):
+                hour = now - timedelta(hours=h)
+                for s in range(SITES):
+                    for kind, method, age, sex, prov in COMBOS:
+                        for k in range(PER_ROW):
+                            seqs[s] += 1
+                            batch.append({
+                                "device_id": f"dev-{s:02d}", "event_id": str(uuid.uuid4()),
+                                "seq": seqs[s], "site_id": f"site-{s:02d}",
+                                "occurred_at": hour + timedelta(minutes=k),
+                                "received_at": hour + timedelta(minutes=k),
+                                "kind": kind.split(":")[0], "method": method,
+                                "assurance": "manual" if method == "manual" else "qr",
+                                "subject": None, "count": 1, "age_band": age or None,
+                                "sex": sex or None, "birth_province": prov or None})
+                if len(batch) >= 100_000:
+                    conn.execute(insert(Event), batch)
+                    batch = []
+            if batch:
+                conn.execute(insert(Event), batch)
+    engine.dispose()
+    return hours, rows
+
+
+def measure(url: str, requests: int) -> dict[str, tuple[float, float, int]]:
+    """Median and p95 (ms) per endpoint, and statements touching ``events``."""
+    engine = make_engine(url)
+    touched = [0]
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _spy(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if " events" in statement.lower().replace('"', " "):
+            touched[0] += 1
+
+    app = create_app({"SECRET_KEY": "bench", "SESSIONMAKER": make_sessionmaker(engine),
+                      "SESSION_COOKIE_SECURE": False, "WTF_CSRF_ENABLED": False,
+                      "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 1024,
+                      "ARGON2_PARALLELISM": 1})
+    client = app.test_client()
+    r = client.post("/login", data={"username": "admin", "password": PASSWORD})
+    assert r.status_code == 302, r.status_code
+    today = local_today().isoformat()
+    endpoints = {
+        "dashboard /": "/",
+        "API counts today by hour×method":
+            f"/api/v1/counts?period=custom&from={today}&to={today}&group_by=hour,method",
+        "API occupancy": "/api/v1/occupancy",
+        "API counts week by day": "/api/v1/counts?period=week&group_by=day",
+    }
+    out: dict[str, tuple[float, float, int]] = {}
+    for name, path in endpoints.items():
+        touched[0] = 0
+        client.get(path)  # warm-up
+        samples = []
+        for _ in range(requests):
+            t0 = time.perf_counter()
+            resp = client.get(path)
+            samples.append((time.perf_counter() - t0) * 1000)
+            assert resp.status_code == 200, (path, resp.status_code)
+        samples.sort()
+        p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
+        out[name] = (statistics.median(samples), p95, touched[0])
+    engine.dispose()
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--raw-max", type=int, default=1_000_000,
+                        help="also insert the raw events up to this size")
+    args = parser.parse_args()
+    results: dict[int, dict[str, tuple[float, float, int]]] = {}
+    info: dict[int, tuple[int, int, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            url = f"sqlite:///{Path(tmp) / f'bench-{size}.sqlite3'}"
+            t0 = time.perf_counter()
+            hours, rows = seed(url, size, raw=size <= args.raw_max)
+            info[size] = (hours, rows, time.perf_counter() - t0)
+            print(f"seeded {size:,} events: {rows:,} rollup rows over {hours:,} h "
+                  f"(raw events {'yes' if size <= args.raw_max else 'no'}) "
+                  f"in {info[size][2]:.0f} s", file=sys.stderr)
+            results[size] = measure(url, args.requests)
+    sizes = args.sizes
+    print("| endpoint | " + " | ".join(f"{s:,} events: median / p95 ms" for s in sizes)
+          + " | largest / smallest (median) | queries on `events` |")
+    print("|---|" + "---|" * len(sizes) + "---|---|")
+    for name in results[sizes[0]]:
+        cells = [f"{results[s][name][0]:.2f} / {results[s][name][1]:.2f}" for s in sizes]
+        ratio = results[sizes[-1]][name][0] / results[sizes[0]][name][0]
+        touched = sum(results[s][name][2] for s in sizes)
+        print(f"| {name} | " + " | ".join(cells) + f" | {ratio:.2f}× | {touched} |")
+    print()
+    print("| size | rollup rows | hours of history | seed time (s) |")
+    print("|---|---|---|---|")
+    for s in sizes:
+        hours, rows, secs = info[s]
+        print(f"| {s:,} | {rows:,} | {hours:,} | {secs:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""Ingest throughput against the raw delivery rate of the same broker, in the same run.
+
+    .venv/bin/python bench/ingest.py [--events 20000] [--db sqlite,postgresql]
+
+For each database: N signed events (edge_agent's builder, 4 devices) are published while the
+subscriber's persistent session (Clean Start = 0, Session Expiry) is offline, so the broker
+queues them; then the subscriber connects and drains the queue. "raw" is a paho subscriber that
+only counts (QoS 1, automatic PUBACK); "ingest" is :class:`central.ingest.worker.IngestWorker`
+(validation, signature, idempotent insert, rollups, occupancy, seq bookkeeping, manual PUBACK
+after commit). Both go through the same mosquitto with TLS client certificates
+(tests/integration/broker_fixtures.py). PostgreSQL is a throw-away cluster
+(tests/integration/pg_fixtures.py; run as root, it uses ``runuser -u postgres``).
+Prints a markdown table. Target: ingest ≥ ½ raw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from central.db.models import Event
+from central.ingest.worker import IngestWorker
+from central.settings import BrokerSettings, CentralSettings
+from edge_agent.outbox.builder import wire_bytes
+from tests.integration.broker_fixtures import (
+    Broker,
+    make_pki,
+    raw_device_client,
+    tls_context,
+)
+from tests.integration.pg_fixtures import (
+    fresh_database,
+    migrated_engine,
+    seed,
+    start_postgres,
+    stop_postgres,
+)
+
+DEVICES = {f"gate-{i:02d}": "hue-dai-noi" for i in range(4)}
+
+
+def publish_all(broker: Broker, payloads: dict[str, list[bytes]]) -> None:
+    threads = []
+
+    def run(device_id: str, items: list[bytes]) -> None:
+        client = raw_device_client(broker, device_id)
+        client.max_inflight_messages_set(200)
+        client.connect("127.0.0.1", broker.port)
+        client.loop_start()
+        infos = [client.publish(f"checkin/v1/{device_id}/events", p, qos=1) for p in items]
+        for info in infos:
+            info.wait_for_publish(120)
+        client.disconnect()
+        client.loop_stop()
+
+    for device_id, items in payloads.items():
+        thread = threading.Thread(target=run, args=(device_id, items))
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join()
+
+
+def raw_rate(broker: Broker, payloads: dict[str, list[bytes]], total: int) -> float:
+    ident = broker.pki.collector("collector-2")
+    received = 0
+    first: list[float] = []
+    done = threading.Event()
+    subscribed = threading.Event()
+
+    def on_message(*_a: Any) -> None:
+        nonlocal received
+        if not first:
+            first.append(time.perf_counter())
+        received += 1
+        if received >= total:
+            done.set()
+
+    def make() -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="collector-2",
+                             protocol=mqtt.MQTTv5)
+        client.tls_set_context(tls_context(broker.pki, ident))
+        client.on_message = on_message
+        client.on_subscribe = lambda *_a: subscribed.set()
+        return client
+
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    client = make()
+    client.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+    client.loop_start()
+    client.subscribe("checkin/v1/+/events", qos=1)
+    subscribed.wait(10)
+    client.disconnect()
+    client.loop_stop()
+    publish_all(broker, payloads)
+    client = make()
+    start = time.perf_counter()
+    client.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+    client.loop_start()
+    done.wait(300)
+    elapsed = time.perf_counter() - start
+    client.disconnect()
+    client.loop_stop()
+    return received / elapsed
+
+
+def ingest_rate(broker: Broker, url: str, payloads: dict[str, list[bytes]],
+                total: int, engine: Any) -> float:
+    ident = broker.pki.collector("collector")
+    settings = CentralSettings(database_url=url, broker=BrokerSettings(
+        url=broker.url, ca=broker.pki.ca, cert=ident.cert, key=ident.key,
+        client_id="collector", group="bench", session_expiry_s=3600))
+    worker = IngestWorker(settings, engine, periodic_s=3600).start()
+    worker.stop()  # the session (and its shared subscription) stays on the broker
+    publish_all(broker, payloads)
+    worker = IngestWorker(settings, engine, periodic_s=3600)
+    start = time.perf_counter()
+    worker.start()
+    while True:
+        with Session(engine) as s:
+            n = int(s.scalar(select(func.count()).select_from(Event)) or 0)
+        if n >= total or time.perf_counter() - start > 600:
+            break
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - start
+    worker.stop()
+    return n / elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--db", default="sqlite,postgresql")
+    args = parser.parse_args()
+    rows = []
+    pg = None
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        pki = make_pki(root / "pki", devices=tuple(DEVICES))
+        try:
+            for db in args.db.split(","):
+                broker = Broker(root / f"broker-{db}", pki)
+                broker.start()
+                try:
+                    if db == "sqlite":
+                        url = f"sqlite:///{root / 'bench.sqlite3'}"
+                    else:
+                        pg = pg or start_postgres()
+                        url = fresh_database(pg)
+                    engine = migrated_engine(url)
+                    fakes = seed(engine, sites={"hue-dai-noi": "heritage"}, devices=DEVICES)
+                    per = args.events // len(fakes)
+                    payloads = {d: [wire_bytes(f.event("entry" if i % 2 else "exit",
+                                                       subject=os.urandom(16).hex()))
+                                    for i in range(per)] for d, f in fakes.items()}
+                    total = per * len(fakes)
+                    raw = raw_rate(broker, payloads, total)
+                    ingest = ingest_rate(broker, url, payloads, total, engine)
+                    rows.append((db, total, raw, ingest))
+                    engine.dispose()
+                finally:
+                    broker.close()
+        finally:
+            if pg is not None:
+                stop_postgres(pg)
+    print("| database | events | raw delivery (msg/s) | ingest (events/s) | ingest / raw |")
+    print("|---|---:|---:|---:|---:|")
+    for db, total, raw, ingest in rows:
+        print(f"| {db} | {total} | {raw:,.0f} | {ingest:,.0f} | {ingest / raw:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

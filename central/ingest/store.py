@@ -1,0 +1,342 @@
+"""Storing a batch of messages in ONE transaction: events, counting, stays, seq, status.
+
+Exactly once, in effect (docs/protocol.md §4.9): events are inserted with
+``INSERT … ON CONFLICT DO NOTHING`` on the unique keys ``(device_id, event_id)`` and
+``(device_id, seq)``; a conflicting copy with the same ``sig`` (Ed25519 is deterministic: same
+content, same signature) is a duplicate and is acknowledged; another ``sig`` under the same
+``event_id``, or another ``event_id`` under a stored ``seq``, is a ``replay``. Counting
+(:mod:`central.counting`) runs only for rows actually inserted, in the same transaction, so a
+redelivered message never counts twice.
+
+Several workers (DESIGN.md §2.5): the devices of a batch are locked first, in id order
+(``SELECT … FOR UPDATE`` on PostgreSQL; SQLite serialises writers), which serialises the seq
+bookkeeping and gap alarms per device; all other writes are atomic upserts or conditional
+updates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, cast
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from sqlalchemy import Table, or_, select, update
+from sqlalchemy.orm import Session
+
+from central.at_rest import encrypt_personal
+from central.counting import (
+    Movement,
+    add_rollups,
+    apply_occupancy_batch,
+    dialect_insert,
+    rowcount,
+    stay_deadline,
+    utc,
+)
+from central.db.models import Alarm, Device, Event, IngestRejection, Stay
+from central.ingest.crypto import ed25519_public
+from central.ingest.validate import (
+    Decoded,
+    DeviceView,
+    Incoming,
+    Reason,
+    Rejection,
+    ValidEvent,
+    check_event,
+    check_status,
+    decode,
+    parse_time,
+)
+
+log = logging.getLogger("central.ingest")
+
+
+@dataclass(frozen=True)
+class IngestContext:
+    """What the store needs besides the session (keys and rules from the settings)."""
+
+    centre_key: X25519PrivateKey | None
+    data_key: bytes | None
+    max_future_skew: Any
+    """A ``timedelta``."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The fate of one message: ``stored``, ``duplicate``, ``status`` or ``rejected``."""
+
+    incoming: Incoming
+    result: str
+    rejection: Rejection | None = None
+
+
+@dataclass
+class BatchReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+    movements: list[Movement] = field(default_factory=list)
+
+    def count(self, result: str) -> int:
+        return sum(1 for o in self.outcomes if o.result == result)
+
+
+_KEY_CACHE: dict[bytes, Ed25519PublicKey] = {}
+
+
+def _public(raw: bytes) -> Ed25519PublicKey:
+    key = _KEY_CACHE.get(raw)
+    if key is None:
+        if len(_KEY_CACHE) > 100_000:
+            _KEY_CACHE.clear()
+        key = _KEY_CACHE[raw] = ed25519_public(raw)
+    return key
+
+
+def _lock_devices(session: Session, ids: Sequence[str]) -> dict[str, Device]:
+    if not ids:
+        return {}
+    rows = session.execute(select(Device).where(Device.id.in_(sorted(ids)))
+                           .order_by(Device.id).with_for_update()).scalars().all()
+    return {d.id: d for d in rows}
+
+
+def _view(device: Device | None) -> DeviceView | None:
+    if device is None:
+        return None
+    return DeviceView(device.id, device.site_id, _public(bytes(device.signing_public_key)),
+                      bool(device.revoked))
+
+
+def _insert_events(session: Session, candidates: list[tuple[ValidEvent, Device]]
+                   ) -> list[str | Rejection]:
+    """Insert the batch's events at once; one result per candidate, in order."""
+    if not candidates:
+        return []
+    devices = sorted({ev.device_id for ev, _ in candidates})
+    ids = sorted({ev.event_id for ev, _ in candidates})
+    seqs = sorted({ev.seq for ev, _ in candidates})
+    by_id: dict[tuple[str, str], str | None] = {}
+    by_seq: dict[tuple[str, int], str] = {}
+    for d, e, s, g in session.execute(select(
+            Event.device_id, Event.event_id, Event.seq, Event.sig).where(
+            Event.device_id.in_(devices), or_(Event.event_id.in_(ids), Event.seq.in_(seqs)))):
+        by_id[(d, e)] = g
+        by_seq[(d, s)] = e
+    results: list[str | Rejection] = []
+    rows: list[dict[str, Any]] = []
+    for ev, device in candidates:
+        d, e, seq, sig = ev.device_id, ev.event_id, ev.seq, ev.message["sig"]
+        if (d, e) in by_id:
+            results.append("duplicate" if by_id[(d, e)] == sig else Rejection(
+                Reason.REPLAY, f"event_id {e} stored with other content", d))
+        elif (d, seq) in by_seq:
+            results.append(Rejection(Reason.REPLAY,
+                                     f"seq {seq} already taken by another event_id", d))
+        elif seq <= device.contiguous_seq:
+            # Below the contiguous prefix every seq is (or was, before a purge) stored.
+            results.append(Rejection(Reason.REPLAY,
+                                     f"seq {seq} at or below the contiguous prefix (purged)", d))
+        else:
+            by_id[(d, e)] = sig
+            by_seq[(d, seq)] = e
+            msg, demo = ev.message, ev.message["demographics"]
+            rows.append({
+                "device_id": d, "event_id": e, "seq": seq, "site_id": msg["site_id"],
+                "occurred_at": ev.occurred_at, "received_at": ev.received_at,
+                "kind": msg["kind"], "method": msg["method"], "assurance": msg["assurance"],
+                "subject": msg["subject"], "count": msg["count"], "age_band": demo["age_band"],
+                "sex": demo["sex"], "birth_province": demo["birth_province"],
+                "reason": msg["reason"], "details": msg["details"], "sig": sig})
+            results.append("stored")
+    if rows:
+        table = cast(Table, Event.__table__)
+        stmt = dialect_insert(session, table).on_conflict_do_nothing().returning(
+            table.c.device_id, table.c.event_id)
+        inserted = {(r[0], r[1]) for r in session.connection().execute(stmt, rows)}
+        for index, (ev, _device) in enumerate(candidates):
+            if results[index] == "stored" and (ev.device_id, ev.event_id) not in inserted:
+                # Another worker committed a conflicting row meanwhile (a race, rare).
+                other = session.execute(select(Event.event_id, Event.sig).where(
+                    Event.device_id == ev.device_id,
+                    or_(Event.event_id == ev.event_id, Event.seq == ev.seq))).all()
+                same = [g for e, g in other if e == ev.event_id]
+                results[index] = "duplicate" if same and same[0] == ev.message["sig"] else \
+                    Rejection(Reason.REPLAY, "conflicting copy stored concurrently",
+                              ev.device_id)
+    return results
+
+
+def _store_stay(session: Session, ev: ValidEvent, data_key: bytes | None) -> None:
+    msg, details = ev.message, ev.message["details"]
+    stay_id = str(details["stay_id"])
+    if data_key is None or ev.personal is None:
+        raise RuntimeError("stay events need the data key and an opened box")
+    sealed = encrypt_personal(data_key, stay_id, ev.personal)
+    expected = date.fromisoformat(details["expected_departure"])
+    values: dict[str, Any] = {
+        "stay_id": stay_id, "site_id": msg["site_id"], "device_id": ev.device_id,
+        "subject": msg["subject"], "started_at": ev.occurred_at,
+        "ended_at": ev.occurred_at if msg["kind"] == "stay.end" else None,
+        "expected_departure": expected, "ward_or_room": details["ward_or_room"],
+        "reason_code": details["reason_code"],
+        "deadline_at": stay_deadline(ev.occurred_at), "personal_sealed": sealed}
+    stmt = dialect_insert(session, Stay).values(**values)
+    if msg["kind"] == "stay.start":
+        # The start is authoritative for arrival, deadline and the guest's data (an end may
+        # have arrived first and created the row).
+        update_set = {k: stmt.excluded[k] for k in (
+            "subject", "started_at", "expected_departure", "ward_or_room", "reason_code",
+            "deadline_at", "personal_sealed")}
+    else:
+        update_set = {"ended_at": stmt.excluded.ended_at}
+    session.execute(stmt.on_conflict_do_update(index_elements=["stay_id"], set_=update_set))
+
+
+def _advance_seq(session: Session, device: Device, batch_max: int, now: datetime) -> None:
+    """contiguous_seq / last_seq and the ``seq-gap`` alarm (raised on a gap, cleared on fill)."""
+    contiguous = device.contiguous_seq
+    seqs = session.execute(select(Event.seq).where(
+        Event.device_id == device.id, Event.seq > contiguous)
+        .order_by(Event.seq).limit(100_000)).scalars().all()
+    for s in seqs:
+        if s != contiguous + 1:
+            break
+        contiguous = s
+    last = max(device.last_seq, batch_max)
+    device.contiguous_seq = contiguous
+    device.last_seq = last
+    open_alarm = session.execute(select(Alarm).where(
+        Alarm.kind == "seq-gap", Alarm.device_id == device.id,
+        Alarm.cleared_at.is_(None))).scalars().first()
+    if last > contiguous:
+        detail = {"missing_from": contiguous + 1, "last_seq": last}
+        if open_alarm is None:
+            session.add(Alarm(kind="seq-gap", device_id=device.id, site_id=device.site_id,
+                              raised_at=now, cleared_at=None, detail=detail))
+            log.warning("seq gap on %s: missing from %d (last %d)", device.id,
+                        contiguous + 1, last)
+        else:
+            open_alarm.detail = detail
+    elif open_alarm is not None:
+        open_alarm.cleared_at = now
+        log.info("seq gap on %s filled up to %d", device.id, contiguous)
+
+
+def _apply_status(session: Session, decoded: Decoded, device: Device, now: datetime) -> None:
+    msg = decoded.message
+    if msg["state"] == "online":
+        at = parse_time(msg["at"])
+        health = device.health or {}
+        previous = health.get("at")
+        if isinstance(previous, str) and parse_time(previous) > at:
+            return  # an older heartbeat delivered late (another worker, a redelivery)
+        device.state = "online"
+        device.last_seen = min(at, now) if decoded.incoming.retain else now
+        device.version = msg["version"]
+        device.outbox_depth = msg["outbox_depth"]
+        oldest = msg["oldest_undelivered_at"]
+        device.oldest_undelivered_at = parse_time(oldest) if oldest else None
+        device.health = {k: msg[k] for k in (
+            "at", "readers", "scanners", "last_seq", "uptime_s", "heartbeat_s", "outbox_bytes")
+            if k in msg}
+        rowcount(session, update(Alarm).where(
+            Alarm.kind == "offline", Alarm.device_id == device.id,
+            Alarm.cleared_at.is_(None)).values(cleared_at=now))
+    else:
+        device.state = "offline"
+        if msg.get("version"):
+            device.version = msg["version"]
+        raise_offline_alarm(session, device, now, msg.get("reason") or "offline-status")
+
+
+def raise_offline_alarm(session: Session, device: Device, now: datetime, reason: str) -> None:
+    exists = session.execute(select(Alarm.id).where(
+        Alarm.kind == "offline", Alarm.device_id == device.id,
+        Alarm.cleared_at.is_(None))).first()
+    if exists is None:
+        session.add(Alarm(kind="offline", device_id=device.id, site_id=device.site_id,
+                          raised_at=now, cleared_at=None, detail={"reason": reason}))
+
+
+def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
+            now: datetime | None = None) -> BatchReport:
+    """Validate and store ``batch`` in the session's current transaction (the caller commits).
+
+    Returns one outcome per message, in order; the caller acknowledges them all after the
+    commit (a rejected message is acknowledged too: it would be refused again forever).
+    """
+    now = utc(now or datetime.now(UTC))
+    report = BatchReport()
+    decoded = [decode(m) for m in batch]
+    ids = {d.device_id for d in decoded if isinstance(d, Decoded)}
+    devices = _lock_devices(session, sorted(ids))
+    stored: list[ValidEvent] = []
+    candidates: list[tuple[ValidEvent, Device]] = []
+    rejections: list[tuple[Incoming, Rejection]] = []
+    for incoming, item in zip(batch, decoded, strict=True):
+        if isinstance(item, Rejection):
+            rejections.append((incoming, item))
+            continue
+        device = devices.get(item.device_id)
+        if item.kind == "status":
+            rejected = check_status(item, _view(device))
+            if rejected is not None:
+                rejections.append((incoming, rejected))
+                continue
+            assert device is not None
+            _apply_status(session, item, device, now)
+            report.outcomes.append(Outcome(incoming, "status"))
+            continue
+        checked = check_event(item, _view(device), max_future_skew=ctx.max_future_skew,
+                              centre_key=ctx.centre_key)
+        if isinstance(checked, Rejection):
+            rejections.append((incoming, checked))
+            continue
+        assert device is not None
+        if checked.personal is not None and ctx.data_key is None:
+            rejections.append((incoming, Rejection(
+                Reason.SEALED_STAY_UNOPENABLE, "collector has no data key", device.id)))
+            continue
+        candidates.append((checked, device))
+        device.last_seen = max(utc(device.last_seen), now) if device.last_seen else now
+    for (checked, _device), result in zip(candidates,
+                                          _insert_events(session, candidates), strict=True):
+        if isinstance(result, Rejection):
+            rejections.append((checked.incoming, result))
+            continue
+        if result == "stored":
+            stored.append(checked)
+            if checked.message["kind"] in ("stay.start", "stay.end"):
+                _store_stay(session, checked, ctx.data_key)
+        report.outcomes.append(Outcome(checked.incoming, result))
+    if stored:
+        report.movements.extend(apply_occupancy_batch(
+            session, [(ev.message, ev.occurred_at) for ev in stored], now))
+        add_rollups(session, [(ev.message, ev.occurred_at) for ev in stored])
+        top: dict[str, int] = {}
+        for ev in stored:
+            top[ev.device_id] = max(top.get(ev.device_id, 0), ev.seq)
+        for device_id in sorted(top):
+            _advance_seq(session, devices[device_id], top[device_id], now)
+    for incoming, rejection in rejections:
+        session.add(IngestRejection(at=now, reason=rejection.reason.value,
+                                    topic=incoming.topic[:200], device_id=rejection.device_id,
+                                    detail=rejection.detail))
+        report.outcomes.append(Outcome(incoming, "rejected", rejection))
+    session.flush()
+    order = {id(m): i for i, m in enumerate(batch)}
+    report.outcomes.sort(key=lambda o: order[id(o.incoming)])
+    return report
+
+
+def internal_error(session: Session, incoming: Incoming, exc: BaseException,
+                   now: datetime | None = None) -> Outcome:
+    """Record a message that made the store fail on its own (a bug): counted, not retried."""
+    rejection = Rejection(Reason.INTERNAL_ERROR, type(exc).__name__)
+    session.add(IngestRejection(at=utc(now or datetime.now(UTC)), reason=rejection.reason.value,
+                                topic=incoming.topic[:200], device_id=None,
+                                detail=rejection.detail))
+    return Outcome(incoming, "rejected", rejection)

@@ -1,0 +1,291 @@
+"""The ingest worker: an MQTT 5 shared subscriber that stores what devices publish.
+
+* Subscriptions (docs/protocol.md §3): ``$share/<group>/checkin/v1/+/events`` and
+  ``$share/<group>/checkin/v1/+/status`` at QoS 1. A shared subscription (MQTT 5 §4.8.2)
+  delivers each message to ONE worker of the group, so workers split the load
+  (DESIGN.md §2.5). Status is shared too: applying a status is an idempotent, ``at``-ordered
+  update, and N workers applying every heartbeat would only multiply writes. Consequence: a
+  new shared subscription receives no retained messages (MQTT 5 §4.8.2), so a device's
+  retained status is seen at its next heartbeat; :func:`check_stale` marks silent devices.
+* Session: Clean Start = 0 from the first CONNECT and a Session Expiry (MQTT 5 §3.1.2.4,
+  §3.1.2.11.2), so messages queued while the worker is away are delivered when it returns
+  (mosquitto 2.0.11 persists only sessions that began with Clean Start = 0; see
+  tests/integration/broker_fixtures.py). Receive Maximum (§3.1.2.11.3) bounds what is in
+  flight.
+* QoS 1 (MQTT 5 §4.3.2) with manual acknowledgement: a PUBACK is sent only AFTER the batch that
+  holds the message committed, in the order the PUBLISHes arrived (§4.6). A worker killed
+  before its commit never acknowledged, so the broker redelivers; the store is idempotent.
+* Batches: up to ``batch_size`` messages or ``batch_ms`` after the first one, one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from central.at_rest import load_data_key
+from central.counting import close_out, utc
+from central.db.models import Device
+from central.ingest import metrics
+from central.ingest.crypto import load_centre_key
+from central.ingest.store import BatchReport, IngestContext, internal_error, process
+from central.ingest.store import raise_offline_alarm as _raise_offline
+from central.ingest.validate import Incoming
+from central.settings import CentralSettings
+
+log = logging.getLogger("central.ingest")
+
+EVENTS_FILTER = "checkin/v1/+/events"
+STATUS_FILTER = "checkin/v1/+/status"
+
+
+class IngestError(RuntimeError):
+    """The worker cannot run (broker refused, database unusable)."""
+
+
+def check_stale(session: Session, now: datetime, heartbeat_s: int = 30,
+                missed: int = 3) -> list[str]:
+    """Devices online but silent for ``missed`` heartbeats → ``stale`` + an ``offline`` alarm.
+
+    docs/protocol.md §6: stale after 3 × ``heartbeat_s`` without a status (the device's own
+    ``heartbeat_s`` when its status gave one).
+    """
+    marked: list[str] = []
+    devices = session.execute(select(Device).where(Device.state == "online",
+                                                   Device.revoked.is_(False))).scalars().all()
+    for device in devices:
+        period = (device.health or {}).get("heartbeat_s") or heartbeat_s
+        if device.last_seen is None or utc(device.last_seen) < now - timedelta(
+                seconds=missed * int(period)):
+            device.state = "stale"
+            _raise_offline(session, device, now, "no-heartbeat")
+            marked.append(device.id)
+    return marked
+
+
+def tls_context(ca: Any, cert: Any, key: Any) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
+                                     cafile=str(ca) if ca else None)
+    if cert is not None:
+        ctx.load_cert_chain(str(cert), str(key))
+    return ctx
+
+
+def make_client(settings: CentralSettings, *, manual_ack: bool) -> mqtt.Client:
+    b = settings.broker
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=b.client_id,
+                         protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+    if b.tls:
+        client.tls_set_context(tls_context(b.ca, b.cert, b.key))
+    client.reconnect_delay_set(1, 5)
+    client.max_queued_messages_set(0)
+    return client
+
+
+def connect_properties(settings: CentralSettings) -> Properties:
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = settings.broker.session_expiry_s
+    props.ReceiveMaximum = settings.broker.receive_maximum
+    return props
+
+
+class IngestWorker:
+    """One ingest worker; run several (distinct client ids) on the same share group."""
+
+    def __init__(self, settings: CentralSettings, engine: Engine, *,
+                 centre_key: Any = None, data_key: bytes | None = None,
+                 periodic_s: float = 10.0,
+                 on_batch: Callable[[BatchReport], None] | None = None) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+        if centre_key is None and settings.centre_private_key is not None:
+            centre_key = load_centre_key(settings.centre_private_key)
+        if data_key is None and settings.data_key is not None:
+            data_key = load_data_key(settings.data_key)
+        self.ctx = IngestContext(centre_key, data_key, settings.max_future_skew)
+        self.periodic_s = periodic_s
+        self.on_batch = on_batch
+        self.queue: queue.Queue[Incoming] = queue.Queue()
+        self.client = make_client(settings, manual_ack=True)
+        self.subscribed = threading.Event()
+        self.stopping = threading.Event()
+        self.generation = 0
+        self._threads: list[threading.Thread] = []
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
+
+    # -- MQTT callbacks (network thread) --
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any,
+                    _p: Any) -> None:
+        if reason.is_failure:
+            log.error("broker refused the connection: %s", reason)
+            return
+        self.generation += 1
+        group = self.settings.broker.group
+        client.subscribe([(f"$share/{group}/{EVENTS_FILTER}", SubscribeOptions(qos=1)),
+                          (f"$share/{group}/{STATUS_FILTER}", SubscribeOptions(qos=1))])
+        log.info("connected (session present: %s)", flags.session_present)
+
+    def _on_subscribe(self, *_args: Any) -> None:
+        self.subscribed.set()
+
+    def _on_disconnect(self, *_args: Any) -> None:
+        self.subscribed.clear()
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self.queue.put(Incoming(msg.topic, bytes(msg.payload), msg.mid, msg.qos,
+                                bool(msg.retain), datetime.now(UTC), self.generation))
+
+    # -- batches --
+
+    def _commit(self, batch: list[Incoming]) -> BatchReport:
+        delay = 0.05
+        for attempt in range(8):
+            try:
+                with self.sessions() as session, session.begin():
+                    return process(session, batch, self.ctx)
+            except DBAPIError as exc:
+                if attempt == 7 or not (exc.connection_invalidated or _retryable(exc)):
+                    raise
+                log.warning("batch retried after a database conflict (%s)",
+                            type(exc.orig).__name__)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        raise AssertionError("unreachable")
+
+    def store(self, batch: list[Incoming]) -> BatchReport:
+        """Store a batch (one transaction); a message that fails on its own is recorded."""
+        started = time.perf_counter()
+        try:
+            report = self._commit(batch)
+        except DBAPIError:
+            raise
+        except Exception:
+            if len(batch) == 1:
+                log.exception("message on %s failed the store: recorded as internal-error",
+                              batch[0].topic)
+                with self.sessions() as session, session.begin():
+                    report = BatchReport([internal_error(session, batch[0], RuntimeError())])
+            else:  # isolate the message at fault
+                report = BatchReport()
+                for item in batch:
+                    part = self.store([item])
+                    report.outcomes.extend(part.outcomes)
+                    report.movements.extend(part.movements)
+                return report
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        for outcome in report.outcomes:
+            if outcome.result == "stored":
+                metrics.EVENTS_STORED.inc()
+            elif outcome.result == "duplicate":
+                metrics.DUPLICATES.inc()
+            elif outcome.result == "status":
+                metrics.STATUSES.inc()
+            elif outcome.rejection is not None:
+                metrics.REJECTIONS.labels(outcome.rejection.reason.value).inc()
+                log.warning("rejected %s from %s: %s (%s)", outcome.incoming.topic.split("/")[-1],
+                            outcome.rejection.device_id or "?", outcome.rejection.reason.value,
+                            outcome.rejection.detail)
+        return report
+
+    def _ack(self, batch: list[Incoming]) -> None:
+        for item in batch:  # in arrival order (MQTT 5 §4.6)
+            if item.qos > 0 and item.generation == self.generation:
+                self.client.ack(item.mid, item.qos)
+
+    def _batch_loop(self) -> None:
+        size = self.settings.batch_size
+        window = self.settings.batch_ms / 1000
+        while not self.stopping.is_set():
+            try:
+                first = self.queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch = [first]
+            deadline = time.monotonic() + window
+            while len(batch) < size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(self.queue.get(timeout=remaining))
+                except queue.Empty:
+                    break
+            try:
+                report = self.store(batch)
+            except Exception:
+                log.exception("batch of %d not stored: not acknowledged (will be redelivered)",
+                              len(batch))
+                self.stopping.set()
+                self.client.disconnect()
+                return
+            self._ack(batch)
+            if self.on_batch is not None:
+                self.on_batch(report)
+
+    def periodic(self, now: datetime | None = None) -> None:
+        """Stale-device check and close-out (safe to run in every worker)."""
+        now = utc(now or datetime.now(UTC))
+        with self.sessions() as session, session.begin():
+            stale = check_stale(session, now, self.settings.heartbeat_s,
+                                self.settings.offline_after_heartbeats)
+            closed = close_out(session, now, self.settings.close_time)
+        for device_id in stale:
+            log.warning("device %s missed its heartbeats: stale", device_id)
+        for c in closed:
+            log.info("close-out at %s: %d people never exited", c.site_id, c.people)
+
+    def _periodic_loop(self) -> None:
+        while not self.stopping.wait(self.periodic_s):
+            try:
+                self.periodic()
+            except Exception:
+                log.exception("periodic job failed")
+
+    # -- life cycle --
+
+    def start(self, timeout: float = 15.0) -> IngestWorker:
+        b = self.settings.broker
+        self.client.connect(b.host, b.port, keepalive=b.keepalive_s, clean_start=False,
+                            properties=connect_properties(self.settings))
+        self.client.loop_start()
+        for target in (self._batch_loop, self._periodic_loop):
+            thread = threading.Thread(target=target, daemon=True, name=target.__name__)
+            thread.start()
+            self._threads.append(thread)
+        if not self.subscribed.wait(timeout):
+            self.stop()
+            raise IngestError(f"no subscription to {b.url} within {timeout} s")
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for thread in self._threads:
+            thread.join(5)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    return any(s in text for s in ("database is locked", "deadlock", "could not serialize",
+                                   "busy"))

@@ -1,0 +1,58 @@
+"""Retention purge per data class (DESIGN.md §4: retention per data class; Decree 13/2023).
+
+* events: rows whose ``occurred_at`` is older than ``retention.events`` are deleted; their
+  rollups stay (counts are not personal and reports must keep working), and closed presences
+  of the same age go with them (they carry the pseudonymous subject);
+* stays: the guest's personal data (``personal_sealed``) and the subject are erased once the stay
+  ended (or, never ended, started) more than ``retention.stays`` ago; the row stays for the
+  notice register, marked by ``personal_erased_at``;
+* audit log and ingest rejections: deleted after their retention.
+
+The seq bookkeeping survives an events purge: ``Device.contiguous_seq`` keeps the ingest from
+storing a redelivered purged event again (it is refused as a replay).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, delete, func, or_, update
+from sqlalchemy.orm import Session
+
+from central.counting import rowcount, utc
+from central.db.models import AuditLog, Event, IngestRejection, Presence, Stay
+from central.settings import Retention
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    events: int
+    presences: int
+    stays_erased: int
+    audit: int
+    rejections: int
+
+
+def purge(session: Session, now: datetime, retention: Retention) -> PurgeReport:
+    """Apply the retention rules as of ``now``; the caller commits."""
+    now = utc(now)
+    events_before = now - retention.events
+    events = rowcount(session, delete(Event).where(Event.occurred_at < events_before))
+    presences = rowcount(session, delete(Presence).where(
+        Presence.exited_at.is_not(None), Presence.exited_at < events_before))
+    stays_before = now - retention.stays
+    stays = rowcount(session, update(Stay).where(
+        Stay.personal_erased_at.is_(None),
+        or_(Stay.ended_at < stays_before,
+            and_(Stay.ended_at.is_(None), Stay.started_at < stays_before)))
+        .values(personal_sealed=b"", subject=None, personal_erased_at=now))
+    audit = rowcount(session, delete(AuditLog).where(AuditLog.at < now - retention.audit))
+    rejections = rowcount(session, delete(IngestRejection).where(
+        IngestRejection.at < now - retention.rejections))
+    return PurgeReport(events, presences, stays, audit, rejections)
+
+
+def oldest_event(session: Session) -> datetime | None:
+    value = session.execute(func.min(Event.occurred_at).select()).scalar()
+    return utc(value) if value is not None else None

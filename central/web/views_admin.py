@@ -1,0 +1,394 @@
+"""Administration (admin role only): users, sites, units, devices and enrolment, targets,
+API tokens, and the audit log. Every change is written to the audit log."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+from werkzeug.wrappers.response import Response as BaseResponse
+
+from central.db.models import (
+    ApiToken,
+    AuditLog,
+    Device,
+    Role,
+    Site,
+    SiteKind,
+    Target,
+    Unit,
+    UnitLevel,
+    User,
+)
+from central.enrol import (
+    DIRECTIONS,
+    DeviceCA,
+    EnrolmentError,
+    centre_public_from_private_file,
+    enrol,
+)
+from central.web.errors import BadRequest, NotFoundError
+from central.web.reports import METRICS
+from central.web.security import audit, current_user, db_session, require_roles, token_hash
+from central.web.timeutil import utcnow
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+ADMIN = Role.ADMIN
+MIN_PASSWORD = 12
+AUDIT_PAGE = 200
+
+
+def _hasher() -> PasswordHasher:
+    hasher: PasswordHasher = current_app.extensions["central.hasher"]
+    return hasher
+
+
+def _int_or_none(name: str) -> int | None:
+    raw = request.form.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(f"{name}: an integer") from None
+
+
+def _units() -> list[Unit]:
+    return list(db_session().scalars(select(Unit).order_by(Unit.code)))
+
+
+def _sites() -> list[Site]:
+    return list(db_session().scalars(select(Site).order_by(Site.name)))
+
+
+def _password(value: str) -> str:
+    if len(value) < MIN_PASSWORD:
+        raise BadRequest(f"password: at least {MIN_PASSWORD} characters")
+    return value
+
+
+@bp.route("/")
+@require_roles(ADMIN)
+def index() -> BaseResponse:
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@require_roles(ADMIN)
+def users() -> str | BaseResponse:
+    """List users; POST creates one (role, unit, sites for site staff)."""
+    db = db_session()
+    if request.method == "POST":
+        username = request.form.get("username", "").strip()
+        if not username or len(username) > 64:
+            raise BadRequest("username: 1 to 64 characters")
+        if db.scalar(select(User).where(User.username == username)) is not None:
+            raise BadRequest("username: already taken")
+        user = User(username=username, password_hash=_hasher().hash(
+            _password(request.form.get("password", ""))), created_at=utcnow(),
+            language="vi", failed_logins=0, active=True, role=Role.SITE)
+        _apply_user_form(user)
+        db.add(user)
+        db.flush()
+        audit("user.create", username, {"role": user.role.value, "unit": user.unit_id,
+                                        "sites": [s.id for s in user.sites]})
+        return redirect(url_for("admin.users"))
+    rows = list(db.scalars(select(User).order_by(User.username)))
+    return render_template("admin/users.html", rows=rows, units=_units(), sites=_sites(),
+                           roles=list(Role))
+
+
+def _apply_user_form(user: User) -> None:
+    try:
+        user.role = Role(request.form.get("role", ""))
+    except ValueError:
+        raise BadRequest("role: admin, province, district or site") from None
+    unit_id = _int_or_none("unit_id")
+    if unit_id is not None and db_session().get(Unit, unit_id) is None:
+        raise BadRequest("unit_id: no such unit")
+    if user.role in (Role.PROVINCE, Role.DISTRICT) and unit_id is None:
+        raise BadRequest("unit_id: required for province and district staff")
+    user.unit_id = unit_id
+    site_ids = request.form.getlist("site_ids")
+    sites = list(db_session().scalars(select(Site).where(Site.id.in_(site_ids))))
+    if user.role is Role.SITE and not sites:
+        raise BadRequest("site_ids: site staff need at least one site")
+    user.sites = sites if user.role is Role.SITE else []
+
+
+def _user(user_id: int) -> User:
+    user = db_session().get(User, user_id)
+    if user is None:
+        raise NotFoundError(str(user_id))
+    return user
+
+
+@bp.route("/users/<int:user_id>", methods=["POST"])
+@require_roles(ADMIN)
+def user_update(user_id: int) -> BaseResponse:
+    """Change a user's role, unit, sites and active flag."""
+    user = _user(user_id)
+    _apply_user_form(user)
+    user.active = request.form.get("active") == "1"
+    audit("user.update", user.username, {"role": user.role.value, "unit": user.unit_id,
+                                         "sites": [s.id for s in user.sites],
+                                         "active": user.active})
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/users/<int:user_id>/password", methods=["POST"])
+@require_roles(ADMIN)
+def user_password(user_id: int) -> BaseResponse:
+    """Set a new password (ends the user's other sessions) and unlock the account."""
+    user = _user(user_id)
+    user.password_hash = _hasher().hash(_password(request.form.get("password", "")))
+    user.failed_logins = 0
+    user.locked_until = None
+    audit("user.password-reset", user.username)
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/users/<int:user_id>/unlock", methods=["POST"])
+@require_roles(ADMIN)
+def user_unlock(user_id: int) -> BaseResponse:
+    user = _user(user_id)
+    user.failed_logins = 0
+    user.locked_until = None
+    audit("user.unlock", user.username)
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/sites", methods=["GET", "POST"])
+@require_roles(ADMIN)
+def sites() -> str | BaseResponse:
+    """List sites; POST creates or updates one (by id)."""
+    db = db_session()
+    if request.method == "POST":
+        site_id = request.form.get("id", "").strip()
+        if not site_id or len(site_id) > 64:
+            raise BadRequest("id: 1 to 64 characters")
+        try:
+            kind = SiteKind(request.form.get("kind", ""))
+        except ValueError:
+            raise BadRequest("kind: heritage, hospital or accommodation") from None
+        unit_id = _int_or_none("unit_id")
+        if unit_id is None or db.get(Unit, unit_id) is None:
+            raise BadRequest("unit_id: an existing unit")
+        capacity = _int_or_none("capacity")
+        if capacity is not None and capacity < 0:
+            raise BadRequest("capacity: not negative")
+        close_time = request.form.get("close_time", "23:00").strip() or "23:00"
+        site = db.get(Site, site_id)
+        created = site is None
+        if site is None:
+            site = Site(id=site_id)
+            db.add(site)
+        site.name = request.form.get("name", "").strip() or site_id
+        site.kind = kind
+        site.unit_id = unit_id
+        site.capacity = capacity
+        site.close_time = close_time[:5]
+        audit("site.create" if created else "site.update", site_id,
+              {"kind": kind.value, "unit": unit_id, "capacity": capacity})
+        return redirect(url_for("admin.sites"))
+    return render_template("admin/sites.html", rows=_sites(), units=_units(),
+                           kinds=list(SiteKind))
+
+
+@bp.route("/units", methods=["GET", "POST"])
+@require_roles(ADMIN)
+def units() -> str | BaseResponse:
+    """List units (province → district → commune); POST creates one."""
+    db = db_session()
+    if request.method == "POST":
+        code = request.form.get("code", "").strip()
+        if not code or len(code) > 16:
+            raise BadRequest("code: 1 to 16 characters")
+        if db.scalar(select(Unit).where(Unit.code == code)) is not None:
+            raise BadRequest("code: already used")
+        try:
+            level = UnitLevel(request.form.get("level", ""))
+        except ValueError:
+            raise BadRequest("level: province, district or commune") from None
+        parent_id = _int_or_none("parent_id")
+        if parent_id is not None and db.get(Unit, parent_id) is None:
+            raise BadRequest("parent_id: no such unit")
+        if level is not UnitLevel.PROVINCE and parent_id is None:
+            raise BadRequest("parent_id: required below province level")
+        db.add(Unit(code=code, name=request.form.get("name", "").strip() or code,
+                    level=level, parent_id=parent_id))
+        audit("unit.create", code, {"level": level.value, "parent": parent_id})
+        return redirect(url_for("admin.units"))
+    return render_template("admin/units.html", rows=_units(), levels=list(UnitLevel))
+
+
+def _device_ca() -> DeviceCA | None:
+    ca = current_app.config.get("DEVICE_CA")
+    if isinstance(ca, DeviceCA):
+        return ca
+    cert, key = current_app.config.get("DEVICE_CA_CERT"), current_app.config.get("DEVICE_CA_KEY")
+    if cert and key:
+        return DeviceCA.load(Path(cert), Path(key))
+    return None
+
+
+def _centre_public() -> bytes | None:
+    value: Any = current_app.config.get("CENTRE_X25519_PUBLIC")
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str | Path):
+        return Path(value).read_bytes()
+    private = current_app.config.get("CENTRE_X25519_PRIVATE")
+    if private:
+        return centre_public_from_private_file(Path(private))
+    return None
+
+
+def _optional_file(name: str) -> bytes | None:
+    value = current_app.config.get(name)
+    return Path(value).read_bytes() if value else None
+
+
+@bp.route("/devices")
+@require_roles(ADMIN)
+def devices() -> str:
+    """Devices with enrolment and revocation."""
+    rows = list(db_session().scalars(select(Device).order_by(Device.id)))
+    ready = _device_ca() is not None and _centre_public() is not None
+    return render_template("admin/devices.html", rows=rows, sites=_sites(), ready=ready,
+                           directions=DIRECTIONS)
+
+
+@bp.route("/devices/enrol", methods=["POST"])
+@require_roles(ADMIN)
+def device_enrol() -> Response:
+    """Enrol a device and download its bundle (keys exist only in this download)."""
+    db = db_session()
+    ca, centre = _device_ca(), _centre_public()
+    if ca is None or centre is None:
+        raise BadRequest("enrolment: DEVICE_CA_CERT / DEVICE_CA_KEY and the centre's X25519 "
+                         "key are not configured")
+    site = db.get(Site, request.form.get("site_id", ""))
+    if site is None:
+        raise BadRequest("site_id: no such site")
+    device_id = request.form.get("device_id", "").strip()
+    direction = request.form.get("direction") or None
+    try:
+        result = enrol(db, device_id=device_id, site=site, ca=ca, centre_public=centre,
+                       broker_url=str(current_app.config["BROKER_URL"]),
+                       name=request.form.get("name", "").strip(), direction=direction,
+                       broker_ca_pem=_optional_file("BROKER_CA_CERT"),
+                       subject_key=_optional_file("SUBJECT_KEY_PATH"))
+    except EnrolmentError as exc:
+        db.rollback()
+        raise BadRequest(str(exc)) from None
+    audit("device.enrol", device_id, {"site": site.id,
+                                      "cert_fingerprint": result.device.cert_fingerprint})
+    return Response(result.bundle, mimetype="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{result.filename}"'})
+
+
+@bp.route("/devices/<device_id>/revoke", methods=["POST"])
+@require_roles(ADMIN)
+def device_revoke(device_id: str) -> BaseResponse:
+    device = db_session().get(Device, device_id)
+    if device is None:
+        raise NotFoundError(device_id)
+    device.revoked = True
+    audit("device.revoke", device_id)
+    return redirect(url_for("admin.devices"))
+
+
+@bp.route("/targets", methods=["GET", "POST"])
+@require_roles(ADMIN)
+def targets() -> str | BaseResponse:
+    """KPI targets per unit (inherited down the tree) or nationwide."""
+    db = db_session()
+    if request.method == "POST":
+        metric = request.form.get("metric", "")
+        if metric not in METRICS:
+            raise BadRequest(f"metric: one of {', '.join(METRICS)}")
+        try:
+            value = float(request.form.get("value", ""))
+        except ValueError:
+            raise BadRequest("value: a number between 0 and 1") from None
+        if not 0 <= value <= 1:
+            raise BadRequest("value: a number between 0 and 1")
+        unit_id = _int_or_none("unit_id")
+        target = db.scalar(select(Target).where(Target.metric == metric,
+                                                Target.unit_id.is_(None) if unit_id is None
+                                                else Target.unit_id == unit_id))
+        if target is None:
+            target = Target(unit_id=unit_id, metric=metric, value=value)
+            db.add(target)
+        target.value = value
+        audit("target.set", metric, {"unit": unit_id, "value": value})
+        return redirect(url_for("admin.targets"))
+    rows = list(db.scalars(select(Target).order_by(Target.metric, Target.unit_id)))
+    return render_template("admin/targets.html", rows=rows, units=_units(), metrics=METRICS,
+                           unit_names={u.id: u.name for u in _units()})
+
+
+@bp.route("/tokens", methods=["GET", "POST"])
+@require_roles(ADMIN)
+def tokens() -> str | BaseResponse:
+    """Read-only API tokens scoped to a unit; the token is shown once, only its hash stays."""
+    db = db_session()
+    new_token = None
+    if request.method == "POST":
+        name = request.form.get("name", "").strip()[:100]
+        if not name:
+            raise BadRequest("name: required")
+        unit_id = _int_or_none("unit_id")
+        if unit_id is not None and db.get(Unit, unit_id) is None:
+            raise BadRequest("unit_id: no such unit")
+        days = _int_or_none("expires_days")
+        new_token = "cct_" + secrets.token_urlsafe(32)
+        user = current_user()
+        row = ApiToken(name=name, token_hash=token_hash(new_token), unit_id=unit_id,
+                       created_by=user.id if user else None, created_at=utcnow(),
+                       expires_at=utcnow() + timedelta(days=days) if days else None,
+                       revoked=False)
+        db.add(row)
+        db.flush()
+        audit("token.create", name, {"unit": unit_id, "id": row.id})
+    rows = list(db.scalars(select(ApiToken).order_by(ApiToken.created_at.desc())))
+    return render_template("admin/tokens.html", rows=rows, units=_units(), new_token=new_token,
+                           unit_names={u.id: u.name for u in _units()})
+
+
+@bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])
+@require_roles(ADMIN)
+def token_revoke(token_id: int) -> BaseResponse:
+    token = db_session().get(ApiToken, token_id)
+    if token is None:
+        raise NotFoundError(str(token_id))
+    token.revoked = True
+    audit("token.revoke", token.name, {"id": token.id})
+    return redirect(url_for("admin.tokens"))
+
+
+@bp.route("/audit")
+@require_roles(ADMIN)
+def audit_log() -> str:
+    """The audit log, newest first, filterable by action prefix and actor."""
+    db = db_session()
+    query = select(AuditLog).order_by(AuditLog.id.desc())
+    action = request.args.get("action", "").strip()
+    actor = request.args.get("actor", "").strip()
+    if action:
+        query = query.where(AuditLog.action.startswith(action, autoescape=True))
+    if actor:
+        query = query.where(AuditLog.actor == actor)
+    raw_page = request.args.get("page", "1")
+    page = max(int(raw_page), 1) if raw_page.isdigit() else 1
+    rows = list(db.scalars(query.offset((page - 1) * AUDIT_PAGE).limit(AUDIT_PAGE)))
+    total = db.scalar(select(func.count()).select_from(AuditLog)) or 0
+    return render_template("audit.html", rows=rows, page=page, total=total, action=action,
+                           actor=actor, page_size=AUDIT_PAGE)
+
