@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job: installs what it needs, then runs the whole system on this machine.
-# Extra arguments go to `edge-agent demo` (e.g. `--duration 60 --check`).
+# The main job: installs what it needs, then runs the whole system on this machine: a broker,
+# the collector, five simulated gates and desks at two sites, and visitor traffic.
+# Extra arguments go to `firmware-sim demo` (e.g. `--duration 60 --check`).
 set -euo pipefail
 PROFILE=run source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$REPO_ROOT"
-exec "$VENV/bin/edge-agent" demo "$@"
+exec "$VENV/bin/firmware-sim" demo "$@"

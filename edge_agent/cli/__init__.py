@@ -1,6 +1,6 @@
 """``edge-agent``: the agent's command line.
 
-Sub-commands register themselves from small modules (``inspect``, ``demo``...). Exit status: 0 on
+Sub-commands register themselves from small modules (``inspect``, ``read``...). Exit status: 0 on
 success, 2 for invalid input (one line on standard error saying why), 1 for other failures.
 """
 
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from edge_agent import __version__
-from edge_agent.cli import demo, inspect, read, run, scan
+from edge_agent.cli import inspect, read, run, scan
 from edge_agent.cli.common import CliError
 
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
@@ -25,7 +25,6 @@ def build_parser() -> argparse.ArgumentParser:
     read.register(commands)
     run.register(commands)
     scan.register(commands)
-    demo.register(commands)
     return parser
 
 

@@ -111,6 +111,7 @@ class TrafficGenerator:
         """(site_id, kind) → events the gates accepted: entry, exit, visit, stay.start."""
         self.failures: list[str] = []
         self.inside: dict[str, list[Visitor]] = {}
+        self.admitted: set[str] = set()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pool_lock = threading.Lock()
@@ -177,13 +178,22 @@ class TrafficGenerator:
         elif station.role == "reception":
             self._record(station, "visit", verdict, visitor)
         elif station.role == "ward" and self._record(station, "visit", verdict, visitor):
-            departure = (date.today() + timedelta(days=self.rng.randrange(1, 6)))
-            result = station.desk("admit", {"room": f"Khoa {self.rng.choice('ABC')}",
-                                            "expected_departure": departure.isoformat()})
-            if result.get("accepted"):
-                self.generated[(station.site_id, "stay.start")] += 1
+            if visitor.id_number in self.admitted:
+                action, kind, fields = "discharge", "stay.end", {}
             else:
-                self.failures.append(f"{station.name}: admission refused ({result})")
+                departure = (date.today() + timedelta(days=self.rng.randrange(1, 6)))
+                action, kind = "admit", "stay.start"
+                fields = {"room": f"Khoa {self.rng.choice('ABC')}",
+                          "expected_departure": departure.isoformat()}
+            result = station.desk(action, fields)
+            if result.get("accepted"):
+                self.generated[(station.site_id, kind)] += 1
+                if action == "admit":
+                    self.admitted.add(visitor.id_number)
+                else:
+                    self.admitted.discard(visitor.id_number)
+            else:
+                self.failures.append(f"{station.name}: {action} refused ({result.get('title')})")
         self._give_back(visitor)
 
     # -- running ----------------------------------------------------------------------------------

@@ -1,0 +1,461 @@
+"""The whole system on one machine: the README's main job (``bash deploy/start.sh``).
+
+Starts a broker (mosquitto with TLS and the ACL of deploy/), the collector (SQLite, migrations,
+an administrator, enrolled devices, an ingest worker, the web), five agent processes at two
+simulated sites — a heritage site with two entry gates and an exit gate, a hospital with a
+reception desk and a ward admission desk — whose readers are contactless tags on nfcpy's UDP
+transport and whose scanners are pseudo-terminals, and the visitor-traffic generator that owns
+that simulated hardware. Agents and collector run as the same programs an operator deploys;
+the generator never reaches into them.
+
+``--duration S --check``: run for S seconds, stop the traffic, wait until every agent's outbox is
+delivered, and exit 1 unless the centre's counts equal exactly what the gates accepted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import ipaddress
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from sqlalchemy import func, select
+
+from central.at_rest import new_data_key
+from central.db.engine import make_engine, make_sessionmaker
+from central.db.models import Role, Rollup, Site, SiteKind, Stay, Unit, UnitLevel, User
+from central.enrol import DeviceCA, enrol, issue_certificate
+from central.migrations import upgrade
+from central.web.security import hash_password
+from firmware_sim.bridges.nfc_udp import UdpTagBridge
+from firmware_sim.bridges.serial_scanner import PtySerialScanner
+from firmware_sim.card import issue_cards
+from firmware_sim.demo.traffic import Station, TrafficGenerator, visitors_from
+
+HERITAGE, HOSPITAL = "hue-dai-noi", "bv-trung-uong-hue"
+
+
+@dataclass(frozen=True)
+class StationSpec:
+    device_id: str
+    site_id: str
+    role: str
+    chip: bool
+    kind: str
+    direction: str | None = None
+
+
+STATIONS = (
+    StationSpec("gate-ngo-mon-1", HERITAGE, "entry", True, "heritage-gate", "entry"),
+    StationSpec("gate-ngo-mon-2", HERITAGE, "entry", False, "heritage-gate", "entry"),
+    StationSpec("gate-hien-nhon", HERITAGE, "exit", True, "heritage-gate", "exit"),
+    StationSpec("reception-1", HOSPITAL, "reception", True, "hospital-reception"),
+    StationSpec("ward-noi-3", HOSPITAL, "ward", False, "hospital-reception"),
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+@dataclass
+class System:
+    """Everything the demo started, to stop it again in reverse order."""
+
+    root: Path
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    scanners: list[PtySerialScanner] = field(default_factory=list)
+    tags: list[UdpTagBridge] = field(default_factory=list)
+
+    def spawn(self, name: str, argv: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        log = (self.root / "logs" / log_name).open("ab")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.processes.append((name, proc))
+        return proc
+
+    def stop(self) -> None:
+        for _name, proc in reversed(self.processes):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _name, proc in reversed(self.processes):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for tag in self.tags:
+            tag.stop()
+        for scanner in self.scanners:
+            scanner.close()
+
+
+# -- PKI and keys ---------------------------------------------------------------------------------
+
+
+def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    path.chmod(0o600)
+
+
+def broker_certificate(ca: DeviceCA, pki: Path) -> tuple[Path, Path]:
+    now = dt.datetime.now(dt.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "broker")]))
+            .issuer_name(ca.cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"),
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .sign(ca.key, hashes.SHA256()))
+    (pki / "broker.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, pki / "broker.key")
+    return pki / "broker.crt", pki / "broker.key"
+
+
+def client_certificate(ca: DeviceCA, pki: Path, name: str) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = issue_certificate(ca, name, key.public_key(), dt.datetime.now(dt.UTC))
+    (pki / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, pki / f"{name}.key")
+    return pki / f"{name}.crt", pki / f"{name}.key"
+
+
+# -- the parts ------------------------------------------------------------------------------------
+
+
+def start_broker(system: System, pki: Path, port: int) -> None:
+    mosquitto = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    if mosquitto is None:
+        raise SystemExit("mosquitto is not installed: bash deploy/start.sh installs it "
+                         "(apt-get install mosquitto)")
+    acl = system.root / "broker" / "acl"
+    acl.parent.mkdir()
+    (system.root / "broker" / "data").mkdir()
+    template = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "cccd-checkin.acl"
+    acl.write_text(template.read_text(encoding="utf-8").split("# The collector's")[0]
+                   + "user collector\ntopic read checkin/v1/#\n"
+                     "topic write checkin/v1/sites/+/occupancy\ntopic write checkin/v1/+/config\n",
+                   encoding="utf-8")
+    user = pwd.getpwuid(os.getuid()).pw_name
+    conf = system.root / "broker" / "mosquitto.conf"
+    conf.write_text(f"""per_listener_settings false
+user {user}
+allow_anonymous false
+acl_file {acl}
+persistence true
+persistence_location {system.root / "broker" / "data"}/
+max_queued_messages 100000
+log_dest file {system.root / "logs" / "mosquitto.log"}
+listener {port} 127.0.0.1
+cafile {pki / "ca.crt"}
+certfile {pki / "broker.crt"}
+keyfile {pki / "broker.key"}
+require_certificate true
+use_identity_as_username true
+use_username_as_clientid true
+tls_version tlsv1.2
+""", encoding="utf-8")
+    system.spawn("mosquitto", [mosquitto, "-c", str(conf)], "mosquitto.out")
+    wait_port(port, "mosquitto")
+
+
+def wait_port(port: int, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"{what} did not start (see var/demo/logs)")
+
+
+def seed_collector(root: Path, database_url: str, ca: DeviceCA, centre: X25519PrivateKey,
+                   broker_url: str, subject_key: bytes, password: str) -> dict[str, Path]:
+    """Migrate, create units, sites, the administrator, and enrol every device."""
+    upgrade(database_url)
+    sessions = make_sessionmaker(make_engine(database_url))
+    bundles: dict[str, Path] = {}
+    now = dt.datetime.now(dt.UTC)
+    with sessions() as session, session.begin():
+        province = Unit(code="46", name="Thừa Thiên Huế", level=UnitLevel.PROVINCE)
+        session.add(province)
+        session.flush()
+        city = Unit(code="474", name="Thành phố Huế", level=UnitLevel.DISTRICT,
+                    parent_id=province.id)
+        session.add(city)
+        session.flush()
+        session.add_all([
+            Site(id=HERITAGE, name="Hoàng thành Huế", kind=SiteKind.HERITAGE, unit_id=city.id,
+                 capacity=5000),
+            Site(id=HOSPITAL, name="Bệnh viện Trung ương Huế", kind=SiteKind.HOSPITAL,
+                 unit_id=city.id, capacity=None),
+            User(username="admin", password_hash=hash_password(password), role=Role.ADMIN,
+                 created_at=now),
+        ])
+        session.flush()
+        for spec in STATIONS:
+            site = session.get(Site, spec.site_id)
+            assert site is not None
+            enrolment = enrol(session, device_id=spec.device_id, site=site, ca=ca,
+                              centre_public=centre.public_key().public_bytes(
+                                  serialization.Encoding.Raw, serialization.PublicFormat.Raw),
+                              broker_url=broker_url, direction=spec.direction,
+                              subject_key=subject_key, now=now)
+            target = root / "devices"
+            with zipfile.ZipFile(io.BytesIO(enrolment.bundle)) as bundle:
+                bundle.extractall(target)
+            bundles[spec.device_id] = target / spec.device_id
+    return bundles
+
+
+def agent_config(folder: Path, spec: StationSpec, broker_url: str, tag: UdpTagBridge | None,
+                 scanner: PtySerialScanner, kiosk_port: int, trust: Path) -> Path:
+    readers = f'["nfc:{tag.path}"]' if tag else "[]"
+    direction = f'direction = "{spec.direction}"\n' if spec.direction else ""
+    config = folder / "demo-agent.toml"
+    config.write_text(f"""[device]
+id = "{spec.device_id}"
+site_id = "{spec.site_id}"
+site_kind = "{spec.kind}"
+{direction}name = "{spec.device_id}"
+
+[keys]
+signing_key = "keys/device-ed25519.pem"
+centre_public_key = "keys/centre-x25519.pub.pem"
+subject_key = "keys/subject.key"
+
+[readers]
+uris = {readers}
+
+[scanners]
+uris = ["serial:{scanner.path}?terminator=cr"]
+
+[chip]
+trust_dir = "{trust}"
+
+[broker]
+url = "{broker_url}"
+ca = "tls/ca.pem"
+cert = "tls/{spec.device_id}.crt"
+key = "tls/{spec.device_id}.key"
+heartbeat_s = 10
+
+[outbox]
+path = "{folder / 'outbox.sqlite3'}"
+
+[kiosk]
+port = {kiosk_port}
+""", encoding="utf-8")
+    return config
+
+
+def wait_scanner_open(proc: subprocess.Popen[bytes], scanner: PtySerialScanner,
+                      timeout: float = 60) -> None:
+    """pyserial discards what arrives before it opens the port: wait for the open tty."""
+    slave = os.path.realpath(scanner.path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("an agent exited at start (see var/demo/logs)")
+        with contextlib.suppress(OSError):
+            fds = Path(f"/proc/{proc.pid}/fd").iterdir()
+            if any(os.path.realpath(fd) == slave for fd in fds):
+                return
+        time.sleep(0.05)
+    raise SystemExit("an agent did not open its scanner (see var/demo/logs)")
+
+
+def centre_counts(database_url: str) -> Counter[tuple[str, str]]:
+    """The centre's figures for what the generator counts: people by site and kind."""
+    sessions = make_sessionmaker(make_engine(database_url))
+    counts: Counter[tuple[str, str]] = Counter()
+    with sessions() as session:
+        rows = session.execute(
+            select(Rollup.site_id, Rollup.kind, func.sum(Rollup.people))
+            .where(Rollup.kind.in_(("entry", "exit", "visit")))
+            .group_by(Rollup.site_id, Rollup.kind)).all()
+        for site_id, kind, people in rows:
+            counts[(site_id, kind)] = int(people or 0)
+        for site_id, started, ended in session.execute(
+                select(Stay.site_id, func.count(), func.count(Stay.ended_at))
+                .group_by(Stay.site_id)).all():
+            counts[(site_id, "stay.start")] = int(started)
+            counts[(site_id, "stay.end")] = int(ended)
+    return counts
+
+
+def run_system(*, root: Path, duration: float | None, check: bool, web_port: int,
+               visitors: int = 80) -> int:
+    if root.exists():
+        shutil.rmtree(root)
+    (root / "logs").mkdir(parents=True)
+    (root / "pki").mkdir()
+    system = System(root)
+    bin_dir = Path(sys.executable).parent
+    password = secrets.token_urlsafe(9)
+    try:
+        say("issuing synthetic cards and a test PKI")
+        issue_cards(root / "cards", visitors, seed=2026)
+        pki = root / "pki"
+        ca = DeviceCA.create("CCCD demo CA")
+        ca.save(pki / "ca.crt", pki / "ca.key")
+        broker_certificate(ca, pki)
+        collector_cert, collector_key = client_certificate(ca, pki, "collector")
+        centre = X25519PrivateKey.generate()
+        (root / "centre-x25519.key").write_bytes(centre.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+            serialization.NoEncryption()))
+        new_data_key(root / "data.key")
+        (root / "web-secret").write_bytes(secrets.token_bytes(32))
+        subject_key = secrets.token_bytes(32)
+        broker_port = free_port()
+        broker_url = f"mqtts://127.0.0.1:{broker_port}"
+        database_url = f"sqlite:///{root / 'central.sqlite3'}"
+        central_toml = root / "central.toml"
+        central_toml.write_text(f"""database_url = "{database_url}"
+
+[broker]
+url = "{broker_url}"
+ca = "{pki / 'ca.crt'}"
+cert = "{collector_cert}"
+key = "{collector_key}"
+client_id = "collector"
+
+[keys]
+centre_private_key = "{root / 'centre-x25519.key'}"
+data_key = "{root / 'data.key'}"
+""", encoding="utf-8")
+        say(f"starting mosquitto with TLS on 127.0.0.1:{broker_port}")
+        start_broker(system, pki, broker_port)
+        say("collector: database, administrator, enrolled devices")
+        bundles = seed_collector(root, database_url, ca, centre, broker_url, subject_key,
+                                 password)
+        system.spawn("ingest", [str(bin_dir / "central"), "ingest", "--config",
+                                str(central_toml)], "ingest.log")
+        system.spawn("web", [str(bin_dir / "central"), "web", "--config", str(central_toml),
+                             "--port", str(web_port), "--insecure-cookies",
+                             "--secret-key-file", str(root / "web-secret"),
+                             "--device-ca-cert", str(pki / "ca.crt"),
+                             "--device-ca-key", str(pki / "ca.key")], "web.log")
+        wait_port(web_port, "the collector's web")
+        people = visitors_from(root / "cards")
+        stations: list[Station] = []
+        agents: list[tuple[subprocess.Popen[bytes], PtySerialScanner]] = []
+        for spec in STATIONS:
+            scanner = PtySerialScanner(terminator=b"\r")
+            system.scanners.append(scanner)
+            tag = None
+            if spec.chip:
+                tag = UdpTagBridge(people[0].card_dir).start()
+                tag.remove_card()
+                system.tags.append(tag)
+            kiosk_port = free_port()
+            config = agent_config(bundles[spec.device_id], spec, broker_url, tag, scanner,
+                                  kiosk_port, root / "cards" / "trust")
+            proc = system.spawn(spec.device_id, [str(bin_dir / "edge-agent"), "run",
+                                                 "--config", str(config), "--log-level",
+                                                 "WARNING"], f"{spec.device_id}.log")
+            agents.append((proc, scanner))
+            stations.append(Station(spec.device_id, spec.site_id, spec.role, kiosk_port,
+                                    scanner, tag))
+        for proc, scanner in agents:
+            wait_scanner_open(proc, scanner)
+        say(f"dashboard: http://127.0.0.1:{web_port}/   login: admin / {password}")
+        for station in stations:
+            say(f"kiosk {station.name}: http://127.0.0.1:{station.kiosk_port}/")
+        generator = TrafficGenerator(stations, people, seed=7)
+        generator.start()
+        say("visitors are arriving" + (f" for {duration:g} s" if duration else
+                                       " (Ctrl-C stops everything)"))
+        started = time.monotonic()
+        try:
+            while duration is None or time.monotonic() - started < duration:
+                time.sleep(min(5.0, max(0.1, (duration or 5) - (time.monotonic() - started))))
+                say(f"generated {sum(generator.generated.values())} accepted events; "
+                    f"centre has {sum(centre_counts(database_url).values())}")
+        except KeyboardInterrupt:
+            say("stopping")
+        generator.stop()
+        if not check:
+            return 0
+        return verify(generator, stations, database_url)
+    finally:
+        system.stop()
+        say("stopped")
+
+
+def verify(generator: TrafficGenerator, stations: list[Station], database_url: str) -> int:
+    """Wait for every backlog to drain, then compare the centre with the ground truth."""
+    say("traffic stopped; waiting for every agent to deliver its outbox")
+    deadline = time.monotonic() + 120
+    expected = Counter({k: v for k, v in generator.generated.items() if v})
+    got: Counter[tuple[str, str]] = Counter()
+    while time.monotonic() < deadline:
+        states = [station.state() or {} for station in stations]
+        drained = all(s.get("online") and s.get("backlog") == 0 for s in states)
+        got = Counter({k: v for k, v in centre_counts(database_url).items() if v})
+        if drained and got == expected:
+            break
+        time.sleep(0.5)
+    width = max(len(f"{s} {k}") for s, k in (expected | got)) if (expected or got) else 10
+    print(f"{'site / kind':<{width}}  generated  centre")
+    for key in sorted(expected | got):
+        mark = "" if expected[key] == got[key] else "   <-- MISMATCH"
+        print(f"{key[0] + ' ' + key[1]:<{width}}  {expected[key]:>9}  {got[key]:>6}{mark}")
+    refused = Counter(f.split(" of ")[0].split(" (")[0] for f in generator.failures)
+    for what, times in sorted(refused.items()):
+        print(f"not accepted at the gate (a repeat visit or stay, by design): {what} × {times}")
+    if got != expected or not expected:
+        say("CHECK FAILED: the centre's counts differ from what the gates accepted")
+        return 1
+    say(f"CHECK PASSED: {sum(expected.values())} events, the centre's counts are exact")
+    return 0
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("demo", help="run the whole system on this machine")
+    parser.add_argument("--duration", type=float, help="seconds of traffic (default: until "
+                                                       "Ctrl-C)")
+    parser.add_argument("--check", action="store_true",
+                        help="after the traffic, exit 1 unless the centre's counts are exact")
+    parser.add_argument("--port", type=int, default=8000, help="the dashboard's port")
+    parser.add_argument("--visitors", type=int, default=80)
+    parser.add_argument("--workdir", type=Path,
+                        default=Path(__file__).resolve().parents[2] / "var" / "demo")
+    parser.set_defaults(handler=lambda a: run_system(root=a.workdir, duration=a.duration,
+                                                     check=a.check, web_port=a.port,
+                                                     visitors=a.visitors))
