@@ -13,10 +13,12 @@ event; and paho's queue is lost on a process restart anyway. Downstream nothing 
 Delivery (MQTT 5 §4.3.2, QoS 1 "at least once"). One drain thread publishes pending events in
 ``seq`` order on ``checkin/v1/<device_id>/events`` with QoS 1, keeping at most ``inflight``
 unacknowledged (also capped by the broker's Receive Maximum from CONNACK, §3.2.2.3.3). A PUBACK
-with a success reason code (< 0x80, §3.4.2.1) marks the event delivered; 0x10 "no matching
-subscribers" is a success too (the broker took the message and dropped it: the collector's
-session must be persistent, Clean Start 0 with a Session Expiry), counted in ``stats()``;
-PUBACKs are batched into one outbox transaction. A PUBACK with a failure reason code (e.g. 0x87
+with a success reason code (< 0x80, §3.4.2.1) marks the event delivered, except 0x10 "no
+matching subscribers": the broker took the message and dropped it because no collector was
+subscribed (after a broker restart, mosquitto 2.0.11 does not restore the collectors' shared
+subscriptions until they reconnect), so the event stays undelivered and is published again after
+``retry_no_subscriber_s``; counted in ``stats()``. PUBACKs are batched into one outbox
+transaction. A PUBACK with a failure reason code (e.g. 0x87
 Not authorized from an ACL) is counted and logged, the event stays undelivered and is
 republished after ``retry_failed_s`` (it does not block the events after it). A crash between
 PUBACK and the outbox update only causes a duplicate with the same ``event_id``, which the
@@ -109,6 +111,7 @@ class Uplink:
                  status_signer: StatusSigner | None = None,
                  version: str = __version__, keepalive_s: int = 30,
                  backoff: tuple[float, float] = (0.5, 60.0), retry_failed_s: float = 30.0,
+                 retry_no_subscriber_s: float = 2.0,
                  connect_timeout_s: float = 10.0, purge_every_s: float = 600.0) -> None:
         self.device_id = device_id
         self.site_id = site_id
@@ -133,6 +136,7 @@ class Uplink:
         self._keepalive = keepalive_s
         self._backoff = backoff
         self._retry_failed_s = retry_failed_s
+        self._retry_no_subscriber_s = retry_no_subscriber_s
         self._connect_timeout = connect_timeout_s
         self._purge_every = purge_every_s
 
@@ -340,8 +344,10 @@ class Uplink:
             self._signal.clear()
             now = time.monotonic()
             try:
-                if self._handle_acks(conn):
-                    rescan_at = now + self._retry_failed_s
+                retry_in = self._handle_acks(conn)
+                if retry_in is not None:
+                    rescan_at = now + retry_in if rescan_at is None else min(rescan_at,
+                                                                             now + retry_in)
                 if rescan_at is not None and now >= rescan_at:
                     cursor, rescan_at = 0, None
                 free = window - len(conn.mids)
@@ -378,10 +384,10 @@ class Uplink:
                 wait = min(wait, max(0.0, rescan_at - time.monotonic()))
             self._signal.wait(wait)
 
-    def _handle_acks(self, conn: _Connection) -> bool:
-        """Apply the PUBACKs received so far; True when one of them was a failure."""
+    def _handle_acks(self, conn: _Connection) -> float | None:
+        """Apply the PUBACKs received so far; the delay before a retry when one was refused."""
         delivered: list[int] = []
-        failed = False
+        retry_in: float | None = None
         while True:
             try:
                 gen, mid, reason = self._acks.get_nowait()
@@ -399,19 +405,21 @@ class Uplink:
             if seq is None:
                 continue
             if reason.is_failure:
-                failed = True
+                retry_in = self._retry_failed_s
                 log.warning("PUBACK for seq %d refused: %s; retrying in %.0f s", seq, reason,
                             self._retry_failed_s)
                 with self._stats_lock:
                     self._failed += 1
                     self._last_error = f"PUBACK seq {seq}: {reason}"
+            elif reason.value == NO_MATCHING_SUBSCRIBERS:
+                with self._stats_lock:
+                    self._no_subscribers += 1
+                if self._no_subscribers in (1, 100) or self._no_subscribers % 10_000 == 0:
+                    log.warning("broker reports no subscriber for the events (0x10): kept, "
+                                "sent again in %.0f s", self._retry_no_subscriber_s)
+                retry_in = min(retry_in or self._retry_no_subscriber_s,
+                               self._retry_no_subscriber_s)
             else:
-                if reason.value == NO_MATCHING_SUBSCRIBERS:
-                    with self._stats_lock:
-                        self._no_subscribers += 1
-                    if self._no_subscribers in (1, 100) or self._no_subscribers % 10_000 == 0:
-                        log.warning("broker reports no subscriber for the events (0x10): "
-                                    "is the collector's session persistent?")
                 delivered.append(seq)
         if delivered:
             marked = self._outbox.mark_delivered_many(delivered)
@@ -422,7 +430,7 @@ class Uplink:
                     self._on_delivered(delivered)
                 except Exception:
                     log.exception("on_delivered callback failed")
-        return failed
+        return retry_in
 
     def _publish_status(self, conn: _Connection) -> None:
         try:

@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import io
 import ipaddress
+import json
 import os
 import pwd
 import secrets
@@ -27,8 +28,10 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,10 +45,20 @@ from sqlalchemy import func, select
 
 from central.at_rest import new_data_key
 from central.db.engine import make_engine, make_sessionmaker
-from central.db.models import Role, Rollup, Site, SiteKind, Stay, Unit, UnitLevel, User
+from central.db.models import (
+    ApiToken,
+    Role,
+    Rollup,
+    Site,
+    SiteKind,
+    Stay,
+    Unit,
+    UnitLevel,
+    User,
+)
 from central.enrol import DeviceCA, enrol, issue_certificate
 from central.migrations import upgrade
-from central.web.security import hash_password
+from central.web.security import hash_password, token_hash
 from firmware_sim.bridges.nfc_udp import UdpTagBridge
 from firmware_sim.bridges.serial_scanner import PtySerialScanner
 from firmware_sim.card import issue_cards
@@ -92,6 +105,19 @@ class System:
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     scanners: list[PtySerialScanner] = field(default_factory=list)
     tags: list[UdpTagBridge] = field(default_factory=list)
+    broker_argv: list[str] = field(default_factory=list)
+
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        return next(proc for n, proc in reversed(self.processes) if n == name)
+
+    def restart(self, name: str, argv: list[str], log_name: str, *,
+                sig: int = signal.SIGKILL, pause: float = 2.0) -> subprocess.Popen[bytes]:
+        """Kill a part (SIGKILL: a crash; SIGTERM: a stop) and start it again."""
+        proc = self.process(name)
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+        time.sleep(pause)
+        return self.spawn(name, argv, log_name)
 
     def spawn(self, name: str, argv: list[str], log_name: str) -> subprocess.Popen[bytes]:
         log = (self.root / "logs" / log_name).open("ab")
@@ -157,7 +183,8 @@ def client_certificate(ca: DeviceCA, pki: Path, name: str) -> tuple[Path, Path]:
 # -- the parts ------------------------------------------------------------------------------------
 
 
-def start_broker(system: System, pki: Path, port: int) -> None:
+def start_broker(system: System, pki: Path, port: int,
+                 collectors: tuple[str, ...] = ("collector",)) -> None:
     mosquitto = shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
     if mosquitto is None:
@@ -168,8 +195,9 @@ def start_broker(system: System, pki: Path, port: int) -> None:
     (system.root / "broker" / "data").mkdir()
     template = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "cccd-checkin.acl"
     acl.write_text(template.read_text(encoding="utf-8").split("# The collector's")[0]
-                   + "user collector\ntopic read checkin/v1/#\n"
-                     "topic write checkin/v1/sites/+/occupancy\ntopic write checkin/v1/+/config\n",
+                   + "".join(f"user {name}\ntopic read checkin/v1/#\n"
+                             "topic write checkin/v1/sites/+/occupancy\n"
+                             "topic write checkin/v1/+/config\n" for name in collectors),
                    encoding="utf-8")
     user = pwd.getpwuid(os.getuid()).pw_name
     conf = system.root / "broker" / "mosquitto.conf"
@@ -190,7 +218,8 @@ use_identity_as_username true
 use_username_as_clientid true
 tls_version tlsv1.2
 """, encoding="utf-8")
-    system.spawn("mosquitto", [mosquitto, "-c", str(conf)], "mosquitto.out")
+    system.broker_argv = [mosquitto, "-c", str(conf)]
+    system.spawn("mosquitto", system.broker_argv, "mosquitto.out")
     wait_port(port, "mosquitto")
 
 
@@ -318,8 +347,60 @@ def centre_counts(database_url: str) -> Counter[tuple[str, str]]:
     return counts
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What a checked run hands to ``after_check`` before everything stops."""
+
+    web_url: str
+    password: str
+    api_token: str
+    expected: Counter[tuple[str, str]]
+
+
+def make_api_token(database_url: str) -> str:
+    """A read-only API token for the province (as an operations centre would hold)."""
+    token = secrets.token_urlsafe(24)
+    sessions = make_sessionmaker(make_engine(database_url))
+    with sessions() as session, session.begin():
+        province = session.scalars(select(Unit).where(Unit.level == UnitLevel.PROVINCE)).first()
+        session.add(ApiToken(name="demo check", token_hash=token_hash(token),
+                             unit_id=province.id if province else None,
+                             created_at=dt.datetime.now(dt.UTC)))
+    return token
+
+
+def fault_schedule(system: System, stations: list[Station], agent_argv: dict[str, list[str]],
+                   ingest_argv: dict[str, list[str]],
+                   duration: float) -> list[tuple[float, Callable[[], None]]]:
+    """Faults during the traffic: the broker restarted, an agent and an ingest worker killed.
+
+    The agent is killed between two presentations (its station's lock is held), so every
+    presentation either completed, verdict shown, or never started.
+    """
+    victim = next(s for s in stations if s.role == "entry")
+
+    def broker() -> None:
+        say("fault: restarting the broker")
+        system.restart("mosquitto", system.broker_argv, "mosquitto.out", sig=signal.SIGTERM)
+
+    def agent() -> None:
+        say(f"fault: SIGKILL agent {victim.name}, then start it again")
+        with victim.lock:
+            proc = system.restart(victim.name, agent_argv[victim.name], f"{victim.name}.log")
+            wait_scanner_open(proc, victim.scanner)
+
+    def ingest() -> None:
+        name = next(iter(ingest_argv))
+        say(f"fault: SIGKILL ingest worker {name}, then start it again")
+        system.restart(f"ingest {name}", ingest_argv[name], f"ingest-{name}.log")
+
+    return [(duration * 0.25, broker), (duration * 0.5, agent), (duration * 0.75, ingest)]
+
+
 def run_system(*, root: Path, duration: float | None, check: bool, web_port: int,
-               visitors: int = 80) -> int:
+               visitors: int = 80, database_url: str | None = None, ingest_workers: int = 1,
+               faults: bool = False,
+               after_check: Callable[[Outcome], int] | None = None) -> int:
     if root.exists():
         shutil.rmtree(root)
     (root / "logs").mkdir(parents=True)
@@ -334,7 +415,9 @@ def run_system(*, root: Path, duration: float | None, check: bool, web_port: int
         ca = DeviceCA.create("CCCD demo CA")
         ca.save(pki / "ca.crt", pki / "ca.key")
         broker_certificate(ca, pki)
-        collector_cert, collector_key = client_certificate(ca, pki, "collector")
+        collectors = tuple("collector" if n == 1 else f"collector-{n}"
+                           for n in range(1, ingest_workers + 1))
+        collector_files = {name: client_certificate(ca, pki, name) for name in collectors}
         centre = X25519PrivateKey.generate()
         (root / "centre-x25519.key").write_bytes(centre.private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
@@ -344,28 +427,37 @@ def run_system(*, root: Path, duration: float | None, check: bool, web_port: int
         subject_key = secrets.token_bytes(32)
         broker_port = free_port()
         broker_url = f"mqtts://127.0.0.1:{broker_port}"
-        database_url = f"sqlite:///{root / 'central.sqlite3'}"
-        central_toml = root / "central.toml"
-        central_toml.write_text(f"""database_url = "{database_url}"
+        database_url = database_url or f"sqlite:///{root / 'central.sqlite3'}"
+        configs: dict[str, Path] = {}
+        for name, (cert, key) in collector_files.items():
+            configs[name] = root / f"central-{name}.toml"
+            configs[name].write_text(f"""database_url = "{database_url}"
 
 [broker]
 url = "{broker_url}"
 ca = "{pki / 'ca.crt'}"
-cert = "{collector_cert}"
-key = "{collector_key}"
-client_id = "collector"
+cert = "{cert}"
+key = "{key}"
+client_id = "{name}"
 
 [keys]
 centre_private_key = "{root / 'centre-x25519.key'}"
 data_key = "{root / 'data.key'}"
+
+[ingest]
+publish_occupancy = {"true" if name == "collector" else "false"}
 """, encoding="utf-8")
+        central_toml = configs["collector"]
         say(f"starting mosquitto with TLS on 127.0.0.1:{broker_port}")
-        start_broker(system, pki, broker_port)
+        start_broker(system, pki, broker_port, collectors)
         say("collector: database, administrator, enrolled devices")
         bundles = seed_collector(root, database_url, ca, centre, broker_url, subject_key,
                                  password)
-        system.spawn("ingest", [str(bin_dir / "central"), "ingest", "--config",
-                                str(central_toml)], "ingest.log")
+        ingest_argv = {name: [str(bin_dir / "central"), "ingest", "--config", str(config)]
+                       for name, config in configs.items()}
+        for name, argv in ingest_argv.items():
+            system.spawn(f"ingest {name}", argv, f"ingest-{name}.log")
+        api_token = make_api_token(database_url)
         system.spawn("web", [str(bin_dir / "central"), "web", "--config", str(central_toml),
                              "--port", str(web_port), "--insecure-cookies",
                              "--secret-key-file", str(root / "web-secret"),
@@ -375,6 +467,7 @@ data_key = "{root / 'data.key'}"
         people = visitors_from(root / "cards")
         stations: list[Station] = []
         agents: list[tuple[subprocess.Popen[bytes], PtySerialScanner]] = []
+        agent_argv: dict[str, list[str]] = {}
         for spec in STATIONS:
             scanner = PtySerialScanner(terminator=b"\r")
             system.scanners.append(scanner)
@@ -386,9 +479,10 @@ data_key = "{root / 'data.key'}"
             kiosk_port = free_port()
             config = agent_config(bundles[spec.device_id], spec, broker_url, tag, scanner,
                                   kiosk_port, root / "cards" / "trust")
-            proc = system.spawn(spec.device_id, [str(bin_dir / "edge-agent"), "run",
-                                                 "--config", str(config), "--log-level",
-                                                 "WARNING"], f"{spec.device_id}.log")
+            agent_argv[spec.device_id] = [str(bin_dir / "edge-agent"), "run", "--config",
+                                          str(config), "--log-level", "WARNING"]
+            proc = system.spawn(spec.device_id, agent_argv[spec.device_id],
+                                f"{spec.device_id}.log")
             agents.append((proc, scanner))
             stations.append(Station(spec.device_id, spec.site_id, spec.role, kiosk_port,
                                     scanner, tag))
@@ -402,23 +496,49 @@ data_key = "{root / 'data.key'}"
         say("visitors are arriving" + (f" for {duration:g} s" if duration else
                                        " (Ctrl-C stops everything)"))
         started = time.monotonic()
+        schedule = fault_schedule(system, stations, agent_argv, ingest_argv,
+                                  duration) if faults and duration else []
         try:
             while duration is None or time.monotonic() - started < duration:
+                while schedule and time.monotonic() - started >= schedule[0][0]:
+                    schedule.pop(0)[1]()
                 time.sleep(min(5.0, max(0.1, (duration or 5) - (time.monotonic() - started))))
                 say(f"generated {sum(generator.generated.values())} accepted events; "
                     f"centre has {sum(centre_counts(database_url).values())}")
         except KeyboardInterrupt:
             say("stopping")
         generator.stop()
+        for _at, fault in schedule:  # a short run still applies every fault once
+            fault()
         if not check:
             return 0
-        return verify(generator, stations, database_url)
+        result = verify(generator, stations, database_url, f"http://127.0.0.1:{web_port}",
+                        api_token)
+        if result == 0 and after_check is not None:
+            expected = Counter({k: v for k, v in generator.generated.items() if v})
+            result = after_check(Outcome(f"http://127.0.0.1:{web_port}", password, api_token,
+                                         expected))
+        return result
     finally:
         system.stop()
         say("stopped")
 
 
-def verify(generator: TrafficGenerator, stations: list[Station], database_url: str) -> int:
+def api_counts(web_url: str, token: str) -> Counter[tuple[str, str]]:
+    """Today's people by site and kind, as the collector's JSON API reports them."""
+    today = dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).date().isoformat()
+    request = urllib.request.Request(  # noqa: S310 - the collector on loopback
+        f"{web_url}/api/v1/counts?period=custom&from={today}&to={today}"
+        "&group_by=site,kind",
+        headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+        rows = json.loads(response.read())["rows"]
+    return Counter({(r.get("site_id") or r.get("site"), r["kind"]): int(r["people"])
+                    for r in rows if r["kind"] in ("entry", "exit", "visit")})
+
+
+def verify(generator: TrafficGenerator, stations: list[Station], database_url: str,
+           web_url: str, api_token: str) -> int:
     """Wait for every backlog to drain, then compare the centre with the ground truth."""
     say("traffic stopped; waiting for every agent to deliver its outbox")
     deadline = time.monotonic() + 120
@@ -442,6 +562,11 @@ def verify(generator: TrafficGenerator, stations: list[Station], database_url: s
     if got != expected or not expected:
         say("CHECK FAILED: the centre's counts differ from what the gates accepted")
         return 1
+    via_api = api_counts(web_url, api_token)
+    counted = Counter({k: v for k, v in expected.items() if k[1] in ("entry", "exit", "visit")})
+    if via_api != counted:
+        say(f"CHECK FAILED: the API reports {dict(via_api)}, the gates accepted {dict(counted)}")
+        return 1
     say(f"CHECK PASSED: {sum(expected.values())} events, the centre's counts are exact")
     return 0
 
@@ -456,6 +581,12 @@ def register(commands: Any) -> None:
     parser.add_argument("--visitors", type=int, default=80)
     parser.add_argument("--workdir", type=Path,
                         default=Path(__file__).resolve().parents[2] / "var" / "demo")
-    parser.set_defaults(handler=lambda a: run_system(root=a.workdir, duration=a.duration,
-                                                     check=a.check, web_port=a.port,
-                                                     visitors=a.visitors))
+    parser.add_argument("--database-url", help="default: SQLite in the work folder")
+    parser.add_argument("--ingest-workers", type=int, default=1)
+    parser.add_argument("--faults", action="store_true",
+                        help="restart the broker and kill an agent and an ingest worker "
+                             "during the traffic")
+    parser.set_defaults(handler=lambda a: run_system(
+        root=a.workdir, duration=a.duration, check=a.check, web_port=a.port,
+        visitors=a.visitors, database_url=a.database_url, ingest_workers=a.ingest_workers,
+        faults=a.faults))
