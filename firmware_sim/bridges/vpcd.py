@@ -28,7 +28,8 @@ Command line (it must run in pcscd's network namespace)::
 
 Control through stdin, one command a line, each answered by one stdout line ``ok {json}`` or
 ``error MESSAGE``: ``insert``, ``remove``, ``remove-after N`` (answer N more APDUs, then remove
-the card when the next one arrives, unanswered), ``status``, ``quit``. The first stdout line
+the card when the next one arrives, unanswered), ``card DIR`` (another card, while removed),
+``status``, ``quit``. The first stdout line
 ``ok {"ready": true, ...}`` says the bridge is running. End of stdin keeps the bridge running
 until SIGTERM / SIGINT.
 """
@@ -163,6 +164,14 @@ class VpcdCard:
                                             daemon=True)
             self._thread.start()
         return self
+
+    def swap_card(self, card: str | Path | Chip) -> None:
+        """Put another card on the reader (take the present one away first)."""
+        chip = load_card(Path(card)) if isinstance(card, str | Path) else card
+        with self._cond:
+            if self._want_inserted:
+                raise RuntimeError("remove the card before putting another one")
+            self.chip = chip
 
     def insert(self) -> None:
         """Present the card (connect to vpcd); returns at once, the thread connects."""
@@ -400,6 +409,12 @@ def _command(card: VpcdCard, line: str) -> bool:
         card.remove()
     elif cmd == "remove-after" and len(args) == 1 and args[0].isdigit():
         card.remove_after(int(args[0]))
+    elif cmd == "card" and len(args) == 1:
+        try:
+            card.swap_card(args[0])
+        except (RuntimeError, ValueError, OSError) as exc:
+            _reply(False, str(exc))
+            return True
     elif cmd == "quit":
         _reply(True, card.status())
         return False

@@ -62,7 +62,13 @@ from central.web.security import hash_password, token_hash
 from firmware_sim.bridges.nfc_udp import UdpTagBridge
 from firmware_sim.bridges.serial_scanner import PtySerialScanner
 from firmware_sim.card import issue_cards
-from firmware_sim.demo.traffic import Station, TrafficGenerator, visitors_from
+from firmware_sim.demo.traffic import (
+    CardSlot,
+    Station,
+    TrafficGenerator,
+    UdpSlot,
+    visitors_from,
+)
 
 HERITAGE, HOSPITAL = "hue-dai-noi", "bv-trung-uong-hue"
 
@@ -75,6 +81,8 @@ class StationSpec:
     chip: bool
     kind: str
     direction: str | None = None
+    reader: str = "nfc"
+    """``nfc``: a tag on nfcpy's UDP transport; ``pcsc``: the PC/SC reader of ``pcsc_slot``."""
 
 
 STATIONS = (
@@ -233,7 +241,8 @@ def wait_port(port: int, what: str, timeout: float = 30) -> None:
 
 
 def seed_collector(root: Path, database_url: str, ca: DeviceCA, centre: X25519PrivateKey,
-                   broker_url: str, subject_key: bytes, password: str) -> dict[str, Path]:
+                   broker_url: str, subject_key: bytes, password: str,
+                   stations: tuple[StationSpec, ...] = STATIONS) -> dict[str, Path]:
     """Migrate, create units, sites, the administrator, and enrol every device."""
     upgrade(database_url)
     sessions = make_sessionmaker(make_engine(database_url))
@@ -256,7 +265,7 @@ def seed_collector(root: Path, database_url: str, ca: DeviceCA, centre: X25519Pr
                  created_at=now),
         ])
         session.flush()
-        for spec in STATIONS:
+        for spec in stations:
             site = session.get(Site, spec.site_id)
             assert site is not None
             enrolment = enrol(session, device_id=spec.device_id, site=site, ca=ca,
@@ -271,9 +280,9 @@ def seed_collector(root: Path, database_url: str, ca: DeviceCA, centre: X25519Pr
     return bundles
 
 
-def agent_config(folder: Path, spec: StationSpec, broker_url: str, tag: UdpTagBridge | None,
+def agent_config(folder: Path, spec: StationSpec, broker_url: str, reader_uri: str | None,
                  scanner: PtySerialScanner, kiosk_port: int, trust: Path) -> Path:
-    readers = f'["nfc:{tag.path}"]' if tag else "[]"
+    readers = f'["{reader_uri}"]' if reader_uri else "[]"
     direction = f'direction = "{spec.direction}"\n' if spec.direction else ""
     config = folder / "demo-agent.toml"
     config.write_text(f"""[device]
@@ -355,6 +364,7 @@ class Outcome:
     password: str
     api_token: str
     expected: Counter[tuple[str, str]]
+    by_station: Counter[str]
 
 
 def make_api_token(database_url: str) -> str:
@@ -399,7 +409,7 @@ def fault_schedule(system: System, stations: list[Station], agent_argv: dict[str
 
 def run_system(*, root: Path, duration: float | None, check: bool, web_port: int,
                visitors: int = 80, database_url: str | None = None, ingest_workers: int = 1,
-               faults: bool = False,
+               faults: bool = False, pcsc_slot: CardSlot | None = None,
                after_check: Callable[[Outcome], int] | None = None) -> int:
     if root.exists():
         shutil.rmtree(root)
@@ -451,8 +461,11 @@ publish_occupancy = {"true" if name == "collector" else "false"}
         say(f"starting mosquitto with TLS on 127.0.0.1:{broker_port}")
         start_broker(system, pki, broker_port, collectors)
         say("collector: database, administrator, enrolled devices")
+        stations_spec = STATIONS + ((StationSpec("gate-ngo-mon-3", HERITAGE, "entry", True,
+                                                  "heritage-gate", "entry", reader="pcsc"),)
+                                     if pcsc_slot is not None else ())
         bundles = seed_collector(root, database_url, ca, centre, broker_url, subject_key,
-                                 password)
+                                 password, stations_spec)
         ingest_argv = {name: [str(bin_dir / "central"), "ingest", "--config", str(config)]
                        for name, config in configs.items()}
         for name, argv in ingest_argv.items():
@@ -468,17 +481,21 @@ publish_occupancy = {"true" if name == "collector" else "false"}
         stations: list[Station] = []
         agents: list[tuple[subprocess.Popen[bytes], PtySerialScanner]] = []
         agent_argv: dict[str, list[str]] = {}
-        for spec in STATIONS:
+        for spec in stations_spec:
             scanner = PtySerialScanner(terminator=b"\r")
             system.scanners.append(scanner)
-            tag = None
-            if spec.chip:
-                tag = UdpTagBridge(people[0].card_dir).start()
-                tag.remove_card()
-                system.tags.append(tag)
+            tag: CardSlot | None = None
+            reader_uri = None
+            if spec.chip and spec.reader == "pcsc":
+                tag, reader_uri = pcsc_slot, "pcsc"
+            elif spec.chip:
+                bridge = UdpTagBridge(people[0].card_dir).start()
+                bridge.remove_card()
+                system.tags.append(bridge)
+                tag, reader_uri = UdpSlot(bridge), f"nfc:{bridge.path}"
             kiosk_port = free_port()
-            config = agent_config(bundles[spec.device_id], spec, broker_url, tag, scanner,
-                                  kiosk_port, root / "cards" / "trust")
+            config = agent_config(bundles[spec.device_id], spec, broker_url, reader_uri,
+                                  scanner, kiosk_port, root / "cards" / "trust")
             agent_argv[spec.device_id] = [str(bin_dir / "edge-agent"), "run", "--config",
                                           str(config), "--log-level", "WARNING"]
             proc = system.spawn(spec.device_id, agent_argv[spec.device_id],
@@ -517,7 +534,7 @@ publish_occupancy = {"true" if name == "collector" else "false"}
         if result == 0 and after_check is not None:
             expected = Counter({k: v for k, v in generator.generated.items() if v})
             result = after_check(Outcome(f"http://127.0.0.1:{web_port}", password, api_token,
-                                         expected))
+                                         expected, Counter(generator.by_station)))
         return result
     finally:
         system.stop()

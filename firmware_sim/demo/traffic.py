@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from firmware_sim.bridges.nfc_udp import UdpTagBridge
 from firmware_sim.bridges.serial_scanner import PtySerialScanner
@@ -48,6 +48,34 @@ def visitors_from(cards_root: Path) -> list[Visitor]:
     return people
 
 
+class CardSlot(Protocol):
+    """Where the generator puts a visitor's card: a reader's field, through some bridge."""
+
+    def put(self, card_dir: Path) -> None:
+        """The next card to present (the field is empty)."""
+
+    def present_card(self) -> None: ...
+
+    def remove_card(self) -> None: ...
+
+
+class UdpSlot:
+    """A contactless tag on nfcpy's UDP transport as a card slot."""
+
+    def __init__(self, bridge: UdpTagBridge) -> None:
+        self.bridge = bridge
+        self.path = bridge.path
+
+    def put(self, card_dir: Path) -> None:
+        self.bridge.swap_card(load_card(card_dir))
+
+    def present_card(self) -> None:
+        self.bridge.present_card()
+
+    def remove_card(self) -> None:
+        self.bridge.remove_card()
+
+
 @dataclass
 class Station:
     """One gate or desk: its simulated hardware and its kiosk."""
@@ -59,7 +87,7 @@ class Station:
     (admission desk)."""
     kiosk_port: int
     scanner: PtySerialScanner
-    tag: UdpTagBridge | None = None
+    tag: CardSlot | None = None
     removal_gap_s: float = 1.2
     """A card taken away stays away this long: the reader polls for presence (nfcpy, about
     every 0.5 s) and must see the field empty before the next card, as at a real gate."""
@@ -110,6 +138,8 @@ class TrafficGenerator:
         self.generated: Counter[tuple[str, str]] = Counter()
         """(site_id, kind) → events the gates accepted: entry, exit, visit, stay.start."""
         self.failures: list[str] = []
+        self.by_station: Counter[str] = Counter()
+        """Accepted presentations per station (to see every gate really worked)."""
         self.inside: dict[str, list[Visitor]] = {}
         self.admitted: set[str] = set()
         self._stop = threading.Event()
@@ -138,7 +168,7 @@ class TrafficGenerator:
                 return verdict
             if verdict.get("title") != "Mời chạm thẻ":
                 return verdict  # the QR itself was refused
-            station.tag.swap_card(load_card(visitor.card_dir))
+            station.tag.put(visitor.card_dir)
             station.tag.present_card()
             final = station.verdict_after(verdict, self.verdict_timeout)
             station.tag.remove_card()
@@ -149,6 +179,7 @@ class TrafficGenerator:
                 visitor: Visitor) -> bool:
         if verdict is not None and verdict.get("accepted") and not verdict.get("warning"):
             self.generated[(station.site_id, kind)] += 1
+            self.by_station[station.name] += 1
             return True
         detail = verdict.get("reason") if verdict else "no verdict"
         self.failures.append(f"{station.name}: {kind} of ****{visitor.id_number[-4:]} "

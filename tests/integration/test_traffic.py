@@ -10,7 +10,7 @@ from edge_agent.config import load_config
 from firmware_sim.bridges.nfc_udp import UdpTagBridge
 from firmware_sim.bridges.serial_scanner import PtySerialScanner
 from firmware_sim.card import issue_cards
-from firmware_sim.demo.traffic import Station, TrafficGenerator, visitors_from
+from firmware_sim.demo.traffic import Station, TrafficGenerator, UdpSlot, visitors_from
 from tests.integration.agent_setup import KEYS_TOML, write_device_keys
 from tests.integration.broker_fixtures import free_port
 
@@ -68,7 +68,8 @@ def test_visitors_enter_by_chip_and_leave_by_qr(tmp_path: Path) -> None:
         while not (entry.scanners and exit_gate.scanners and entry.readers):
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        stations = [Station("gate-in", "hue-dai-noi", "entry", entry_port, entry_scanner, tag),
+        stations = [Station("gate-in", "hue-dai-noi", "entry", entry_port, entry_scanner,
+                            UdpSlot(tag)),
                     Station("gate-out", "hue-dai-noi", "exit", exit_port, exit_scanner)]
         generator = TrafficGenerator(stations, people, seed=3)
         for _ in range(4):
