@@ -27,6 +27,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import zipfile
@@ -515,15 +516,24 @@ publish_occupancy = {"true" if name == "collector" else "false"}
         started = time.monotonic()
         schedule = fault_schedule(system, stations, agent_argv, ingest_argv,
                                   duration) if faults and duration else []
+        # Ctrl-C (SIGINT) and SIGTERM stop the run cleanly, even where a shell started this
+        # program in the background with SIGINT ignored.
+        interrupted = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: interrupted.set())
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             while duration is None or time.monotonic() - started < duration:
                 while schedule and time.monotonic() - started >= schedule[0][0]:
                     schedule.pop(0)[1]()
-                time.sleep(min(5.0, max(0.1, (duration or 5) - (time.monotonic() - started))))
+                wait = min(5.0, max(0.1, (duration or 5) - (time.monotonic() - started)))
+                if interrupted.wait(wait):
+                    say("stopping")
+                    break
                 say(f"generated {sum(generator.generated.values())} accepted events; "
                     f"centre has {sum(centre_counts(database_url).values())}")
-        except KeyboardInterrupt:
-            say("stopping")
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         generator.stop()
         for _at, fault in schedule:  # a short run still applies every fault once
             fault()

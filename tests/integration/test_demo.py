@@ -21,3 +21,26 @@ def test_demo_check_passes(tmp_path: Path) -> None:
     # Every kind of event the sites produce reached the centre.
     for kind in ("hue-dai-noi entry", "bv-trung-uong-hue visit", "bv-trung-uong-hue stay.start"):
         assert kind in done.stdout
+
+
+def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    script = Path(sys.executable).with_name("firmware-sim")
+    workdir = tmp_path / "demo"
+    proc = subprocess.Popen([str(script), "demo", "--visitors", "20", "--port", str(free_port()),
+                             "--workdir", str(workdir)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 180
+    for line in proc.stdout:
+        if "visitors are arriving" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0
+    assert "[demo] stopped" in rest
+    # Nothing the demo started is left running (every part's command line names the workdir).
+    left = subprocess.run(["pgrep", "-f", str(workdir)], capture_output=True, text=True,
+                          check=False)
+    assert left.stdout.strip() == ""
