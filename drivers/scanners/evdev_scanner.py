@@ -35,6 +35,7 @@ from drivers.code_scanner import (
 )
 from drivers.scanners.keymap import KEY_ENTER, KEY_KPENTER, KEY_TAB, KeyMapper
 from drivers.scanners.options import bool_value, float_value, reject_unknown, split_uri
+from drivers.scanners.reconnect import Reconnector
 
 EV_KEY = 0x01
 NOTE = ("keyboard wedge: non-ASCII characters (Vietnamese diacritics) arrive only in Alt+keypad "
@@ -65,13 +66,9 @@ class EvdevScanner(CodeScanner):
         self._device: Any = None
         self._pending: deque[Scan] = deque()
         self._closed = False
-        self._state = "opening"
+        self._link = Reconnector(reconnect_interval)
         self._last_key_at = 0.0
-        self._next_reconnect = 0.0
         self._frames = 0
-        self._disconnects = 0
-        self._reconnects = 0
-        self._last_error: str | None = None
         self._open()
 
     @classmethod
@@ -107,17 +104,14 @@ class EvdevScanner(CodeScanner):
             self._device = self._connect()
         except OSError as exc:
             raise ScannerUnavailableError(f"cannot open {self.path}: {exc}") from exc
-        self._state = "ok"
+        self._link.opened()
 
     def _disconnected(self, exc: OSError) -> None:
-        self._disconnects += 1
-        self._last_error = f"{type(exc).__name__}: {exc}"
-        self._state = "disconnected"
+        self._link.lost(exc)
         with contextlib.suppress(OSError):
             self._device.close()
         self._device = None
         self.mapper.reset()
-        self._next_reconnect = time.monotonic()
 
     def _emit(self, line: str | None) -> None:
         if line:
@@ -126,14 +120,8 @@ class EvdevScanner(CodeScanner):
 
     def _step(self, wait: float) -> None:
         if self._device is None:
-            if time.monotonic() >= self._next_reconnect:
-                self._next_reconnect = time.monotonic() + self.reconnect_interval
-                try:
-                    self._device = self._connect()
-                    self._reconnects += 1
-                    self._state = "ok"
-                except OSError as exc:
-                    self._last_error = f"reopen failed: {exc}"
+            if self._link.due():
+                self._device = self._link.attempt(self._connect, (OSError,))
             if self._device is None:
                 time.sleep(min(wait, 0.05))
                 return
@@ -174,7 +162,7 @@ class EvdevScanner(CodeScanner):
     def close(self) -> None:
         """Release the grab and the device."""
         self._closed = True
-        self._state = "closed"
+        self._link.state = "closed"
         if self._device is not None:
             try:
                 if self.grab:
@@ -189,7 +177,7 @@ class EvdevScanner(CodeScanner):
         return {
             "driver": "evdev",
             "source": self.source,
-            "state": self._state,
+            "state": self._link.state,
             "device_name": self.device_name,
             "grabbed": self.grab and self._device is not None,
             "frames": self._frames,
@@ -197,8 +185,8 @@ class EvdevScanner(CodeScanner):
             "non_ascii_chars": self.mapper.non_ascii_chars,
             "unmapped_keys": self.mapper.unmapped_keys,
             "overflows": self.mapper.overflows,
-            "disconnects": self._disconnects,
-            "reconnects": self._reconnects,
-            "last_error": self._last_error,
+            "disconnects": self._link.disconnects,
+            "reconnects": self._link.reconnects,
+            "last_error": self._link.last_error,
             "note": NOTE,
         }

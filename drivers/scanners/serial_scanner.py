@@ -47,6 +47,7 @@ from drivers.scanners.options import (
     reject_unknown,
     split_uri,
 )
+from drivers.scanners.reconnect import Reconnector
 
 _POLL_S = 0.02
 _OPTIONS = {"baud", "terminator", "prefix", "suffix", "timeout", "max", "reconnect"}
@@ -69,16 +70,12 @@ class SerialScanner(CodeScanner):
         self._lock = threading.Lock()
         self._serial: Any = None
         self._closed = False
-        self._state = "opening"
-        self._next_reconnect = 0.0
+        self._link = Reconnector(reconnect_interval)
         self._frames = 0
         self._frames_by_timeout = 0
         self._bytes_in = 0
         self._discard_count = 0
         self._discards: deque[dict[str, Any]] = deque(maxlen=10)
-        self._disconnects = 0
-        self._reconnects = 0
-        self._last_error: str | None = None
         self._open()
 
     @classmethod
@@ -113,27 +110,18 @@ class SerialScanner(CodeScanner):
             self._serial = self._connect()
         except (serial.SerialException, OSError, ValueError) as exc:
             raise ScannerUnavailableError(f"cannot open serial scanner {self.port}: {exc}") from exc
-        self._state = "ok"
+        self._link.opened()
 
     def _disconnected(self, exc: BaseException) -> None:
-        self._disconnects += 1
-        self._last_error = f"{type(exc).__name__}: {exc}"
-        self._state = "disconnected"
+        self._link.lost(exc)
         with contextlib.suppress(serial.SerialException, OSError):
             self._serial.close()
         self._serial = None
         self._note(self._framer.reset("device disconnected mid-frame"))
-        self._next_reconnect = time.monotonic()
 
     def _try_reopen(self) -> None:
-        self._next_reconnect = time.monotonic() + self.reconnect_interval
-        try:
-            self._serial = self._connect()
-        except (serial.SerialException, OSError, ValueError) as exc:
-            self._last_error = f"reopen failed: {exc}"
-            return
-        self._reconnects += 1
-        self._state = "ok"
+        self._serial = self._link.attempt(self._connect,
+                                          (serial.SerialException, OSError, ValueError))
 
     # -- reading --------------------------------------------------------------------------
 
@@ -157,10 +145,10 @@ class SerialScanner(CodeScanner):
         """One bounded wait for bytes (or one reconnect attempt)."""
         if self._serial is None:
             now = time.monotonic()
-            if now >= self._next_reconnect:
+            if now >= self._link.next_at:
                 self._try_reopen()
             if self._serial is None:
-                wait = max(0.0, self._next_reconnect - time.monotonic())
+                wait = max(0.0, self._link.next_at - time.monotonic())
                 time.sleep(min(wait, _POLL_S, remaining if remaining is not None else wait))
                 return
         try:
@@ -203,14 +191,14 @@ class SerialScanner(CodeScanner):
                 with contextlib.suppress(serial.SerialException, OSError):
                     self._serial.close()
                 self._serial = None
-            self._state = "closed"
+            self._link.state = "closed"
 
     def health(self) -> dict[str, Any]:
         """State, counters, recent discards with reasons, disconnects and reconnects."""
         return {
             "driver": "serial",
             "source": self.source,
-            "state": self._state,
+            "state": self._link.state,
             "port": self.port,
             "baudrate": self.baudrate,
             "framing": self.framing.describe(),
@@ -220,7 +208,7 @@ class SerialScanner(CodeScanner):
             "pending_bytes": self._framer.pending,
             "discards": self._discard_count,
             "recent_discards": list(self._discards),
-            "disconnects": self._disconnects,
-            "reconnects": self._reconnects,
-            "last_error": self._last_error,
+            "disconnects": self._link.disconnects,
+            "reconnects": self._link.reconnects,
+            "last_error": self._link.last_error,
         }
