@@ -34,7 +34,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from central.db.models import Event
-from central.ingest.worker import IngestWorker
+from central.ingest.store import BatchReport
+from central.ingest.worker import IngestWorker, freeze_startup_heap
 from central.settings import BrokerSettings, CentralSettings
 from edge_agent.outbox.builder import wire_bytes
 from tests.integration.broker_fixtures import (
@@ -129,17 +130,26 @@ def ingest_rate(broker: Broker, url: str, payloads: dict[str, list[bytes]],
     worker = IngestWorker(settings, engine, periodic_s=3600).start()
     worker.stop()  # the session (and its shared subscription) stays on the broker
     publish_all(broker, payloads)
-    worker = IngestWorker(settings, engine, periodic_s=3600)
+    stored = 0
+    done = threading.Event()
+
+    def on_batch(report: BatchReport) -> None:  # counts in the worker's own thread
+        nonlocal stored
+        stored += report.count("stored")
+        if stored >= total:
+            done.set()
+
+    worker = IngestWorker(settings, engine, periodic_s=3600, on_batch=on_batch)
+    freeze_startup_heap()  # as `central ingest` does
     start = time.perf_counter()
     worker.start()
-    while True:
-        with Session(engine) as s:
-            n = int(s.scalar(select(func.count()).select_from(Event)) or 0)
-        if n >= total or time.perf_counter() - start > 600:
-            break
-        time.sleep(0.05)
+    done.wait(600)
     elapsed = time.perf_counter() - start
     worker.stop()
+    with Session(engine) as s:
+        n = int(s.scalar(select(func.count()).select_from(Event)) or 0)
+    if n != total:
+        raise SystemExit(f"ingest stored {n} of {total} events")
     return n / elapsed
 
 

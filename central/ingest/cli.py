@@ -54,7 +54,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from central.ingest.worker import IngestWorker  # noqa: PLC0415
+    from central.ingest.worker import IngestWorker, freeze_startup_heap  # noqa: PLC0415
     from central.occupancy_publisher import OccupancyPublisher  # noqa: PLC0415
 
     settings = _settings(args)
@@ -66,7 +66,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
         start_http_server(settings.metrics_port, addr="127.0.0.1")
     engine = make_engine(settings.database_url)
-    worker = IngestWorker(settings, engine).start()
+    worker = IngestWorker(settings, engine)
+    freeze_startup_heap()
+    worker.start()
     publisher = None
     if settings.publish_occupancy:
         publisher = OccupancyPublisher(engine, worker.client).start()

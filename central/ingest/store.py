@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from nacl.signing import VerifyKey
 from sqlalchemy import Table, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -83,10 +83,10 @@ class BatchReport:
         return sum(1 for o in self.outcomes if o.result == result)
 
 
-_KEY_CACHE: dict[bytes, Ed25519PublicKey] = {}
+_KEY_CACHE: dict[bytes, VerifyKey] = {}
 
 
-def _public(raw: bytes) -> Ed25519PublicKey:
+def _public(raw: bytes) -> VerifyKey:
     key = _KEY_CACHE.get(raw)
     if key is None:
         if len(_KEY_CACHE) > 100_000:
@@ -112,61 +112,101 @@ def _view(device: Device | None) -> DeviceView | None:
 
 def _insert_events(session: Session, candidates: list[tuple[ValidEvent, Device]]
                    ) -> list[str | Rejection]:
-    """Insert the batch's events at once; one result per candidate, in order."""
-    if not candidates:
-        return []
-    devices = sorted({ev.device_id for ev, _ in candidates})
-    ids = sorted({ev.event_id for ev, _ in candidates})
-    seqs = sorted({ev.seq for ev, _ in candidates})
-    by_id: dict[tuple[str, str], str | None] = {}
-    by_seq: dict[tuple[str, int], str] = {}
-    for d, e, s, g in session.execute(select(
-            Event.device_id, Event.event_id, Event.seq, Event.sig).where(
-            Event.device_id.in_(devices), or_(Event.event_id.in_(ids), Event.seq.in_(seqs)))):
-        by_id[(d, e)] = g
-        by_seq[(d, s)] = e
-    results: list[str | Rejection] = []
-    rows: list[dict[str, Any]] = []
-    for ev, device in candidates:
-        d, e, seq, sig = ev.device_id, ev.event_id, ev.seq, ev.message["sig"]
-        if (d, e) in by_id:
-            results.append("duplicate" if by_id[(d, e)] == sig else Rejection(
-                Reason.REPLAY, f"event_id {e} stored with other content", d))
-        elif (d, seq) in by_seq:
-            results.append(Rejection(Reason.REPLAY,
-                                     f"seq {seq} already taken by another event_id", d))
-        elif seq <= device.contiguous_seq:
-            # Below the contiguous prefix every seq is (or was, before a purge) stored.
-            results.append(Rejection(Reason.REPLAY,
-                                     f"seq {seq} at or below the contiguous prefix (purged)", d))
+    """Insert the batch's events at once; one result per candidate, in order.
+
+    Optimistic: new events (``seq`` above the device's contiguous prefix) are inserted with
+    ``ON CONFLICT DO NOTHING … RETURNING`` and only the rows that did not go in are looked up
+    (a redelivery, a replay, or a copy another worker stored meanwhile). Events at or below the
+    prefix are looked up first: a redelivered copy is a duplicate, anything else a replay.
+    Copies within the batch follow the fate of the first one.
+    """
+    results: list[str | Rejection | None] = [None] * len(candidates)
+    first_of: dict[tuple[str, str], int] = {}
+    seq_owner: dict[tuple[str, int], str] = {}
+    copies: list[tuple[int, int]] = []
+    below: list[int] = []
+    fresh: list[int] = []
+    for index, (ev, device) in enumerate(candidates):
+        d, e, seq = ev.device_id, ev.event_id, ev.seq
+        if (d, e) in first_of:
+            copies.append((index, first_of[(d, e)]))
+        elif (d, seq) in seq_owner:
+            results[index] = Rejection(Reason.REPLAY,
+                                       f"seq {seq} already taken by another event_id", d)
         else:
-            by_id[(d, e)] = sig
-            by_seq[(d, seq)] = e
-            msg, demo = ev.message, ev.message["demographics"]
-            rows.append({
-                "device_id": d, "event_id": e, "seq": seq, "site_id": msg["site_id"],
-                "occurred_at": ev.occurred_at, "received_at": ev.received_at,
-                "kind": msg["kind"], "method": msg["method"], "assurance": msg["assurance"],
-                "subject": msg["subject"], "count": msg["count"], "age_band": demo["age_band"],
-                "sex": demo["sex"], "birth_province": demo["birth_province"],
-                "reason": msg["reason"], "details": msg["details"], "sig": sig})
-            results.append("stored")
-    if rows:
+            first_of[(d, e)] = index
+            seq_owner[(d, seq)] = e
+            (below if seq <= device.contiguous_seq else fresh).append(index)
+    inserted: set[tuple[str, str]] = set()
+    if fresh:
         table = cast(Table, Event.__table__)
         stmt = dialect_insert(session, table).on_conflict_do_nothing().returning(
             table.c.device_id, table.c.event_id)
+        rows = [_event_row(candidates[i][0]) for i in fresh]
         inserted = {(r[0], r[1]) for r in session.connection().execute(stmt, rows)}
-        for index, (ev, _device) in enumerate(candidates):
-            if results[index] == "stored" and (ev.device_id, ev.event_id) not in inserted:
-                # Another worker committed a conflicting row meanwhile (a race, rare).
-                other = session.execute(select(Event.event_id, Event.sig).where(
-                    Event.device_id == ev.device_id,
-                    or_(Event.event_id == ev.event_id, Event.seq == ev.seq))).all()
-                same = [g for e, g in other if e == ev.event_id]
-                results[index] = "duplicate" if same and same[0] == ev.message["sig"] else \
-                    Rejection(Reason.REPLAY, "conflicting copy stored concurrently",
-                              ev.device_id)
-    return results
+    lookup = below + [i for i in fresh
+                      if (candidates[i][0].device_id, candidates[i][0].event_id) not in inserted]
+    stored: dict[tuple[str, str], str | None] = {}
+    taken: set[tuple[str, int]] = set()
+    if lookup:
+        wanted = [candidates[i][0] for i in lookup]
+        for d, e, q, g in session.execute(select(
+                Event.device_id, Event.event_id, Event.seq, Event.sig).where(
+                Event.device_id.in_(sorted({ev.device_id for ev in wanted})),
+                or_(Event.event_id.in_(sorted({ev.event_id for ev in wanted})),
+                    Event.seq.in_(sorted({ev.seq for ev in wanted}))))):
+            stored[(d, e)] = g
+            taken.add((d, q))
+    for index in fresh:
+        ev = candidates[index][0]
+        if (ev.device_id, ev.event_id) in inserted:
+            results[index] = "stored"
+    for index in lookup:
+        ev = candidates[index][0]
+        key = (ev.device_id, ev.event_id)
+        if key in stored:
+            results[index] = "duplicate" if stored[key] == ev.message["sig"] else Rejection(
+                Reason.REPLAY, f"event_id {ev.event_id} stored with other content",
+                ev.device_id)
+        elif (ev.device_id, ev.seq) in taken:
+            results[index] = Rejection(Reason.REPLAY,
+                                       f"seq {ev.seq} already taken by another event_id",
+                                       ev.device_id)
+        elif ev.seq <= candidates[index][1].contiguous_seq:
+            # Below the contiguous prefix every seq is (or was, before a purge) stored.
+            results[index] = Rejection(
+                Reason.REPLAY, f"seq {ev.seq} at or below the contiguous prefix (purged)",
+                ev.device_id)
+        else:  # not inserted, yet nothing conflicting is visible: a concurrent writer
+            results[index] = Rejection(Reason.REPLAY, "conflicting copy stored concurrently",
+                                       ev.device_id)
+    for index, first in copies:
+        ev, original = candidates[index][0], candidates[first][0]
+        key = (ev.device_id, ev.event_id)
+        outcome = results[first]
+        if key in stored:  # compare with what the database holds
+            same = stored[key] == ev.message["sig"]
+        elif outcome == "stored":  # compare with the first copy, just inserted
+            same = original.message["sig"] == ev.message["sig"]
+        else:  # the first copy was refused: so is this one
+            results[index] = outcome
+            continue
+        results[index] = "duplicate" if same else Rejection(
+            Reason.REPLAY, f"event_id {ev.event_id} stored with other content", ev.device_id)
+    assert all(r is not None for r in results)
+    return cast(list[str | Rejection], results)
+
+
+def _event_row(ev: ValidEvent) -> dict[str, Any]:
+    msg, demo = ev.message, ev.message["demographics"]
+    return {
+        "device_id": ev.device_id, "event_id": ev.event_id, "seq": ev.seq,
+        "site_id": msg["site_id"], "occurred_at": ev.occurred_at,
+        "received_at": ev.received_at, "kind": msg["kind"], "method": msg["method"],
+        "assurance": msg["assurance"], "subject": msg["subject"], "count": msg["count"],
+        "age_band": demo["age_band"], "sex": demo["sex"],
+        "birth_province": demo["birth_province"], "reason": msg["reason"],
+        "details": msg["details"], "sig": msg["sig"]}
 
 
 def _store_stay(session: Session, ev: ValidEvent, data_key: bytes | None) -> None:
@@ -195,19 +235,31 @@ def _store_stay(session: Session, ev: ValidEvent, data_key: bytes | None) -> Non
     session.execute(stmt.on_conflict_do_update(index_elements=["stay_id"], set_=update_set))
 
 
-def _advance_seq(session: Session, device: Device, batch_max: int, now: datetime) -> None:
-    """contiguous_seq / last_seq and the ``seq-gap`` alarm (raised on a gap, cleared on fill)."""
+def _advance_seq(session: Session, device: Device, seqs: list[int], now: datetime) -> None:
+    """contiguous_seq / last_seq and the ``seq-gap`` alarm (raised on a gap, cleared on fill).
+
+    ``seqs`` are the device's seqs this batch stored. The invariant kept here: an open
+    ``seq-gap`` alarm exists exactly when ``last_seq > contiguous_seq``. So when nothing was
+    stored above the prefix before the batch (the usual case: a device publishing in order),
+    the new prefix follows from ``seqs`` alone and no query is needed.
+    """
     contiguous = device.contiguous_seq
-    seqs = session.execute(select(Event.seq).where(
-        Event.device_id == device.id, Event.seq > contiguous)
-        .order_by(Event.seq).limit(100_000)).scalars().all()
-    for s in seqs:
+    had_gap = device.last_seq > contiguous
+    if had_gap:
+        ordered = session.execute(select(Event.seq).where(
+            Event.device_id == device.id, Event.seq > contiguous)
+            .order_by(Event.seq).limit(100_000)).scalars().all()
+    else:
+        ordered = sorted(seqs)
+    for s in ordered:
         if s != contiguous + 1:
             break
         contiguous = s
-    last = max(device.last_seq, batch_max)
+    last = max(device.last_seq, max(seqs, default=0))
     device.contiguous_seq = contiguous
     device.last_seq = last
+    if not had_gap and last == contiguous:
+        return
     open_alarm = session.execute(select(Alarm).where(
         Alarm.kind == "seq-gap", Alarm.device_id == device.id,
         Alarm.cleared_at.is_(None))).scalars().first()
@@ -316,11 +368,11 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
         report.movements.extend(apply_occupancy_batch(
             session, [(ev.message, ev.occurred_at) for ev in stored], now))
         add_rollups(session, [(ev.message, ev.occurred_at) for ev in stored])
-        top: dict[str, int] = {}
+        by_device: dict[str, list[int]] = {}
         for ev in stored:
-            top[ev.device_id] = max(top.get(ev.device_id, 0), ev.seq)
-        for device_id in sorted(top):
-            _advance_seq(session, devices[device_id], top[device_id], now)
+            by_device.setdefault(ev.device_id, []).append(ev.seq)
+        for device_id in sorted(by_device):
+            _advance_seq(session, devices[device_id], by_device[device_id], now)
     for incoming, rejection in rejections:
         session.add(IngestRejection(at=now, reason=rejection.reason.value,
                                     topic=incoming.topic[:200], device_id=rejection.device_id,

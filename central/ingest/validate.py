@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from nacl.signing import VerifyKey
 
 from central.ingest.crypto import BadSignatureError, SealedBoxError, open_sealed, verify_signature
 from central.wire import MAX_PAYLOAD_BYTES, TOPIC_PREFIX, WireError, validate
@@ -85,7 +85,7 @@ class DeviceView:
 
     id: str
     site_id: str
-    public_key: Ed25519PublicKey
+    public_key: VerifyKey
     revoked: bool
 
 
@@ -143,8 +143,21 @@ def split_topic(topic: str) -> tuple[str, str] | None:
     return parts[2], kinds[parts[3]]
 
 
+class _FloatLiteral(ValueError):
+    """A floating-point number (or NaN/Infinity) in a payload: none are allowed on the wire."""
+
+
+def _refuse_float(_text: str) -> Any:
+    raise _FloatLiteral
+
+
 def decode(incoming: Incoming) -> Decoded | Rejection:
-    """Stage 1: everything that can be checked without the database."""
+    """Stage 1: everything that can be checked without the database.
+
+    Floating-point numbers (and ``NaN``/``Infinity``) are refused while parsing
+    (docs/protocol.md §1: none anywhere; they could not be signed, §4.8), which spares the
+    signature check a walk through the message.
+    """
     where = split_topic(incoming.topic)
     if where is None:
         return Rejection(Reason.BAD_TOPIC, "not an events or status topic of wire v1")
@@ -153,7 +166,11 @@ def decode(incoming: Incoming) -> Decoded | Rejection:
     if size > MAX_PAYLOAD_BYTES:
         return Rejection(Reason.OVERSIZE, f"{size} bytes > {MAX_PAYLOAD_BYTES}", device_id)
     try:
-        obj = json.loads(incoming.payload.decode("utf-8"))
+        obj = json.loads(incoming.payload.decode("utf-8"), parse_float=_refuse_float,
+                         parse_constant=_refuse_float)
+    except _FloatLiteral:
+        return Rejection(Reason.SCHEMA, "$: floating-point numbers are not allowed anywhere "
+                         "(docs/protocol.md §1)", device_id)
     except UnicodeDecodeError:
         return Rejection(Reason.MALFORMED_JSON, "payload is not UTF-8", device_id)
     except json.JSONDecodeError as exc:
@@ -175,13 +192,14 @@ def decode(incoming: Incoming) -> Decoded | Rejection:
 
 def _device_checks(decoded: Decoded, device: DeviceView | None,
                    signed: bool) -> Rejection | None:
+    # decode() refused every floating-point number, so the canonical form needs no walk.
     if device is None:
         return Rejection(Reason.UNKNOWN_DEVICE, "device not in the registry", decoded.device_id)
     if device.revoked:
         return Rejection(Reason.REVOKED_DEVICE, "device revoked", decoded.device_id)
     if signed:
         try:
-            verify_signature(decoded.message, device.public_key)
+            verify_signature(decoded.message, device.public_key, float_free=True)
         except BadSignatureError as exc:
             return Rejection(Reason.BAD_SIGNATURE, str(exc), decoded.device_id)
     site = decoded.message.get("site_id")

@@ -106,19 +106,120 @@ def _reason(error: ValidationError) -> str:
 
 
 @cache
-def _fast_validator(name: str) -> Callable[[Any], Any] | None:
+def _fast_validator(name: str, fixed: tuple[tuple[str, str], ...] = ()
+                    ) -> Callable[[Any], Any] | None:
     """The schema compiled to Python code (fastjsonschema), used only to ACCEPT quickly.
 
     Every keyword the wire schemas use exists in draft 7, which fastjsonschema implements; a
     differential property test (tests/unit/test_wire_fast_path.py) shows it never accepts what
     the reference validator rejects. Anything it rejects goes to the reference validator, which
     gives the path and reason (and has the last word).
+
+    ``fixed`` (member, value) pairs specialise the schema for messages whose top-level members
+    have those values (:func:`_specialise`): the ``if`` branches that test them are decided
+    once, at compile time, instead of for every message.
     """
+    schema = load_schema(name)
+    if fixed:
+        schema = _specialise(schema, schema.get("$defs", {}), dict(fixed))
     try:
-        return cast(Callable[[Any], Any],
-                    fastjsonschema.compile(_draft7_refs(load_schema(name))))
+        return cast(Callable[[Any], Any], fastjsonschema.compile(_draft7_refs(schema)))
     except fastjsonschema.JsonSchemaDefinitionException:
         return None
+
+
+def _member_test(node: Any) -> tuple[str, list[Any]] | None:
+    """``{"properties": {m: {"const": c} | {"enum": [...]}}, "required": [m]}`` → (m, values)."""
+    if not isinstance(node, dict) or set(node) != {"properties", "required"}:
+        return None
+    props = node["properties"]
+    if not isinstance(props, dict) or len(props) != 1 or node["required"] != list(props):
+        return None
+    ((member, test),) = props.items()
+    if isinstance(test, dict) and set(test) == {"const"}:
+        return member, [test["const"]]
+    if isinstance(test, dict) and set(test) == {"enum"} and isinstance(test["enum"], list):
+        return member, list(test["enum"])
+    return None
+
+
+def _root_nodes(schema: dict[str, Any], defs: dict[str, Any]) -> list[dict[str, Any]]:
+    """The subschemas that apply to the root instance through ``allOf``, ``$ref``, ``then``
+    and ``else`` (where a top-level member test is meaningful)."""
+    out: list[dict[str, Any]] = []
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict) or any(node is seen for seen in out):
+            continue
+        out.append(node)
+        stack.extend(node.get("allOf", []))
+        stack.extend(node[k] for k in ("then", "else") if k in node)
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/") and ref[8:] in defs:
+            stack.append(defs[ref[8:]])
+    return out
+
+
+@cache
+def _discriminants(name: str) -> tuple[tuple[str, frozenset[str]], ...]:
+    """Top-level members that ``if`` branches test, with the string values they test for."""
+    schema = load_schema(name)
+    found: dict[str, set[str]] = {}
+    for node in _root_nodes(schema, schema.get("$defs", {})):
+        test = _member_test(node.get("if"))
+        if test is not None:
+            found.setdefault(test[0], set()).update(v for v in test[1] if isinstance(v, str))
+    return tuple((m, frozenset(v)) for m, v in sorted(found.items()))
+
+
+def _specialise(node: Any, defs: dict[str, Any], fixed: dict[str, str]) -> Any:
+    """Partial evaluation of ``node`` for a root instance whose members ``fixed`` hold strings.
+
+    An ``if`` that only tests one fixed member's value (:func:`_member_test`) is true exactly
+    when the value is among those it lists, so ``{"if": c, "then": t, "else": e}`` becomes
+    ``t`` or ``e`` (``{}`` when absent). Only nodes applied to the root instance are rewritten
+    (``allOf``, ``then``/``else`` and ``$ref`` to a ``$defs`` entry holding only ``allOf``); a
+    ``$ref`` elsewhere is left as it is. Anything else in the schema is unchanged.
+    """
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and len(node) == 1 and ref.startswith("#/$defs/"):
+        target = defs.get(ref[8:])
+        if isinstance(target, dict) and set(target) <= {"allOf", "description"}:
+            return {"allOf": [_specialise(x, defs, fixed) for x in target.get("allOf", [])]}
+        return node
+    out = dict(node)
+    test = _member_test(out.get("if"))
+    if test is not None and test[0] in fixed:
+        branch = out.get("then", {}) if fixed[test[0]] in test[1] else out.get("else", {})
+        rest = {k: v for k, v in out.items() if k not in ("if", "then", "else")}
+        decided = _specialise(branch, defs, fixed)
+        return {"allOf": [_specialise(rest, defs, fixed), decided]} if rest else decided
+    if "allOf" in out:
+        out["allOf"] = [_specialise(x, defs, fixed) for x in out["allOf"]]
+    return out
+
+
+def _fast_accepts(name: str, obj: Any) -> bool:
+    """True if the compiled fast path accepts ``obj`` (False means: ask the reference)."""
+    fixed: tuple[tuple[str, str], ...] = ()
+    if isinstance(obj, dict):
+        pairs = []
+        for member, values in _discriminants(name):
+            value = obj.get(member)
+            if isinstance(value, str) and value in values:  # a bounded set of compilations
+                pairs.append((member, value))
+        fixed = tuple(pairs)
+    fast = _fast_validator(name, fixed)
+    if fast is None:
+        return False
+    try:
+        fast(obj)
+    except fastjsonschema.JsonSchemaValueException:
+        return False
+    return True
 
 
 def _draft7_refs(node: Any) -> Any:
@@ -139,13 +240,8 @@ def _draft7_refs(node: Any) -> Any:
 def validate(name: str, obj: Any) -> None:
     """Raise :class:`WireError` unless ``obj`` matches the named schema."""
     canonical = _canonical_name(name)
-    fast = _fast_validator(canonical)
-    if fast is not None:
-        try:
-            fast(obj)
-            return
-        except fastjsonschema.JsonSchemaValueException:
-            pass
+    if _fast_accepts(canonical, obj):
+        return
     errors = list(_validator(canonical).iter_errors(obj))
     if not errors:
         return

@@ -135,6 +135,35 @@ def test_each_bad_message_is_rejected_with_its_reason_and_counted(h: Harness) ->
     assert results(h.send(h.ev())) == ["revoked-device"]
 
 
+def test_redeliveries_replays_and_copies_within_a_batch(h: Harness) -> None:
+    gate = h.devices[GATE]
+    t = f"checkin/v1/{GATE}/events"
+    e1, e2 = gate.event(), gate.event()
+    assert results(h.send((t, e1), (t, e2))) == ["stored", "stored"]
+    e3 = gate.event()
+    same_seq = gate.event(seq=e1["seq"])  # below the prefix, seq stored under another id
+    fresh_taken = gate.event(seq=e3["seq"])  # the same new seq twice in one batch
+    from edge_agent.events.signing import sign_event
+    other = sign_event({k: v for k, v in dict(e2, count=3).items() if k != "sig"}, gate.key)
+    r = h.send((t, e3), (t, e1), (t, same_seq), (t, fresh_taken), (t, other), (t, e3),
+               (t, e2))
+    assert results(r) == ["stored", "duplicate", "replay", "replay", "replay", "duplicate",
+                          "duplicate"]
+    details = [o.rejection.detail for o in r.outcomes if o.rejection]
+    assert details[0] == f"seq {e1['seq']} already taken by another event_id"
+    assert details[1] == f"seq {e3['seq']} already taken by another event_id"
+    assert details[2] == f"event_id {e2['event_id']} stored with other content"
+    # A copy within the batch shares the fate of the first: here both are replays.
+    bad = gate.event(seq=e2["seq"])
+    assert results(h.send((t, bad), (t, bad))) == ["replay", "replay"]
+    with h.session() as s:
+        assert s.scalar(select(func.count()).select_from(Event)) == 3
+        assert s.scalar(select(func.sum(Rollup.events))) == 3
+        dev = s.get(Device, GATE)
+        assert dev is not None and (dev.contiguous_seq, dev.last_seq) == (3, 3)
+        assert s.scalars(select(Alarm).where(Alarm.kind == "seq-gap")).first() is None
+
+
 def test_seq_gap_raises_an_alarm_cleared_when_filled(h: Harness) -> None:
     gate = h.devices[GATE]
     e1, e2, e3, e4 = (gate.event() for _ in range(4))

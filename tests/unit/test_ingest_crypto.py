@@ -17,11 +17,13 @@ from central.counting import last_close, stay_deadline
 from central.ingest.crypto import (
     BadSignatureError,
     SealedBoxError,
+    ed25519_public,
     load_centre_key,
     open_sealed,
     verify_signature,
 )
 from central.ingest.validate import DeviceView, Incoming, Reason, check_event, decode, scrub
+from central.registry import raw_public_key
 from central.settings import SettingsError, load_settings
 from edge_agent.events.sealing import seal
 from edge_agent.events.signing import sign_event
@@ -38,9 +40,7 @@ def doc_examples() -> list[dict[str, object]]:
 
 
 def test_doc_examples_verify_and_the_stay_opens_with_the_test_key() -> None:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    public = Ed25519PublicKey.from_public_bytes(bytes.fromhex(DEVICE))
+    public = ed25519_public(bytes.fromhex(DEVICE))
     centre = X25519PrivateKey.from_private_bytes(bytes.fromhex(ALICE))
     examples = doc_examples()
     assert len(examples) == 6
@@ -59,13 +59,14 @@ def test_doc_examples_verify_and_the_stay_opens_with_the_test_key() -> None:
 def test_agent_signatures_verify_and_tampering_does_not() -> None:
     key = Ed25519PrivateKey.generate()
     event = sign_event({"v": 1, "a": "ệ", "n": [1, None, {"z": True}]}, key)
-    verify_signature(event, key.public_key())
+    public = ed25519_public(raw_public_key(key.public_key()))
+    verify_signature(event, public)
     sig = event["sig"]
     flipped = sig[:20] + ("B" if sig[20] != "B" else "C") + sig[21:]  # inside, not padding bits
     for bad in (dict(event, a="e"), dict(event, sig=flipped),
                 {k: v for k, v in event.items() if k != "sig"}, dict(event, sig="@@")):
         with pytest.raises(BadSignatureError):
-            verify_signature(bad, key.public_key())
+            verify_signature(bad, public)
 
 
 def test_agent_sealed_box_opens_in_central() -> None:
@@ -95,16 +96,17 @@ def test_decode_reasons_and_scrubbing() -> None:
     assert decode(Incoming(t, b"x" * 16385)).reason == Reason.OVERSIZE
     rejected = decode(Incoming(t, b'{"v":1}'))
     assert rejected.reason == Reason.SCHEMA and rejected.detail.startswith("$")
+    for literal in (b"1.5", b"1e3", b"NaN", b"-Infinity"):  # none on the wire (protocol §1)
+        floating = decode(Incoming(t, b'{"v":1,"seq":' + literal + b"}"))
+        assert floating.reason == Reason.SCHEMA and "floating-point" in floating.detail
     assert scrub("'079303001234' does not match '^x$'") == "<value> does not match '^x$'"
     assert "<digits>" in scrub("bad 079303001234 here")
 
 
 def test_clock_skew_rule() -> None:
     example = doc_examples()[0]
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     device = DeviceView("gate-ngo-mon-01", "hue-dai-noi",
-                        Ed25519PublicKey.from_public_bytes(bytes.fromhex(DEVICE)), False)
+                        ed25519_public(bytes.fromhex(DEVICE)), False)
     payload = json.dumps(example).encode()
     occurred = datetime(2025, 4, 30, 2, 15, 2, tzinfo=UTC)
     for received, ok in ((occurred - timedelta(minutes=9), True),
