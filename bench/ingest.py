@@ -16,6 +16,7 @@ Prints a markdown table. Target: ingest ≥ ½ raw.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -33,8 +34,8 @@ from paho.mqtt.properties import Properties
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from central.db.engine import make_engine
 from central.db.models import Event
-from central.ingest.store import BatchReport
 from central.ingest.worker import IngestWorker, freeze_startup_heap
 from central.settings import BrokerSettings, CentralSettings
 from edge_agent.outbox.builder import wire_bytes
@@ -121,78 +122,106 @@ def raw_rate(broker: Broker, payloads: dict[str, list[bytes]], total: int) -> fl
     return received / elapsed
 
 
-def ingest_rate(broker: Broker, url: str, payloads: dict[str, list[bytes]],
-                total: int, engine: Any) -> float:
-    ident = broker.pki.collector("collector")
-    settings = CentralSettings(database_url=url, broker=BrokerSettings(
+def _settings(broker: Broker, url: str, name: str) -> CentralSettings:
+    ident = broker.pki.collector(name)
+    return CentralSettings(database_url=url, broker=BrokerSettings(
         url=broker.url, ca=broker.pki.ca, cert=ident.cert, key=ident.key,
-        client_id="collector", group="bench", session_expiry_s=3600))
-    worker = IngestWorker(settings, engine, periodic_s=3600).start()
-    worker.stop()  # the session (and its shared subscription) stays on the broker
-    publish_all(broker, payloads)
-    stored = 0
-    done = threading.Event()
+        client_id=name, group="bench", session_expiry_s=3600))
 
-    def on_batch(report: BatchReport) -> None:  # counts in the worker's own thread
-        nonlocal stored
-        stored += report.count("stored")
-        if stored >= total:
-            done.set()
 
-    worker = IngestWorker(settings, engine, periodic_s=3600, on_batch=on_batch)
-    freeze_startup_heap()  # as `central ingest` does
-    start = time.perf_counter()
+def _worker_process(settings: CentralSettings, go: Any, stop: Any, stored: Any) -> None:
+    """One ``central ingest`` worker in its own process, as a deployment runs them
+    (deploy/systemd/cccd-central-ingest@.service): engine, worker, frozen start-up heap."""
+    engine = make_engine(settings.database_url)
+    worker = IngestWorker(settings, engine, periodic_s=3600,
+                          on_batch=lambda report: stored.put(report.count("stored")))
+    freeze_startup_heap()
+    go.wait()
     worker.start()
-    done.wait(600)
-    elapsed = time.perf_counter() - start
+    stop.wait()
     worker.stop()
+    engine.dispose()
+
+
+def ingest_rate(broker: Broker, url: str, payloads: dict[str, list[bytes]],
+                total: int, engine: Any, workers: int) -> float:
+    """Events per second stored by ``workers`` worker processes sharing the subscription."""
+    names = [f"collector-{i + 3}" if i else "collector" for i in range(workers)]
+    for name in names:  # the shared subscription exists, so the broker queues for the group
+        IngestWorker(_settings(broker, url, name), engine, periodic_s=3600).start().stop()
+    publish_all(broker, payloads)
+    ctx = multiprocessing.get_context("spawn")
+    go, stop, stored = ctx.Event(), ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_worker_process, args=(_settings(broker, url, name), go, stop,
+                                                       stored)) for name in names]
+    for proc in procs:
+        proc.start()
+    time.sleep(3)  # the processes import and set up before the clock starts
+    start = time.perf_counter()
+    go.set()
+    n = 0
+    while n < total and time.perf_counter() - start < 600:
+        n += stored.get(timeout=600)
+    elapsed = time.perf_counter() - start
+    stop.set()
+    for proc in procs:
+        proc.join(30)
     with Session(engine) as s:
-        n = int(s.scalar(select(func.count()).select_from(Event)) or 0)
-    if n != total:
-        raise SystemExit(f"ingest stored {n} of {total} events")
-    return n / elapsed
+        count = int(s.scalar(select(func.count()).select_from(Event)) or 0)
+    if count != total:
+        raise SystemExit(f"ingest stored {count} of {total} events")
+    return total / elapsed
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument("--workers", default="1,2",
+                        help="worker processes sharing the subscription, one run per figure")
     args = parser.parse_args()
     rows = []
     pg = None
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        pki = make_pki(root / "pki", devices=tuple(DEVICES))
+        counts = [int(w) for w in args.workers.split(",")]
+        pki = make_pki(root / "pki", devices=tuple(DEVICES), collectors=(
+            "collector", "collector-2", *(f"collector-{i + 3}" for i in range(max(counts)))))
         try:
             for db in args.db.split(","):
-                broker = Broker(root / f"broker-{db}", pki)
-                broker.start()
-                try:
-                    if db == "sqlite":
-                        url = f"sqlite:///{root / 'bench.sqlite3'}"
-                    else:
-                        pg = pg or start_postgres()
-                        url = fresh_database(pg)
-                    engine = migrated_engine(url)
-                    fakes = seed(engine, sites={"hue-dai-noi": "heritage"}, devices=DEVICES)
-                    per = args.events // len(fakes)
-                    payloads = {d: [wire_bytes(f.event("entry" if i % 2 else "exit",
-                                                       subject=os.urandom(16).hex()))
-                                    for i in range(per)] for d, f in fakes.items()}
-                    total = per * len(fakes)
-                    raw = raw_rate(broker, payloads, total)
-                    ingest = ingest_rate(broker, url, payloads, total, engine)
-                    rows.append((db, total, raw, ingest))
-                    engine.dispose()
-                finally:
-                    broker.close()
+                for workers in counts:  # a fresh broker and database per figure
+                    run = root / f"{db}-{workers}"
+                    broker = Broker(run / "broker", pki)
+                    broker.start()
+                    try:
+                        if db == "sqlite":
+                            url = f"sqlite:///{run / 'bench.sqlite3'}"
+                        else:
+                            pg = pg or start_postgres()
+                            url = fresh_database(pg)
+                        engine = migrated_engine(url)
+                        fakes = seed(engine, sites={"hue-dai-noi": "heritage"},
+                                     devices=DEVICES)
+                        per = args.events // len(fakes)
+                        payloads = {d: [wire_bytes(f.event("entry" if i % 2 else "exit",
+                                                           subject=os.urandom(16).hex()))
+                                        for i in range(per)] for d, f in fakes.items()}
+                        total = per * len(fakes)
+                        raw = raw_rate(broker, payloads, total)
+                        ingest = ingest_rate(broker, url, payloads, total, engine, workers)
+                        rows.append((db, workers, total, raw, ingest))
+                        engine.dispose()
+                    finally:
+                        broker.close()
         finally:
             if pg is not None:
                 stop_postgres(pg)
-    print("| database | events | raw delivery (msg/s) | ingest (events/s) | ingest / raw |")
-    print("|---|---:|---:|---:|---:|")
-    for db, total, raw, ingest in rows:
-        print(f"| {db} | {total} | {raw:,.0f} | {ingest:,.0f} | {ingest / raw:.2f} |")
+    print("| database | ingest workers | events | raw delivery (msg/s) | ingest (events/s) "
+          "| ingest / raw |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for db, workers, total, raw, ingest in rows:
+        print(f"| {db} | {workers} | {total} | {raw:,.0f} | {ingest:,.0f} "
+              f"| {ingest / raw:.2f} |")
     return 0
 
 

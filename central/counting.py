@@ -34,13 +34,13 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
-    insert,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from central.db.bulk import insert_rows
 from central.db.models import Presence, Rollup, Site, SiteOccupancy
 
 LOCAL = timezone(timedelta(hours=7), "UTC+07:00")
@@ -225,12 +225,13 @@ class _Row:
 
 
 def apply_occupancy_batch(session: Session, items: Sequence[tuple[dict[str, Any], datetime]],
-                          now: datetime) -> list[Movement]:
+                          now: datetime, *, bump: bool = True) -> list[Movement]:
     """:func:`apply_occupancy` for many stored events at once (a few statements per site).
 
     The presences an exit or entry of the batch may pair with are read once per site and
     locked (``FOR UPDATE`` on PostgreSQL), paired in memory in ``occurred_at`` order, and
-    written back with one ``executemany`` each for updates and inserts.
+    written back with one ``executemany`` each for updates and inserts. ``bump=False`` leaves
+    the occupancy rows to the caller (:func:`bump_occupancy`).
     """
     by_site: dict[str, list[tuple[str, str | None, int, datetime]]] = defaultdict(list)
     for message, occurred_at in items:
@@ -249,24 +250,29 @@ def apply_occupancy_batch(session: Session, items: Sequence[tuple[dict[str, Any]
         anonymous_exit = any(t[1] is None and t[0] == "exit" for t in todo)
         conds: list[ColumnElement[bool]] = []
         if subjects:
+            # By subject alone (ix_presences_subject), the site checked below: a planner
+            # without statistics would otherwise pick the site index and scan every presence
+            # of the site for each batch (docs/performance.md, collector ingest).
             conds.append(Presence.subject.in_(subjects))
         if anonymous_exit:
-            conds.append(Presence.subject.is_(None))
+            conds.append(Presence.subject.is_(None) & (Presence.site_id == site_id))
         rows: list[_Row] = []
         if conds:
             found = session.execute(
                 select(Presence.id, Presence.subject, Presence.people, Presence.entered_at,
-                       Presence.exited_at, Presence.closed_by)
-                .where(Presence.site_id == site_id,
-                       (Presence.exited_at.is_(None)) | (Presence.closed_by == "orphan-exit"),
+                       Presence.exited_at, Presence.closed_by, Presence.site_id)
+                .where((Presence.exited_at.is_(None)) | (Presence.closed_by == "orphan-exit"),
                        conds[0] if len(conds) == 1 else (conds[0] | conds[1]))
                 .order_by(Presence.id).with_for_update()).all()
             rows = [_Row(r[0], r[1], r[2], utc(r[3]) if r[3] else None,
-                         utc(r[4]) if r[4] else None, r[5]) for r in found]
+                         utc(r[4]) if r[4] else None, r[5]) for r in found if r[6] == site_id]
+        by_subject: dict[str | None, list[_Row]] = defaultdict(list)
+        for row in rows:
+            by_subject[row.subject].append(row)
         entered = left = orphan = 0
         paired = False
         for kind, subject, people, at in todo:
-            same = [r for r in rows if r.subject == subject]
+            same = by_subject[subject]
             if kind == "entry":
                 match = None
                 if subject is not None:
@@ -277,7 +283,9 @@ def apply_occupancy_batch(session: Session, items: Sequence[tuple[dict[str, Any]
                     match.entered_at, match.closed_by, match.dirty = at, "exit", True
                     paired = True
                 else:
-                    rows.append(_Row(None, subject, people, at, None, None, True))
+                    fresh = _Row(None, subject, people, at, None, None, True)
+                    rows.append(fresh)
+                    same.append(fresh)
                     entered += people
                 continue
             remaining = people
@@ -296,7 +304,9 @@ def apply_occupancy_batch(session: Session, items: Sequence[tuple[dict[str, Any]
                 remaining -= take
                 left += take
             if remaining > 0:
-                rows.append(_Row(None, subject, remaining, None, at, "orphan-exit", True))
+                orphan_row = _Row(None, subject, remaining, None, at, "orphan-exit", True)
+                rows.append(orphan_row)
+                same.append(orphan_row)
                 orphan += remaining
         updates = [{"pid": r.id, "people": r.people, "entered_at": r.entered_at,
                     "exited_at": r.exited_at, "closed_by": r.closed_by}
@@ -311,13 +321,28 @@ def apply_occupancy_batch(session: Session, items: Sequence[tuple[dict[str, Any]
                 people=bindparam("people"), entered_at=bindparam("entered_at"),
                 exited_at=bindparam("exited_at"), closed_by=bindparam("closed_by")), updates)
         if inserts:
-            conn.execute(insert(table), inserts)
-        if entered or left:
-            _bump(session, site_id, entered - left, now)
+            insert_rows(session, table, inserts)
+        moves.append(Movement(site_id, entered, left, orphan, paired))
+    if bump:
+        bump_occupancy(session, moves, now)
+    return moves
+
+
+def bump_occupancy(session: Session, moves: Sequence[Movement], now: datetime) -> None:
+    """Apply the movements to each site's occupancy row, sites in id order.
+
+    The ingest calls this last, just before its commit: the row is a hot spot that every
+    worker's transaction on the site updates, so holding its lock briefly is what lets
+    several PostgreSQL workers overlap (DESIGN.md §2.5).
+    """
+    totals: dict[str, int] = defaultdict(int)
+    for move in moves:
+        totals[move.site_id] += move.entered - move.left
+    for site_id in sorted(totals):
+        if totals[site_id]:
+            _bump(session, site_id, totals[site_id], now)
         elif session.get(SiteOccupancy, site_id) is None:
             _bump(session, site_id, 0, now)
-        moves.append(Movement(site_id, entered, left, orphan, paired))
-    return moves
 
 
 # -- close-out -------------------------------------------------------------------------------

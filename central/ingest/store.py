@@ -8,10 +8,11 @@ content, same signature) is a duplicate and is acknowledged; another ``sig`` und
 (:mod:`central.counting`) runs only for rows actually inserted, in the same transaction, so a
 redelivered message never counts twice.
 
-Several workers (DESIGN.md §2.5): the devices of a batch are locked first, in id order
+Several workers (DESIGN.md §2.5): the devices of a batch are locked in id order
 (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite serialises writers), which serialises the seq
 bookkeeping and gap alarms per device; all other writes are atomic upserts or conditional
-updates.
+updates. The hot rows (devices, rollups, occupancy) are written last, so their locks are held
+only for the end of a transaction (:func:`process`).
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ from central.counting import (
     Movement,
     add_rollups,
     apply_occupancy_batch,
+    bump_occupancy,
     dialect_insert,
     rowcount,
     stay_deadline,
     utc,
 )
+from central.db.bulk import insert_rows
 from central.db.models import Alarm, Device, Event, IngestRejection, Stay
 from central.ingest.crypto import ed25519_public
 from central.ingest.validate import (
@@ -95,11 +98,27 @@ def _public(raw: bytes) -> VerifyKey:
     return key
 
 
+def _read_devices(session: Session, ids: Sequence[str]) -> dict[str, Device]:
+    """The registry rows of a batch's devices, not locked (for the checks)."""
+    if not ids:
+        return {}
+    rows = session.execute(select(Device).where(Device.id.in_(sorted(ids)))).scalars().all()
+    return {d.id: d for d in rows}
+
+
 def _lock_devices(session: Session, ids: Sequence[str]) -> dict[str, Device]:
+    """The same rows locked in id order and re-read.
+
+    ``FOR NO KEY UPDATE`` on PostgreSQL, not ``FOR UPDATE``: the batch's event inserts already
+    hold ``FOR KEY SHARE`` on these rows (the foreign key), which ``FOR UPDATE`` would conflict
+    with, so two workers each holding one and wanting the other would deadlock (PostgreSQL
+    docs, explicit locking, row-level lock modes).
+    """
     if not ids:
         return {}
     rows = session.execute(select(Device).where(Device.id.in_(sorted(ids)))
-                           .order_by(Device.id).with_for_update()).scalars().all()
+                           .order_by(Device.id).with_for_update(key_share=True)
+                           .execution_options(populate_existing=True)).scalars().all()
     return {d.id: d for d in rows}
 
 
@@ -139,11 +158,10 @@ def _insert_events(session: Session, candidates: list[tuple[ValidEvent, Device]]
             (below if seq <= device.contiguous_seq else fresh).append(index)
     inserted: set[tuple[str, str]] = set()
     if fresh:
-        table = cast(Table, Event.__table__)
-        stmt = dialect_insert(session, table).on_conflict_do_nothing().returning(
-            table.c.device_id, table.c.event_id)
         rows = [_event_row(candidates[i][0]) for i in fresh]
-        inserted = {(r[0], r[1]) for r in session.connection().execute(stmt, rows)}
+        inserted = {(r[0], r[1]) for r in insert_rows(
+            session, cast(Table, Event.__table__), rows, returning=("device_id", "event_id"),
+            skip_conflicts=True)}
     lookup = below + [i for i in fresh
                       if (candidates[i][0].device_id, candidates[i][0].event_id) not in inserted]
     stored: dict[tuple[str, str], str | None] = {}
@@ -319,14 +337,23 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
 
     Returns one outcome per message, in order; the caller acknowledges them all after the
     commit (a rejected message is acknowledged too: it would be refused again forever).
+
+    Order of work, so that several workers overlap (DESIGN.md §2.5): checks against an
+    unlocked read of the registry; then the inserts, which conflict only on the same event or
+    subject; then, last and briefly, the rows every transaction of a device or site updates,
+    each kind in key order so two workers never wait on each other in a cycle: the devices
+    (``FOR UPDATE``, re-read: seq bookkeeping, statuses, last seen), the rollups, the
+    occupancy rows. A stale unlocked read is harmless: ``contiguous_seq`` only grows, and a
+    lower value only sends more events through the conflict-checked insert.
     """
     now = utc(now or datetime.now(UTC))
     report = BatchReport()
     decoded = [decode(m) for m in batch]
-    ids = {d.device_id for d in decoded if isinstance(d, Decoded)}
-    devices = _lock_devices(session, sorted(ids))
+    ids = sorted({d.device_id for d in decoded if isinstance(d, Decoded)})
+    devices = _read_devices(session, ids)
     stored: list[ValidEvent] = []
     candidates: list[tuple[ValidEvent, Device]] = []
+    statuses: list[Decoded] = []
     rejections: list[tuple[Incoming, Rejection]] = []
     for incoming, item in zip(batch, decoded, strict=True):
         if isinstance(item, Rejection):
@@ -338,9 +365,7 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
             if rejected is not None:
                 rejections.append((incoming, rejected))
                 continue
-            assert device is not None
-            _apply_status(session, item, device, now)
-            report.outcomes.append(Outcome(incoming, "status"))
+            statuses.append(item)
             continue
         checked = check_event(item, _view(device), max_future_skew=ctx.max_future_skew,
                               centre_key=ctx.centre_key)
@@ -353,7 +378,6 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
                 Reason.SEALED_STAY_UNOPENABLE, "collector has no data key", device.id)))
             continue
         candidates.append((checked, device))
-        device.last_seen = max(utc(device.last_seen), now) if device.last_seen else now
     for (checked, _device), result in zip(candidates,
                                           _insert_events(session, candidates), strict=True):
         if isinstance(result, Rejection):
@@ -364,15 +388,26 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
             if checked.message["kind"] in ("stay.start", "stay.end"):
                 _store_stay(session, checked, ctx.data_key)
         report.outcomes.append(Outcome(checked.incoming, result))
-    if stored:
-        report.movements.extend(apply_occupancy_batch(
-            session, [(ev.message, ev.occurred_at) for ev in stored], now))
-        add_rollups(session, [(ev.message, ev.occurred_at) for ev in stored])
-        by_device: dict[str, list[int]] = {}
-        for ev in stored:
-            by_device.setdefault(ev.device_id, []).append(ev.seq)
-        for device_id in sorted(by_device):
-            _advance_seq(session, devices[device_id], by_device[device_id], now)
+    items = [(ev.message, ev.occurred_at) for ev in stored]
+    if items:
+        report.movements.extend(apply_occupancy_batch(session, items, now, bump=False))
+    # The hot rows, last: devices, rollups, occupancy.
+    seen = sorted({ev.device_id for ev, _ in candidates} | {d.device_id for d in statuses})
+    locked = _lock_devices(session, seen)
+    for item in statuses:
+        _apply_status(session, item, locked[item.device_id], now)
+        report.outcomes.append(Outcome(item.incoming, "status"))
+    for device_id in sorted({ev.device_id for ev, _ in candidates}):
+        device = locked[device_id]
+        device.last_seen = max(utc(device.last_seen), now) if device.last_seen else now
+    by_device: dict[str, list[int]] = {}
+    for ev in stored:
+        by_device.setdefault(ev.device_id, []).append(ev.seq)
+    for device_id in sorted(by_device):
+        _advance_seq(session, locked[device_id], by_device[device_id], now)
+    if items:
+        add_rollups(session, items)
+        bump_occupancy(session, report.movements, now)
     for incoming, rejection in rejections:
         session.add(IngestRejection(at=now, reason=rejection.reason.value,
                                     topic=incoming.topic[:200], device_id=rejection.device_id,
