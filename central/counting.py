@@ -87,15 +87,27 @@ def rollup_kind(message: dict[str, Any]) -> str:
     return kind
 
 
+def rollup_insurance(message: dict[str, Any]) -> str:
+    """The rollup's insurance dimension: the lookup's answer for a visit, ``paper-card`` for a
+    manual visit counted as ``paper-insurance`` (the paper BHYT card), else empty."""
+    kind = message["kind"]
+    if kind == "visit":
+        return str((message.get("details") or {}).get("insurance") or "")
+    if kind == "manual" and message.get("reason") == "paper-insurance" and \
+            (message.get("details") or {}).get("counts_as") == "visit":
+        return "paper-card"
+    return ""
+
+
 def add_rollups(session: Session, items: Iterable[tuple[dict[str, Any], datetime]]) -> int:
     """Add events (message, occurred_at) to the rollups; returns the number of keys touched."""
-    totals: dict[tuple[str, datetime, str, str, str, str, str], list[int]] = defaultdict(
+    totals: dict[tuple[str, datetime, str, str, str, str, str, str], list[int]] = defaultdict(
         lambda: [0, 0])
     for message, occurred_at in items:
         demo = message.get("demographics") or {}
         key = (str(message["site_id"]), hour_of(occurred_at), rollup_kind(message),
                str(message["method"]), demo.get("age_band") or "", demo.get("sex") or "",
-               demo.get("birth_province") or "")
+               demo.get("birth_province") or "", rollup_insurance(message))
         totals[key][0] += int(message["count"])
         totals[key][1] += 1
     table = Rollup.__table__
@@ -103,10 +115,10 @@ def add_rollups(session: Session, items: Iterable[tuple[dict[str, Any], datetime
         people, events = totals[key]
         stmt = dialect_insert(session, Rollup).values(
             site_id=key[0], hour=key[1], kind=key[2], method=key[3], age_band=key[4],
-            sex=key[5], birth_province=key[6], people=people, events=events)
+            sex=key[5], birth_province=key[6], insurance=key[7], people=people, events=events)
         stmt = stmt.on_conflict_do_update(
             index_elements=["site_id", "hour", "kind", "method", "age_band", "sex",
-                            "birth_province"],
+                            "birth_province", "insurance"],
             set_={"people": table.c.people + people, "events": table.c.events + events})
         session.execute(stmt)
     return len(totals)

@@ -155,7 +155,7 @@ class Rollup(Base):
     __tablename__ = "rollups"
     __table_args__ = (
         UniqueConstraint("site_id", "hour", "kind", "method", "age_band", "sex",
-                         "birth_province", name="uq_rollups_key"),
+                         "birth_province", "insurance", name="uq_rollups_key"),
         Index("ix_rollups_hour", "hour"),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
@@ -168,6 +168,10 @@ class Rollup(Base):
     sex: Mapped[str] = mapped_column(String(1), default="")
     birth_province: Mapped[str] = mapped_column(String(3), default="")
     """Empty string rather than NULL for "unknown", so the unique key works everywhere."""
+    insurance: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    """Hospital visits: the insurance lookup's answer (``valid``, ``invalid``, ``unknown``,
+    ``not-checked``; docs/protocol.md §4.6), ``paper-card`` for a manual visit counted as
+    ``paper-insurance``; empty otherwise. The insured-visit ratio needs it (CCCD.md §10)."""
     people: Mapped[int] = mapped_column(BigInteger, default=0)
     """Sum of ``count`` (a group entry of 5 counts 5 people)."""
     events: Mapped[int] = mapped_column(BigInteger, default=0)

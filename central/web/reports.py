@@ -18,6 +18,12 @@ from central.web.periods import Period
 from central.web.queries import CCCD_METHODS
 from central.web.security import Scope, scoped_sites, subtree_ids, unit_children
 
+INSURED = ("valid", "paper-card")
+"""Insured hospital visits (the ``hospital_cccd`` denominator): visits whose insurance lookup
+answered ``valid`` (any method) and manual visits counted as ``paper-insurance`` (the paper BHYT
+card). Visits the gateway found uninsured (``invalid``), could not answer (``unknown``) or was
+not asked about (``not-checked``) are outside the ratio: they cannot be called insured visits."""
+
 METRICS = ("hospital_cccd", "heritage_cccd", "sites_equipped", "stays_notified")
 DEFAULT_TARGETS: dict[str, float | None] = {
     "hospital_cccd": 0.8, "heritage_cccd": None, "sites_equipped": 1.0, "stays_notified": 1.0}
@@ -90,12 +96,13 @@ def _site_tallies(db: Session, sites: list[Site], period: Period) -> dict[str, _
     ids = [s.id for s in sites]
     kind_of = {s.id: s.kind for s in sites}
     tallies = {s.id: _Tally(sites=1) for s in sites}
-    query = (select(Rollup.site_id, Rollup.kind, Rollup.method, func.sum(Rollup.people))
+    query = (select(Rollup.site_id, Rollup.kind, Rollup.method, Rollup.insurance,
+                    func.sum(Rollup.people))
              .where(Rollup.hour >= start, Rollup.hour < end, Rollup.site_id.in_(ids))
-             .group_by(Rollup.site_id, Rollup.kind, Rollup.method))
-    for sid, kind, method, people in db.execute(query):
+             .group_by(Rollup.site_id, Rollup.kind, Rollup.method, Rollup.insurance))
+    for sid, kind, method, insurance, people in db.execute(query):
         t, n, via = tallies[sid], int(people or 0), method in CCCD_METHODS
-        if kind_of[sid] is SiteKind.HOSPITAL and kind in ("visit", "manual:visit"):
+        if kind_of[sid] is SiteKind.HOSPITAL and insurance in INSURED:
             t.hosp_total += n
             t.hosp_via += n if via and kind == "visit" else 0
         elif kind_of[sid] is SiteKind.HERITAGE and kind in ("entry", "manual:entry"):

@@ -227,6 +227,80 @@ def units() -> str | BaseResponse:
     return render_template("admin/units.html", rows=_units(), levels=list(UnitLevel))
 
 
+def _unit(unit_id: int) -> Unit:
+    unit = db_session().get(Unit, unit_id)
+    if unit is None:
+        raise NotFoundError(f"unit {unit_id}")
+    return unit
+
+
+@bp.route("/units/<int:unit_id>", methods=["POST"])
+@require_roles(ADMIN)
+def unit_update(unit_id: int) -> BaseResponse:
+    """Rename a unit, change its code or move it under another parent (never under itself
+    or one of its own descendants)."""
+    db = db_session()
+    unit = _unit(unit_id)
+    code = request.form.get("code", unit.code).strip()
+    if not code or len(code) > 16:
+        raise BadRequest("code: 1 to 16 characters")
+    other = db.scalar(select(Unit).where(Unit.code == code, Unit.id != unit.id))
+    if other is not None:
+        raise BadRequest("code: already used")
+    parent_id = _int_or_none("parent_id")
+    if parent_id is not None:
+        if db.get(Unit, parent_id) is None:
+            raise BadRequest("parent_id: no such unit")
+        ancestor: int | None = parent_id
+        while ancestor is not None:  # the new parent's chain must not pass through the unit
+            if ancestor == unit.id:
+                raise BadRequest("parent_id: a unit cannot be placed under itself or below")
+            above = db.get(Unit, ancestor)
+            ancestor = above.parent_id if above is not None else None
+    if unit.level is not UnitLevel.PROVINCE and parent_id is None:
+        raise BadRequest("parent_id: required below province level")
+    before = {"code": unit.code, "name": unit.name, "parent": unit.parent_id}
+    unit.code = code
+    unit.name = request.form.get("name", "").strip() or unit.name
+    unit.parent_id = parent_id
+    audit("unit.update", code, {"before": before,
+                                "after": {"code": code, "name": unit.name,
+                                          "parent": parent_id}})
+    return redirect(url_for("admin.units"))
+
+
+@bp.route("/units/<int:unit_id>/delete", methods=["POST"])
+@require_roles(ADMIN)
+def unit_delete(unit_id: int) -> BaseResponse:
+    """Delete a unit nothing depends on; otherwise say what still refers to it."""
+    db = db_session()
+    unit = _unit(unit_id)
+    users = db.scalar(select(func.count()).select_from(User).where(User.unit_id == unit.id))
+    tokens = db.scalar(select(func.count()).select_from(ApiToken).where(
+        ApiToken.unit_id == unit.id, ApiToken.revoked.is_(False)))
+    blockers = {
+        "child units": db.scalar(select(func.count()).select_from(Unit).where(
+            Unit.parent_id == unit.id)),
+        "sites": db.scalar(select(func.count()).select_from(Site).where(
+            Site.unit_id == unit.id)),
+        "users": users, "API tokens": tokens}
+    named = [f"{n} {what}" for what, n in blockers.items() if n]
+    if named:
+        raise BadRequest(f"unit {unit.code} is still used by {', '.join(named)}: move or "
+                         "delete them first")
+    for target in db.scalars(select(Target).where(Target.unit_id == unit.id)):
+        db.delete(target)
+    revoked = list(db.scalars(select(ApiToken).where(ApiToken.unit_id == unit.id)))
+    for token in revoked:  # only revoked ones are left; their issue is in the audit log
+        db.delete(token)
+    audit("unit.delete", unit.code, {"name": unit.name, "level": unit.level.value,
+                                     "revoked_tokens_removed": [t.name for t in revoked]},
+          commit=False)
+    db.delete(unit)
+    db.commit()
+    return redirect(url_for("admin.units"))
+
+
 def _device_ca() -> DeviceCA | None:
     ca = current_app.config.get("DEVICE_CA")
     if isinstance(ca, DeviceCA):
@@ -332,6 +406,21 @@ def targets() -> str | BaseResponse:
     rows = list(db.scalars(select(Target).order_by(Target.metric, Target.unit_id)))
     return render_template("admin/targets.html", rows=rows, units=_units(), metrics=METRICS,
                            unit_names={u.id: u.name for u in _units()})
+
+
+@bp.route("/targets/<int:target_id>/delete", methods=["POST"])
+@require_roles(ADMIN)
+def target_delete(target_id: int) -> BaseResponse:
+    """Remove a target: the unit falls back to its parent's, the nationwide or the default."""
+    db = db_session()
+    target = db.get(Target, target_id)
+    if target is None:
+        raise NotFoundError(f"target {target_id}")
+    audit("target.delete", target.metric, {"unit": target.unit_id, "value": target.value},
+          commit=False)
+    db.delete(target)
+    db.commit()
+    return redirect(url_for("admin.targets"))
 
 
 @bp.route("/tokens", methods=["GET", "POST"])

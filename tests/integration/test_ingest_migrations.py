@@ -15,7 +15,7 @@ from tests.integration.pg_fixtures import db_url, postgres_server  # noqa: F401
 def test_fresh_database_migrates_to_head_and_matches_models(db_url: str) -> None:  # noqa: F811
     engine = make_engine(db_url)
     upgrade(engine)
-    assert current(engine) == "0002"
+    assert current(engine) == "0003"
     assert set(inspect(engine).get_table_names()) >= set(Base.metadata.tables)
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})

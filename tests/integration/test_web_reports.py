@@ -20,9 +20,12 @@ EVERYTHING = Scope(True, frozenset(), frozenset())
 
 
 def _visit(hour_utc: datetime, method: str, people: int, kind: str = "visit",
-           site: str = "bv-hue") -> Rollup:
+           site: str = "bv-hue", insurance: str | None = None) -> Rollup:
+    if insurance is None:  # insured: a valid lookup, or the paper card at the desk
+        insurance = {"visit": "valid", "manual:visit": "paper-card"}.get(kind, "")
     return Rollup(site_id=site, hour=hour_utc, kind=kind, method=method, age_band="",
-                  sex="", birth_province="", people=people, events=people)
+                  sex="", birth_province="", insurance=insurance, people=people,
+                  events=people)
 
 
 @pytest.fixture
@@ -37,6 +40,13 @@ def world(tmp_path: Path) -> World:
             _visit(datetime(2025, 2, 20, 3, tzinfo=UTC), "manual", 20, "manual:visit"),
             # 2025-03-14 23:00 local: last hour inside
             _visit(datetime(2025, 3, 14, 16, tzinfo=UTC), "vneid-qr", 50),
+            # not insured visits (uninsured, gateway down, not asked, a manual child count)
+            # are outside the insured-visit ratio
+            _visit(datetime(2025, 3, 1, 3, tzinfo=UTC), "chip", 7, insurance="invalid"),
+            _visit(datetime(2025, 3, 1, 3, tzinfo=UTC), "card-qr", 5, insurance="unknown"),
+            _visit(datetime(2025, 3, 1, 3, tzinfo=UTC), "chip", 3, insurance="not-checked"),
+            _visit(datetime(2025, 3, 1, 3, tzinfo=UTC), "manual", 2, "manual:visit",
+                   insurance=""),
             # 2025-03-15 00:00 local: after
             _visit(datetime(2025, 3, 14, 17, tzinfo=UTC), "manual", 500, "manual:visit"),
             # heritage in the commune below district 474, and in Hà Nội

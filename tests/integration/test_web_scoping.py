@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from central.db.models import ApiToken, User
+from central.db.models import ApiToken, Target, User
 from central.web.app import PUBLIC_ENDPOINTS
 from tests.web_support import World, csrf, login, make_world
 
@@ -39,6 +39,11 @@ def _ids(world: World) -> dict[str, int]:
             uid = db.scalar(select(User.id).where(User.username == "diem"))
             assert uid is not None
             _IDS["user_id"] = uid
+            target = Target(unit_id=world.units["474"], metric="stays_notified", value=0.9)
+            db.add(target)
+            db.commit()
+            _IDS["target_id"] = target.id
+            _IDS["unit_id"] = world.units["002"]  # has a site: the walker cannot delete it
     return _IDS
 
 
