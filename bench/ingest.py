@@ -122,9 +122,12 @@ def raw_rate(broker: Broker, payloads: dict[str, list[bytes]], total: int) -> fl
     return received / elapsed
 
 
+BATCH_SIZE = CentralSettings.batch_size
+
+
 def _settings(broker: Broker, url: str, name: str) -> CentralSettings:
     ident = broker.pki.collector(name)
-    return CentralSettings(database_url=url, broker=BrokerSettings(
+    return CentralSettings(database_url=url, batch_size=BATCH_SIZE, broker=BrokerSettings(
         url=broker.url, ca=broker.pki.ca, cert=ident.cert, key=ident.key,
         client_id=name, group="bench", session_expiry_s=3600))
 
@@ -179,7 +182,10 @@ def main() -> int:
     parser.add_argument("--db", default="sqlite,postgresql")
     parser.add_argument("--workers", default="1,2",
                         help="worker processes sharing the subscription, one run per figure")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE,
+                        help="[ingest] batch_size (default: the collector's default)")
     args = parser.parse_args()
+    globals()["BATCH_SIZE"] = args.batch_size
     rows = []
     pg = None
     with tempfile.TemporaryDirectory() as tmp:

@@ -351,6 +351,7 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
     decoded = [decode(m) for m in batch]
     ids = sorted({d.device_id for d in decoded if isinstance(d, Decoded)})
     devices = _read_devices(session, ids)
+    views = {device_id: _view(device) for device_id, device in devices.items()}
     stored: list[ValidEvent] = []
     candidates: list[tuple[ValidEvent, Device]] = []
     statuses: list[Decoded] = []
@@ -361,14 +362,14 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
             continue
         device = devices.get(item.device_id)
         if item.kind == "status":
-            rejected = check_status(item, _view(device))
+            rejected = check_status(item, views.get(item.device_id))
             if rejected is not None:
                 rejections.append((incoming, rejected))
                 continue
             statuses.append(item)
             continue
-        checked = check_event(item, _view(device), max_future_skew=ctx.max_future_skew,
-                              centre_key=ctx.centre_key)
+        checked = check_event(item, views.get(item.device_id),
+                              max_future_skew=ctx.max_future_skew, centre_key=ctx.centre_key)
         if isinstance(checked, Rejection):
             rejections.append((incoming, checked))
             continue

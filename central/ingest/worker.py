@@ -26,6 +26,7 @@ import queue
 import ssl
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -206,14 +207,13 @@ class IngestWorker:
                     report.movements.extend(part.movements)
                 return report
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        results = Counter(outcome.result for outcome in report.outcomes)
+        for result, counter in (("stored", metrics.EVENTS_STORED),
+                                ("duplicate", metrics.DUPLICATES), ("status", metrics.STATUSES)):
+            if results[result]:
+                counter.inc(results[result])
         for outcome in report.outcomes:
-            if outcome.result == "stored":
-                metrics.EVENTS_STORED.inc()
-            elif outcome.result == "duplicate":
-                metrics.DUPLICATES.inc()
-            elif outcome.result == "status":
-                metrics.STATUSES.inc()
-            elif outcome.rejection is not None:
+            if outcome.rejection is not None:
                 metrics.REJECTIONS.labels(outcome.rejection.reason.value).inc()
                 log.warning("rejected %s from %s: %s (%s)", outcome.incoming.topic.split("/")[-1],
                             outcome.rejection.device_id or "?", outcome.rejection.reason.value,
