@@ -11,9 +11,10 @@ row, hours going back from now: 100k ≈ 8 days, 1M ≈ 12 weeks, 10M ≈ 2.3 ye
 smallest history covers the week the longest query reads, so every size answers the same
 queries over the same number of rows, and only the history beyond them grows), plus the raw
 event rows themselves for the sizes up to ``--raw-max`` (1M by default) to show that nothing
-reads them. Each endpoint is then requested ``--requests`` times through Flask's test client as
-an admin; the table gives median and p95 in milliseconds, and the number of SQL statements that
-touched the ``events`` table (must be 0). Target: latency at 10M ≤ 1.5 × latency at 100k.
+reads them. Each endpoint is then requested ``--requests`` times per size, the sizes in turn,
+through Flask's test client as an admin; the table gives median and p95 in milliseconds, and
+the number of SQL statements that touched the ``events`` table (must be 0). Target: latency
+at 10M ≤ 1.5 × latency at 100k.
 """
 
 from __future__ import annotations
@@ -132,45 +133,67 @@ def seed(url: str, total_events: int, raw: bool) -> tuple[int, int]:
     return hours, rows
 
 
-def measure(url: str, requests: int) -> dict[str, tuple[float, float, int]]:
-    """Median and p95 (ms) per endpoint, and statements touching ``events``."""
-    engine = make_engine(url)
-    touched = [0]
+ENDPOINTS = {
+    "dashboard /": "/",
+    "API counts today by hour×method":
+        "/api/v1/counts?period=custom&from={today}&to={today}&group_by=hour,method",
+    "API occupancy": "/api/v1/occupancy",
+    "API counts week by day": "/api/v1/counts?period=week&group_by=day",
+}
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def _spy(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if " events" in statement.lower().replace('"', " "):
-            touched[0] += 1
 
-    app = create_app({"SECRET_KEY": "bench", "SESSIONMAKER": make_sessionmaker(engine),
-                      "SESSION_COOKIE_SECURE": False, "WTF_CSRF_ENABLED": False,
-                      "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 1024,
-                      "ARGON2_PARALLELISM": 1})
-    client = app.test_client()
-    r = client.post("/login", data={"username": "admin", "password": PASSWORD})
-    assert r.status_code == 302, r.status_code
+class Target:
+    """One seeded database behind its own app, logged in as the administrator."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        self.touched = 0
+
+        @event.listens_for(self.engine, "before_cursor_execute")
+        def _spy(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if " events" in statement.lower().replace('"', " "):
+                self.touched += 1
+
+        app = create_app({"SECRET_KEY": "bench", "SESSIONMAKER": make_sessionmaker(self.engine),
+                          "SESSION_COOKIE_SECURE": False, "WTF_CSRF_ENABLED": False,
+                          "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 1024,
+                          "ARGON2_PARALLELISM": 1})
+        self.client = app.test_client()
+        r = self.client.post("/login", data={"username": "admin", "password": PASSWORD})
+        assert r.status_code == 302, r.status_code
+
+    def get_ms(self, path: str) -> float:
+        t0 = time.perf_counter()
+        resp = self.client.get(path)
+        elapsed = (time.perf_counter() - t0) * 1000
+        assert resp.status_code == 200, (path, resp.status_code)
+        return elapsed
+
+
+def measure(urls: dict[int, str], requests: int) -> dict[int, dict[str, tuple[float, float, int]]]:
+    """Median and p95 (ms) per size and endpoint, and statements touching ``events``.
+
+    The sizes are requested in turn (size A, B, C, A, B, C…), so a change in the machine's load
+    during the run affects every size alike instead of whichever size was being measured.
+    """
+    targets = {size: Target(url) for size, url in urls.items()}
     today = local_today().isoformat()
-    endpoints = {
-        "dashboard /": "/",
-        "API counts today by hour×method":
-            f"/api/v1/counts?period=custom&from={today}&to={today}&group_by=hour,method",
-        "API occupancy": "/api/v1/occupancy",
-        "API counts week by day": "/api/v1/counts?period=week&group_by=day",
-    }
-    out: dict[str, tuple[float, float, int]] = {}
-    for name, path in endpoints.items():
-        touched[0] = 0
-        client.get(path)  # warm-up
-        samples = []
+    out: dict[int, dict[str, tuple[float, float, int]]] = {size: {} for size in urls}
+    for name, template in ENDPOINTS.items():
+        path = template.format(today=today)
+        samples: dict[int, list[float]] = {size: [] for size in urls}
+        for target in targets.values():
+            target.touched = 0
+            target.get_ms(path)  # warm-up
         for _ in range(requests):
-            t0 = time.perf_counter()
-            resp = client.get(path)
-            samples.append((time.perf_counter() - t0) * 1000)
-            assert resp.status_code == 200, (path, resp.status_code)
-        samples.sort()
-        p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
-        out[name] = (statistics.median(samples), p95, touched[0])
-    engine.dispose()
+            for size, target in targets.items():
+                samples[size].append(target.get_ms(path))
+        for size, values in samples.items():
+            values.sort()
+            p95 = values[min(len(values) - 1, int(len(values) * 0.95))]
+            out[size][name] = (statistics.median(values), p95, targets[size].touched)
+    for target in targets.values():
+        target.engine.dispose()
     return out
 
 
@@ -181,18 +204,18 @@ def main() -> int:
     parser.add_argument("--raw-max", type=int, default=1_000_000,
                         help="also insert the raw events up to this size")
     args = parser.parse_args()
-    results: dict[int, dict[str, tuple[float, float, int]]] = {}
     info: dict[int, tuple[int, int, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
+        urls = {}
         for size in args.sizes:
-            url = f"sqlite:///{Path(tmp) / f'bench-{size}.sqlite3'}"
+            url = urls[size] = f"sqlite:///{Path(tmp) / f'bench-{size}.sqlite3'}"
             t0 = time.perf_counter()
             hours, rows = seed(url, size, raw=size <= args.raw_max)
             info[size] = (hours, rows, time.perf_counter() - t0)
             print(f"seeded {size:,} events: {rows:,} rollup rows over {hours:,} h "
                   f"(raw events {'yes' if size <= args.raw_max else 'no'}) "
                   f"in {info[size][2]:.0f} s", file=sys.stderr)
-            results[size] = measure(url, args.requests)
+        results = measure(urls, args.requests)
     sizes = args.sizes
     print("| endpoint | " + " | ".join(f"{s:,} events: median / p95 ms" for s in sizes)
           + " | largest / smallest (median) | queries on `events` |")
