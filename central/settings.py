@@ -24,6 +24,7 @@ Example (every key optional; the defaults are shown)::
     batch_ms = 50
     heartbeat_s = 30             # when a status does not give its own heartbeat_s
     offline_after_heartbeats = 3 # docs/protocol.md §6: stale after 3 × heartbeat_s
+    seq_gap_grace_s = 60         # a gap in a device's seq older than this raises an alarm
     publish_occupancy = true     # run the occupancy publisher in the ingest process
     metrics_port = 0             # Prometheus exporter; 0 = none
 
@@ -108,6 +109,9 @@ class CentralSettings:
     batch_ms: int = 50
     heartbeat_s: int = 30
     offline_after_heartbeats: int = 3
+    seq_gap_grace: timedelta = timedelta(seconds=60)
+    """Workers sharing a subscription commit a device's events out of order, so a gap is an
+    alarm only once it has lasted this long."""
     publish_occupancy: bool = True
     metrics_port: int = 0
     close_time: str = "23:00"
@@ -181,7 +185,8 @@ def settings_from_dict(data: dict[str, Any], base: Path = Path()) -> CentralSett
     k = _take(_table(data, "keys"), "keys.", {"centre_private_key", "data_key"})
     i = _take(_table(data, "ingest"), "ingest.",
               {"max_future_skew_s", "batch_size", "batch_ms", "heartbeat_s",
-               "offline_after_heartbeats", "publish_occupancy", "metrics_port"})
+               "offline_after_heartbeats", "seq_gap_grace_s", "publish_occupancy",
+               "metrics_port"})
     publish = i.get("publish_occupancy", True)
     if not isinstance(publish, bool):
         raise SettingsError("ingest.publish_occupancy", "must be true or false")
@@ -205,6 +210,8 @@ def settings_from_dict(data: dict[str, Any], base: Path = Path()) -> CentralSett
         batch_ms=_int(i, "batch_ms", "ingest.", 50, high=10000),
         heartbeat_s=_int(i, "heartbeat_s", "ingest.", 30, low=5, high=3600),
         offline_after_heartbeats=_int(i, "offline_after_heartbeats", "ingest.", 3, high=100),
+        seq_gap_grace=timedelta(seconds=_int(i, "seq_gap_grace_s", "ingest.", 60, low=0,
+                                             high=86400)),
         publish_occupancy=publish,
         metrics_port=_int(i, "metrics_port", "ingest.", 0, low=0, high=65535),
         close_time=close_time, retention=retention)

@@ -109,6 +109,9 @@ class Device(Base):
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     """Highest seq stored; the contiguous prefix is ``contiguous_seq``."""
     contiguous_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    gap_since: Mapped[datetime | None]
+    """When ``last_seq > contiguous_seq`` began (None without a gap): the ``seq-gap`` alarm is
+    raised once the gap outlives the grace period (central.ingest.store)."""
     version: Mapped[str | None] = mapped_column(String(32))
     outbox_depth: Mapped[int | None] = mapped_column(Integer)
     oldest_undelivered_at: Mapped[datetime | None]

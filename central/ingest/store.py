@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -64,8 +64,9 @@ class IngestContext:
 
     centre_key: X25519PrivateKey | None
     data_key: bytes | None
-    max_future_skew: Any
-    """A ``timedelta``."""
+    max_future_skew: timedelta
+    seq_gap_grace: timedelta = timedelta(seconds=60)
+    """A seq gap becomes a ``seq-gap`` alarm once it has lasted this long."""
 
 
 @dataclass(frozen=True)
@@ -253,17 +254,19 @@ def _store_stay(session: Session, ev: ValidEvent, data_key: bytes | None) -> Non
     session.execute(stmt.on_conflict_do_update(index_elements=["stay_id"], set_=update_set))
 
 
-def _advance_seq(session: Session, device: Device, seqs: list[int], now: datetime) -> None:
-    """contiguous_seq / last_seq and the ``seq-gap`` alarm (raised on a gap, cleared on fill).
+def _advance_seq(session: Session, device: Device, seqs: list[int], now: datetime,
+                 grace: timedelta) -> None:
+    """contiguous_seq / last_seq, and the ``seq-gap`` alarm.
 
-    ``seqs`` are the device's seqs this batch stored. The invariant kept here: an open
-    ``seq-gap`` alarm exists exactly when ``last_seq > contiguous_seq``. So when nothing was
-    stored above the prefix before the batch (the usual case: a device publishing in order),
-    the new prefix follows from ``seqs`` alone and no query is needed.
+    ``seqs`` are the device's seqs this batch stored. Several workers sharing the subscription
+    commit a device's events out of order, so a gap is normal for a moment: it is timed
+    (``gap_since``) and becomes an alarm only when it outlives ``grace`` (here, at a later
+    batch, or in :func:`check_seq_gaps` for a device that went quiet); the alarm is cleared
+    when the gap fills. When nothing was stored above the prefix before the batch (the usual
+    case), the new prefix follows from ``seqs`` alone and no query is needed.
     """
     contiguous = device.contiguous_seq
-    had_gap = device.last_seq > contiguous
-    if had_gap:
+    if device.last_seq > contiguous:
         ordered = session.execute(select(Event.seq).where(
             Event.device_id == device.id, Event.seq > contiguous)
             .order_by(Event.seq).limit(100_000)).scalars().all()
@@ -276,23 +279,47 @@ def _advance_seq(session: Session, device: Device, seqs: list[int], now: datetim
     last = max(device.last_seq, max(seqs, default=0))
     device.contiguous_seq = contiguous
     device.last_seq = last
-    if not had_gap and last == contiguous:
-        return
+    since = utc(device.gap_since) if device.gap_since is not None else None
+    if last > contiguous:
+        if since is None:
+            device.gap_since = now
+        elif now - since >= grace:
+            _raise_gap_alarm(session, device, now)
+    elif since is not None:
+        device.gap_since = None
+        if now - since >= grace:  # an alarm may have been raised: clear it
+            rowcount(session, update(Alarm).where(
+                Alarm.kind == "seq-gap", Alarm.device_id == device.id,
+                Alarm.cleared_at.is_(None)).values(cleared_at=now))
+            log.info("seq gap on %s filled up to %d", device.id, contiguous)
+
+
+def _raise_gap_alarm(session: Session, device: Device, now: datetime) -> None:
+    detail = {"missing_from": device.contiguous_seq + 1, "last_seq": device.last_seq}
     open_alarm = session.execute(select(Alarm).where(
         Alarm.kind == "seq-gap", Alarm.device_id == device.id,
         Alarm.cleared_at.is_(None))).scalars().first()
-    if last > contiguous:
-        detail = {"missing_from": contiguous + 1, "last_seq": last}
-        if open_alarm is None:
-            session.add(Alarm(kind="seq-gap", device_id=device.id, site_id=device.site_id,
-                              raised_at=now, cleared_at=None, detail=detail))
-            log.warning("seq gap on %s: missing from %d (last %d)", device.id,
-                        contiguous + 1, last)
-        else:
-            open_alarm.detail = detail
-    elif open_alarm is not None:
-        open_alarm.cleared_at = now
-        log.info("seq gap on %s filled up to %d", device.id, contiguous)
+    if open_alarm is None:
+        session.add(Alarm(kind="seq-gap", device_id=device.id, site_id=device.site_id,
+                          raised_at=now, cleared_at=None, detail=detail))
+        log.warning("seq gap on %s: missing from %d (last %d)", device.id,
+                    device.contiguous_seq + 1, device.last_seq)
+    elif open_alarm.detail != detail:
+        open_alarm.detail = detail
+
+
+def check_seq_gaps(session: Session, now: datetime, grace: timedelta) -> list[str]:
+    """Raise the ``seq-gap`` alarm of devices whose gap has outlived ``grace`` (periodic job:
+    a device that stopped publishing gets no further batch to raise it)."""
+    raised: list[str] = []
+    devices = session.execute(select(Device).where(
+        Device.gap_since.is_not(None), Device.gap_since <= now - grace)
+        .order_by(Device.id).with_for_update(key_share=True)).scalars().all()
+    for device in devices:
+        if device.last_seq > device.contiguous_seq:
+            _raise_gap_alarm(session, device, now)
+            raised.append(device.id)
+    return raised
 
 
 def _apply_status(session: Session, decoded: Decoded, device: Device, now: datetime) -> None:
@@ -405,7 +432,7 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
     for ev in stored:
         by_device.setdefault(ev.device_id, []).append(ev.seq)
     for device_id in sorted(by_device):
-        _advance_seq(session, locked[device_id], by_device[device_id], now)
+        _advance_seq(session, locked[device_id], by_device[device_id], now, ctx.seq_gap_grace)
     if items:
         add_rollups(session, items)
         bump_occupancy(session, report.movements, now)

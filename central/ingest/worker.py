@@ -45,7 +45,13 @@ from central.counting import close_out, utc
 from central.db.models import Device
 from central.ingest import metrics
 from central.ingest.crypto import load_centre_key
-from central.ingest.store import BatchReport, IngestContext, internal_error, process
+from central.ingest.store import (
+    BatchReport,
+    IngestContext,
+    check_seq_gaps,
+    internal_error,
+    process,
+)
 from central.ingest.store import raise_offline_alarm as _raise_offline
 from central.ingest.validate import Incoming
 from central.settings import CentralSettings
@@ -132,7 +138,8 @@ class IngestWorker:
             centre_key = load_centre_key(settings.centre_private_key)
         if data_key is None and settings.data_key is not None:
             data_key = load_data_key(settings.data_key)
-        self.ctx = IngestContext(centre_key, data_key, settings.max_future_skew)
+        self.ctx = IngestContext(centre_key, data_key, settings.max_future_skew,
+                                 settings.seq_gap_grace)
         self.periodic_s = periodic_s
         self.on_batch = on_batch
         self.queue: queue.Queue[Incoming] = queue.Queue()
@@ -261,6 +268,7 @@ class IngestWorker:
         with self.sessions() as session, session.begin():
             stale = check_stale(session, now, self.settings.heartbeat_s,
                                 self.settings.offline_after_heartbeats)
+            check_seq_gaps(session, now, self.settings.seq_gap_grace)
             closed = close_out(session, now, self.settings.close_time)
         for device_id in stale:
             log.warning("device %s missed its heartbeats: stale", device_id)

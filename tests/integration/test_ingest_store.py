@@ -24,7 +24,7 @@ from central.db.models import (
     Rollup,
     Stay,
 )
-from central.ingest.store import BatchReport, IngestContext, process
+from central.ingest.store import BatchReport, IngestContext, check_seq_gaps, process
 from central.ingest.validate import Incoming
 from central.purge import purge
 from central.settings import Retention
@@ -164,23 +164,44 @@ def test_redeliveries_replays_and_copies_within_a_batch(h: Harness) -> None:
         assert s.scalars(select(Alarm).where(Alarm.kind == "seq-gap")).first() is None
 
 
-def test_seq_gap_raises_an_alarm_cleared_when_filled(h: Harness) -> None:
+def test_seq_gap_raises_an_alarm_after_the_grace_period_cleared_when_filled(
+        h: Harness) -> None:
     gate = h.devices[GATE]
-    e1, e2, e3, e4 = (gate.event() for _ in range(4))
-    h.send(("checkin/v1/gate-ngo-mon-01/events", e1), ("checkin/v1/gate-ngo-mon-01/events", e4))
+    t = f"checkin/v1/{GATE}/events"
+    e1, e2, e3, e4, e5, e6 = (gate.event() for _ in range(6))
+    t0 = datetime.now(UTC)
+    h.send((t, e1), (t, e4), now=t0)
+    with h.session() as s:
+        dev = s.get(Device, GATE)
+        assert dev is not None and (dev.contiguous_seq, dev.last_seq) == (1, 4)
+        assert dev.gap_since is not None
+        # Within the grace period a gap is two workers committing out of order: no alarm.
+        assert s.scalars(select(Alarm).where(Alarm.kind == "seq-gap")).first() is None
+    h.send((t, e3), now=t0 + timedelta(seconds=30))
+    with h.session() as s:
+        assert s.scalars(select(Alarm).where(Alarm.kind == "seq-gap")).first() is None
+    with h.session() as s, s.begin():  # the periodic job, once the gap is old enough
+        assert check_seq_gaps(s, t0 + timedelta(seconds=59), h.ctx.seq_gap_grace) == []
+        assert check_seq_gaps(s, t0 + timedelta(seconds=61), h.ctx.seq_gap_grace) == [GATE]
     with h.session() as s:
         alarm = s.scalars(select(Alarm).where(Alarm.kind == "seq-gap")).one()
         assert alarm.cleared_at is None and alarm.detail == {"missing_from": 2, "last_seq": 4}
-        dev = s.get(Device, GATE)
-        assert dev is not None and (dev.contiguous_seq, dev.last_seq) == (1, 4)
-    h.send(("checkin/v1/gate-ngo-mon-01/events", e3))
+    h.send((t, e6), now=t0 + timedelta(seconds=70))  # a later batch updates the open alarm
     with h.session() as s:
-        assert s.scalars(select(Alarm)).one().detail == {"missing_from": 2, "last_seq": 4}
-    h.send(("checkin/v1/gate-ngo-mon-01/events", e2))
+        assert s.scalars(select(Alarm)).one().detail == {"missing_from": 2, "last_seq": 6}
+    h.send((t, e2), (t, e5), now=t0 + timedelta(seconds=80))
     with h.session() as s:
         assert s.scalars(select(Alarm)).one().cleared_at is not None
         dev = s.get(Device, GATE)
-        assert dev is not None and dev.contiguous_seq == 4
+        assert dev is not None and dev.contiguous_seq == 6 and dev.gap_since is None
+    # A gap filled within the grace period never raised anything.
+    e7, e8, e9 = (gate.event() for _ in range(3))
+    h.send((t, e7), (t, e9), now=t0 + timedelta(seconds=90))
+    h.send((t, e8), now=t0 + timedelta(seconds=100))
+    with h.session() as s:
+        assert len(s.scalars(select(Alarm)).all()) == 1
+        dev = s.get(Device, GATE)
+        assert dev is not None and (dev.contiguous_seq, dev.gap_since) == (9, None)
 
 
 def test_stay_sealed_data_is_stored_encrypted_and_decryptable(h: Harness) -> None:

@@ -1,4 +1,4 @@
-"""Ingest indexes and the rollups' insurance dimension.
+"""Ingest indexes, the rollups' insurance dimension, the seq-gap grace period.
 
 * presences: ``ix_presences_subject`` (the ingest pairs a batch by subject).
 * events: only the indexes something reads are kept (the two unique keys and
@@ -6,6 +6,8 @@
   ``ix_events_site_time`` and ``ix_events_subject`` had no reader. Every index costs each insert.
 * rollups: ``insurance`` (the insured-visit ratio of CCCD.md §10), part of ``uq_rollups_key``;
   existing rows get ``''`` (not known).
+* devices: ``gap_since`` (a seq gap becomes an alarm only after a grace period); a device with a
+  gap today gets the migration's time.
 
 Revision ID: 0002
 Revises: 0001
@@ -26,7 +28,10 @@ OLD_KEY = ["site_id", "hour", "kind", "method", "age_band", "sex", "birth_provin
 
 
 def upgrade() -> None:
-    """Indexes as above; rollups.insurance in uq_rollups_key."""
+    """Indexes as above; rollups.insurance in uq_rollups_key; devices.gap_since."""
+    with op.batch_alter_table("devices", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("gap_since", sa.DateTime(timezone=True), nullable=True))
+    op.execute("UPDATE devices SET gap_since = CURRENT_TIMESTAMP WHERE last_seq > contiguous_seq")
     with op.batch_alter_table("presences", schema=None) as batch_op:
         batch_op.create_index("ix_presences_subject", ["subject"], unique=False)
     with op.batch_alter_table("events", schema=None) as batch_op:
@@ -64,3 +69,5 @@ def downgrade() -> None:
         batch_op.create_index("ix_events_subject", ["subject"], unique=False)
     with op.batch_alter_table("presences", schema=None) as batch_op:
         batch_op.drop_index("ix_presences_subject")
+    with op.batch_alter_table("devices", schema=None) as batch_op:
+        batch_op.drop_column("gap_since")
