@@ -20,7 +20,7 @@ Example (every key optional; the defaults are shown)::
 
     [ingest]
     max_future_skew_s = 600      # occurred_at later than receipt + this → "clock-skew"
-    batch_size = 200
+    batch_size = 500             # a full batch only under a backlog; batch_ms bounds the wait
     batch_ms = 50
     heartbeat_s = 30             # when a status does not give its own heartbeat_s
     offline_after_heartbeats = 3 # docs/protocol.md §6: stale after 3 × heartbeat_s
@@ -105,7 +105,7 @@ class CentralSettings:
     centre_private_key: Path | None = None
     data_key: Path | None = None
     max_future_skew: timedelta = timedelta(minutes=10)
-    batch_size: int = 200
+    batch_size: int = 500
     batch_ms: int = 50
     heartbeat_s: int = 30
     offline_after_heartbeats: int = 3
@@ -206,7 +206,7 @@ def settings_from_dict(data: dict[str, Any], base: Path = Path()) -> CentralSett
         data_key=_path(k, "data_key", "keys.", base),
         max_future_skew=timedelta(seconds=_int(i, "max_future_skew_s", "ingest.", 600,
                                                low=0, high=86400)),
-        batch_size=_int(i, "batch_size", "ingest.", 200, high=10000),
+        batch_size=_int(i, "batch_size", "ingest.", 500, high=10000),
         batch_ms=_int(i, "batch_ms", "ingest.", 50, high=10000),
         heartbeat_s=_int(i, "heartbeat_s", "ingest.", 30, low=5, high=3600),
         offline_after_heartbeats=_int(i, "offline_after_heartbeats", "ingest.", 3, high=100),
