@@ -27,12 +27,14 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import event, insert
+from sqlalchemy import Table, event
+from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from central.db.bulk import insert_rows
 from central.db.engine import make_engine, make_sessionmaker
 from central.db.models import (
     Base,
@@ -88,7 +90,8 @@ def seed(url: str, total_events: int, raw: bool) -> tuple[int, int]:
     per_hour = SITES * len(COMBOS) * PER_ROW
     hours = max(total_events // per_hour, 1)
     rows = 0
-    with engine.begin() as conn:
+    rollups, events = cast(Table, Rollup.__table__), cast(Table, Event.__table__)
+    with Session(engine) as conn, conn.begin():
         batch: list[dict[str, Any]] = []
         for h in range(hours):
             hour = now - timedelta(hours=h)
@@ -99,15 +102,15 @@ def seed(url: str, total_events: int, raw: bool) -> tuple[int, int]:
                                   "birth_province": prov, "people": PER_ROW,
                                   "events": PER_ROW})
             if len(batch) >= 50_000:
-                conn.execute(insert(Rollup), batch)
+                insert_rows(conn, rollups, batch)
                 rows += len(batch)
                 batch = []
         if batch:
-            conn.execute(insert(Rollup), batch)
+            insert_rows(conn, rollups, batch)
             rows += len(batch)
     if raw:
         seqs = [0] * SITES
-        with engine.begin() as conn:
+        with Session(engine) as conn, conn.begin():
             batch = []
             for h in range(hours):
                 hour = now - timedelta(hours=h)
@@ -125,10 +128,10 @@ def seed(url: str, total_events: int, raw: bool) -> tuple[int, int]:
                                 "subject": None, "count": 1, "age_band": age or None,
                                 "sex": sex or None, "birth_province": prov or None})
                 if len(batch) >= 100_000:
-                    conn.execute(insert(Event), batch)
+                    insert_rows(conn, events, batch)
                     batch = []
             if batch:
-                conn.execute(insert(Event), batch)
+                insert_rows(conn, events, batch)
     engine.dispose()
     return hours, rows
 
@@ -203,12 +206,31 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--raw-max", type=int, default=1_000_000,
                         help="also insert the raw events up to this size")
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="postgresql: a throw-away cluster (tests/integration/pg_fixtures)")
     args = parser.parse_args()
     info: dict[int, tuple[int, int, float]] = {}
+    pg = None
+    if args.db == "postgresql":
+        from tests.integration.pg_fixtures import start_postgres  # noqa: PLC0415
+        pg = start_postgres()
+    try:
+        return run(args, info, pg)
+    finally:
+        if pg is not None:
+            from tests.integration.pg_fixtures import stop_postgres  # noqa: PLC0415
+            stop_postgres(pg)
+
+
+def run(args: argparse.Namespace, info: dict[int, tuple[int, int, float]], pg: Any) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         urls = {}
         for size in args.sizes:
-            url = urls[size] = f"sqlite:///{Path(tmp) / f'bench-{size}.sqlite3'}"
+            if pg is not None:
+                from tests.integration.pg_fixtures import fresh_database  # noqa: PLC0415
+                url = urls[size] = fresh_database(pg)
+            else:
+                url = urls[size] = f"sqlite:///{Path(tmp) / f'bench-{size}.sqlite3'}"
             t0 = time.perf_counter()
             hours, rows = seed(url, size, raw=size <= args.raw_max)
             info[size] = (hours, rows, time.perf_counter() - t0)
