@@ -13,6 +13,7 @@ Example (every key optional; the defaults are shown)::
     group = "ingest"                   # $share/<group>/... (MQTT 5 §4.8.2)
     session_expiry_s = 86400           # MQTT 5 §3.1.2.11.2
     receive_maximum = 1000             # MQTT 5 §3.1.2.11.3: unacknowledged QoS 1 in flight
+    keepalive_s = 30
 
     [keys]
     centre_private_key = "/etc/central/centre-x25519.key"   # raw 32 bytes or PEM PKCS#8
