@@ -265,10 +265,13 @@ class IngestWorker:
     def periodic(self, now: datetime | None = None) -> None:
         """Stale-device check and close-out (safe to run in every worker)."""
         now = utc(now or datetime.now(UTC))
+        # Devices, then presences, in separate transactions: a batch takes presences before
+        # devices, so holding both here in the other order could deadlock with it.
         with self.sessions() as session, session.begin():
             stale = check_stale(session, now, self.settings.heartbeat_s,
                                 self.settings.offline_after_heartbeats)
             check_seq_gaps(session, now, self.settings.seq_gap_grace)
+        with self.sessions() as session, session.begin():
             closed = close_out(session, now, self.settings.close_time)
         for device_id in stale:
             log.warning("device %s missed its heartbeats: stale", device_id)
