@@ -4,8 +4,14 @@ and as CSV; report ratio tables as XLSX and CSV.
 The official Vietnamese-guest import workbook is ``tblt_vn_import.xlsx``: sheet
 ``DS_KHACH_VIET_NAM_LUU_TRU``, four header rows, data from row 5, columns A … S; dates are text
 ``dd/MM/yyyy``, the ID number is text (a leading zero must survive), enumerations are
-``code - label``. The enumeration codes below are the collector's; check them against the
-portal's current template before filing (they are defined only here).
+``code - label``.
+
+The enumeration cells follow what several public projects that fill this same template write
+(the template itself is not public): sex ``M - Nam`` / ``F - Nữ``; nationality
+``VNM - Viet Nam``; document ``1 - Thẻ CCCD`` (the chip card; cards issued from 1 July 2024 are
+``8 - Thẻ Căn Cước``, which the stay data cannot tell apart yet); reason ``1 - Du lịch`` …
+``20 - Mục đích khác``. The other reason codes (2 … 6) are ours. Check the cells against the
+portal's current template before filing: they are defined only here.
 """
 
 from __future__ import annotations
@@ -32,14 +38,14 @@ COLUMNS = ("STT", "HỌ TÊN*", "NGÀY SINH*", "GIỚI TÍNH*", "QUỐC TỊCH*"
            "TÊN GIẤY TỜ", "SỐ GIẤY TỜ*", "SỐ ĐIỆN THOẠI", "NƠI CƯ TRÚ HIỆN NAY",
            "TỈNH/THÀNH PHỐ", "PHƯỜNG/XÃ/ĐẶC KHU", "ĐỊA CHỈ CHI TIẾT", "NGÀY ĐẾN*",
            "NGÀY ĐI DỰ KIẾN*", "SỐ PHÒNG/KHOA", "LÝ DO CƯ TRÚ*", "NHẬP LÝ DO", "GHI CHÚ")
-SEX_CODES = {"M": "1 - Nam", "F": "2 - Nữ"}
-NATIONALITY_CODES = {"VNM": "VNM - Việt Nam"}
-DOCUMENT_CODES = {"cccd": "1 - Căn cước công dân"}
-DOCUMENT_NAMES = {"cccd": "Căn cước công dân"}
+SEX_CODES = {"M": "M - Nam", "F": "F - Nữ"}
+NATIONALITY_CODES = {"VNM": "VNM - Viet Nam"}
+DOCUMENT_CODES = {"cccd": "1 - Thẻ CCCD"}
+DOCUMENT_NAMES = {"cccd": "Thẻ căn cước công dân"}
 RESIDENCE_PERMANENT = "1 - Thường trú"
 REASON_CODES = {"tourism": "1 - Du lịch", "business": "2 - Công tác", "study": "3 - Học tập",
                 "family": "4 - Thăm thân", "treatment": "5 - Khám chữa bệnh",
-                "caregiver": "6 - Chăm sóc người bệnh", "other": "7 - Khác"}
+                "caregiver": "6 - Chăm sóc người bệnh", "other": "20 - Mục đích khác"}
 
 
 @dataclass(frozen=True)
