@@ -122,12 +122,9 @@ def raw_rate(broker: Broker, payloads: dict[str, list[bytes]], total: int) -> fl
     return received / elapsed
 
 
-BATCH_SIZE = CentralSettings.batch_size
-
-
-def _settings(broker: Broker, url: str, name: str) -> CentralSettings:
+def _settings(broker: Broker, url: str, name: str, batch_size: int) -> CentralSettings:
     ident = broker.pki.collector(name)
-    return CentralSettings(database_url=url, batch_size=BATCH_SIZE, broker=BrokerSettings(
+    return CentralSettings(database_url=url, batch_size=batch_size, broker=BrokerSettings(
         url=broker.url, ca=broker.pki.ca, cert=ident.cert, key=ident.key,
         client_id=name, group="bench", session_expiry_s=3600))
 
@@ -147,16 +144,17 @@ def _worker_process(settings: CentralSettings, go: Any, stop: Any, stored: Any) 
 
 
 def ingest_rate(broker: Broker, url: str, payloads: dict[str, list[bytes]],
-                total: int, engine: Any, workers: int) -> float:
+                total: int, engine: Any, workers: int, batch_size: int) -> float:
     """Events per second stored by ``workers`` worker processes sharing the subscription."""
     names = [f"collector-{i + 3}" if i else "collector" for i in range(workers)]
+    settings = {name: _settings(broker, url, name, batch_size) for name in names}
     for name in names:  # the shared subscription exists, so the broker queues for the group
-        IngestWorker(_settings(broker, url, name), engine, periodic_s=3600).start().stop()
+        IngestWorker(settings[name], engine, periodic_s=3600).start().stop()
     publish_all(broker, payloads)
     ctx = multiprocessing.get_context("spawn")
     go, stop, stored = ctx.Event(), ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_worker_process, args=(_settings(broker, url, name), go, stop,
-                                                       stored)) for name in names]
+    procs = [ctx.Process(target=_worker_process, args=(settings[name], go, stop, stored))
+             for name in names]
     for proc in procs:
         proc.start()
     time.sleep(3)  # the processes import and set up before the clock starts
@@ -182,10 +180,9 @@ def main() -> int:
     parser.add_argument("--db", default="sqlite,postgresql")
     parser.add_argument("--workers", default="1,2",
                         help="worker processes sharing the subscription, one run per figure")
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE,
+    parser.add_argument("--batch-size", type=int, default=CentralSettings.batch_size,
                         help="[ingest] batch_size (default: the collector's default)")
     args = parser.parse_args()
-    globals()["BATCH_SIZE"] = args.batch_size
     rows = []
     pg = None
     with tempfile.TemporaryDirectory() as tmp:
@@ -214,7 +211,8 @@ def main() -> int:
                                         for i in range(per)] for d, f in fakes.items()}
                         total = per * len(fakes)
                         raw = raw_rate(broker, payloads, total)
-                        ingest = ingest_rate(broker, url, payloads, total, engine, workers)
+                        ingest = ingest_rate(broker, url, payloads, total, engine, workers,
+                                             args.batch_size)
                         rows.append((db, workers, total, raw, ingest))
                         engine.dispose()
                     finally:
