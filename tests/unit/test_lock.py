@@ -269,3 +269,30 @@ def test_installed_dependencies_are_satisfied_within_the_lock() -> None:
             elif not requirement.specifier.contains(needed.version, prereleases=True):
                 problems.append(f"{pin.name} needs {requirement}, the lock pins {needed.version}")
     assert not problems, problems
+
+
+# ------------------------------------------------------------------------ Debian packages
+
+
+def test_every_debian_package_has_a_recorded_tested_version() -> None:
+    """deploy/apt/tested-versions.txt (deploy/apt/record-versions.sh) covers every list."""
+    apt = ROOT / "deploy" / "apt"
+    recorded = {
+        (fields[0], fields[1]): fields[2]
+        for line in (apt / "tested-versions.txt").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+        for fields in [line.split("\t")]
+    }
+    wanted = {
+        (path.stem, line.strip())
+        for path in apt.glob("*.txt")
+        if path.name != "tested-versions.txt"
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    }
+    assert wanted, "no Debian package lists"
+    assert wanted == set(recorded), (
+        f"missing: {sorted(wanted - set(recorded))}, stale: {sorted(set(recorded) - wanted)}; "
+        "bash deploy/apt/record-versions.sh"
+    )
+    assert all(recorded.values())
