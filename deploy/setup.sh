@@ -114,7 +114,13 @@ refresh_venv() {
     "${pip[@]}" install -q --require-hashes --no-build-isolation -r "$LOCK"
     remove_unlocked
     log "installing the project into .venv"
-    (cd "$REPO_ROOT" && "${pip[@]}" install -q --no-deps --no-build-isolation -e .)
+    boot="$(mktemp)"
+    if ! (cd "$REPO_ROOT" && "${pip[@]}" install -q --no-deps --no-build-isolation -e .) >"$boot" 2>&1; then
+        cat "$boot" >&2
+        rm -f "$boot"
+        exit 1
+    fi
+    rm -f "$boot"
     "${pip[@]}" check >/dev/null
     echo "$want" > "$stamp"
 }
