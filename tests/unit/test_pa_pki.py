@@ -468,9 +468,25 @@ def test_validate_curve_rejects_bad_parameters() -> None:
 def test_test_pki_csca_has_explicit_brainpool512_parameters() -> None:
     csca = ax.Certificate.load(pki().csca_bp512.der)
     params = csca["tbs_certificate"]["subject_public_key_info"]["algorithm"]["parameters"]
+    # specifiedCurve (RFC 3279 §2.3.5), not a namedCurve OID, whatever a library makes of it
     assert params.name == "specified"
     assert csca["signature_algorithm"]["algorithm"].native == "sha512_ecdsa"
-    # cryptography parses the certificate but refuses its key: the reason ecparams exists
-    cert = x509.load_der_x509_certificate(pki().csca_bp512.der)
-    with pytest.raises(Exception):  # noqa: B017
-        cert.public_key()
+    spec = params.chosen
+    assert spec["field_id"]["field_type"].native == "prime_field"
+    bp512 = ecparams.CURVES_BY_NAME["brainpoolP512r1"]
+    size = bp512.byte_length
+    base = bytes(spec["base"].native)
+    assert base == b"\x04" + bp512.gx.to_bytes(size, "big") + bp512.gy.to_bytes(size, "big")
+    assert ecparams.match_named_curve(
+        int(spec["field_id"]["parameters"].native),
+        int.from_bytes(spec["curve"]["a"].native, "big"),
+        int.from_bytes(spec["curve"]["b"].native, "big"),
+        bp512.gx, bp512.gy,
+        int(spec["order"].native),
+        int(spec["cofactor"].native),
+    ) is bp512
+    key = pki().csca_bp512.key
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    numbers = key.public_key().public_numbers()
+    point = bytes(csca["tbs_certificate"]["subject_public_key_info"]["public_key"])
+    assert ecparams.decode_point(bp512, point) == (numbers.x, numbers.y)
