@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -15,10 +16,9 @@ from werkzeug.wrappers.response import Response as BaseResponse
 from central.at_rest import load_data_key
 from central.db.engine import make_engine, make_sessionmaker
 from central.db.models import ApiToken, User
-from central.web import api, views_admin, views_auth, views_main, views_reports, views_stays
 from central.web.charts import bar_svg, hourly_svg
 from central.web.errors import WebError
-from central.web.i18n import LANGUAGES, translate
+from central.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 from central.web.security import (
     db_session,
     make_hasher,
@@ -27,7 +27,6 @@ from central.web.security import (
     scope_for_user,
     token_hash,
 )
-from central.web.sessions import current_language, password_version
 from central.web.timeutil import as_utc, fmt_local, utcnow
 
 DEFAULTS: dict[str, Any] = {
@@ -75,6 +74,11 @@ def _as_mapping(config: Mapping[str, Any] | object) -> dict[str, Any]:
     return out
 
 
+def _password_version(user: User) -> str:
+    """Changes when the password changes: a reset ends every other session of the user."""
+    return hashlib.sha256(user.password_hash.encode("utf-8")).hexdigest()[:16]
+
+
 def create_app(config: Mapping[str, Any] | object,
                overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the web application.
@@ -102,6 +106,16 @@ def create_app(config: Mapping[str, Any] | object,
         int(app.config["ARGON2_TIME_COST"]), int(app.config["ARGON2_MEMORY_COST"]),
         int(app.config["ARGON2_PARALLELISM"]))
     CSRFProtect(app)
+
+    from central.web import (  # noqa: PLC0415 - the views import this module
+        api,
+        views_admin,
+        views_auth,
+        views_main,
+        views_reports,
+        views_stays,
+    )
+
     for module in (views_auth, views_main, views_stays, views_reports, views_admin, api):
         app.register_blueprint(module.bp)
     app.extensions["csrf"].exempt(api.bp)
@@ -117,6 +131,15 @@ def create_app(config: Mapping[str, Any] | object,
         _=lambda key: translate(key, current_language()), fmt_local=fmt_local, mask_id=mask_id,
         hourly_svg=hourly_svg, bar_svg=bar_svg, lang=current_language, languages=LANGUAGES)
     return app
+
+
+def current_language() -> str:
+    lang = session.get("lang") if session else None
+    if lang not in LANGUAGES:
+        user: User | None = g.get("user")
+        lang = user.language if user is not None and user.language in LANGUAGES \
+            else DEFAULT_LANGUAGE
+    return str(lang)
 
 
 def _is_api() -> bool:
@@ -142,7 +165,7 @@ def _authenticate() -> BaseResponse | tuple[Response, int] | None:
             return None
     uid = session.get("uid")
     user = db.get(User, uid) if isinstance(uid, int) else None
-    if user is not None and (not user.active or session.get("pwv") != password_version(user)):
+    if user is not None and (not user.active or session.get("pwv") != _password_version(user)):
         session.clear()
         user = None
     if user is None:
@@ -152,6 +175,17 @@ def _authenticate() -> BaseResponse | tuple[Response, int] | None:
     g.user = user
     g.scope = scope_for_user(db, user)
     return None
+
+
+def start_session(user: User) -> None:
+    """Log ``user`` in: a fresh session (no fixation) bound to the password version."""
+    lang = session.get("lang")
+    session.clear()
+    session.permanent = True
+    session["uid"] = user.id
+    session["pwv"] = _password_version(user)
+    if lang in LANGUAGES:
+        session["lang"] = lang
 
 
 def _close_db(_exc: BaseException | None) -> None:

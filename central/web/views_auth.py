@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from central.db.models import AuditLog, User
+from central.web.app import start_session
 from central.web.i18n import LANGUAGES
 from central.web.security import (
     ALL_ROLES,
@@ -19,7 +20,6 @@ from central.web.security import (
     require_roles,
     verify_password,
 )
-from central.web.sessions import start_session
 from central.web.timeutil import as_utc, utcnow
 
 bp = Blueprint("auth", __name__)

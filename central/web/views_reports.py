@@ -6,6 +6,7 @@ from flask import Blueprint, Response, render_template, request
 from sqlalchemy import select
 
 from central.db.models import Unit
+from central.web.app import current_language
 from central.web.errors import BadRequest
 from central.web.exports import report_csv, report_xlsx
 from central.web.periods import PERIOD_KINDS, resolve
@@ -18,7 +19,6 @@ from central.web.security import (
     get_unit,
     require_roles,
 )
-from central.web.sessions import current_language
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
