@@ -31,7 +31,8 @@ Rules:
    that reads a card: the card side stays an independent implementation. ``drivers`` never imports ``firmware_sim``,
    ``edge_agent``, ``central`` or ``demo`` (the simulated reader lives in the simulator and
    registers its ``sim:`` URI through an entry point). ``central`` and ``edge_agent`` never import
-   each other, nor ``firmware_sim`` or ``demo`` (production code does not ship the simulators).
+   each other, nor ``firmware_sim`` or ``demo`` (production code does not ship the simulators);
+   ``central`` does not import ``drivers`` either (the collector has no card hardware).
 
 3. **No cycles** between the modules of the project's packages (those of
    ``[tool.setuptools.packages.find]`` in pyproject.toml); each cycle is reported as a path whose
@@ -101,8 +102,9 @@ LAYER_RULES: tuple[LayerRule, ...] = (
               allowed=("drivers.card_reader", "drivers.uri")),
     LayerRule("drivers", ("firmware_sim", "edge_agent", "central", "demo"),
               "drivers are transports; the simulated reader registers its URI by entry point"),
-    LayerRule("central", ("edge_agent", "firmware_sim", "demo"),
-              "the collector and the agent meet only on the wire; no simulator in production"),
+    LayerRule("central", ("edge_agent", "drivers", "firmware_sim", "demo"),
+              "the collector and the agent meet only on the wire; no card hardware and no "
+              "simulator in production"),
     LayerRule("edge_agent", ("central", "firmware_sim", "demo"),
               "the collector and the agent meet only on the wire; no simulator in production"),
 )
@@ -542,7 +544,7 @@ _BAD_TREE = {
         "    from .app import create\n"                               # 5
     ),
     "central/web/helpers.py": "",
-    "central/reports.py": "from edge_agent.cccd.qr import x\n",
+    "central/reports.py": "from edge_agent.cccd.qr import x\nimport drivers.uri\n",
     "demo/__init__.py": "",
     "demo/system.py": "import central.web.app\nimport firmware_sim.chip\nimport edge_agent.agent\n",
     "bench/__init__.py": "import edge_agent.agent\n",
@@ -599,6 +601,8 @@ def test_the_checker_catches_every_kind_of_violation(tmp_path: Path) -> None:
         "drivers/uri.py:6: imports a module whose name is not a string literal",
         "central/reports.py:1: central.reports imports edge_agent.cccd.qr: central never "
         "imports edge_agent",
+        "central/reports.py:2: central.reports imports drivers.uri: central never imports "
+        "drivers",
     }
 
     cycles = [render_cycle(c, tmp_path) for c in find_cycles(graph)]
