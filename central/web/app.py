@@ -1,6 +1,6 @@
 """The application core: configuration, database session, authentication gate, errors.
 
-The views import the session and language helpers from here; this module never imports the
+The views import the session and language functions from here; this module never imports the
 views: :mod:`central.web.factory` adds their blueprints to the core (no import cycle,
 docs/design.md §2).
 """

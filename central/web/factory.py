@@ -1,6 +1,6 @@
 """The web application: the core of :mod:`central.web.app` with the blueprints of the views.
 
-The views import the core's session and language helpers, so the core does not import the
+The views import the core's session and language functions, so the core does not import the
 views; this module imports both (no import cycle, docs/design.md §2).
 """
 

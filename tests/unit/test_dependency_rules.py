@@ -537,13 +537,13 @@ _BAD_TREE = {
     "central/web/__init__.py": "",
     "central/web/app.py": "from central.web.views import bp\n",
     "central/web/views.py": (
-        "from . import helpers\n"                                     # 1
+        "from . import shared\n"                                      # 1
         "\n"                                                          # 2
         "\n"                                                          # 3
         "def view():\n"                                               # 4
         "    from .app import create\n"                               # 5
     ),
-    "central/web/helpers.py": "",
+    "central/web/shared.py": "",
     "central/reports.py": "from edge_agent.cccd.qr import x\nimport drivers.uri\n",
     "demo/__init__.py": "",
     "demo/system.py": "import central.web.app\nimport firmware_sim.chip\nimport edge_agent.agent\n",
