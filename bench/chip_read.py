@@ -25,11 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from drivers.sim import SimCardReader
 from edge_agent.icao import ec
 from edge_agent.icao.trust import TrustStore
 from edge_agent.reading import KeyMaterial, ReadPolicy, read_chip
 from firmware_sim.card import TimingModel, issue_cards
+from firmware_sim.sim_reader import SimCardReader
 
 FILES = {"CardAccess": None, "DG1": 1, "DG2": 2, "DG13": 13, "DG14": 14, "DG15": 15, "SOD": 0x1D}
 

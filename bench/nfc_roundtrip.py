@@ -5,7 +5,7 @@
 One card (zero timing model: the chip answers at once, so only the transports are measured) is
 read in the same run through
 
-- ``sim``: :class:`drivers.sim.SimCardReader` (in-process, ``realtime=False``);
+- ``sim``: :class:`firmware_sim.sim_reader.SimCardReader` (in-process, ``realtime=False``);
 - ``nfcpy/udp``: :class:`drivers.nfc.NfcReader` → nfcpy ``udp`` driver → UDP on 127.0.0.1 →
   :class:`firmware_sim.bridges.nfc_udp.UdpTagBridge` (ISO/IEC 14443-3/-4 card model);
 - ``nfcpy/pn532-pty``: :class:`drivers.nfc.NfcReader` → nfcpy ``pn532`` driver → pseudo-terminal
@@ -33,13 +33,13 @@ from typing import Any
 
 from drivers.card_reader import CardReader
 from drivers.nfc import NfcReader
-from drivers.sim import SimCardReader
 from edge_agent.icao import ec
 from edge_agent.icao.trust import TrustStore
 from edge_agent.reading import KeyMaterial, ReadPolicy, read_chip
 from firmware_sim.bridges.nfc_udp import UdpTagBridge
 from firmware_sim.bridges.pn532 import Pn532Simulator
 from firmware_sim.card import TimingModel, issue_cards
+from firmware_sim.sim_reader import SimCardReader
 
 SELECT_EMRTD = bytes.fromhex("00A4040C07A0000002471001")
 

@@ -10,7 +10,7 @@ needed; any other pcscd is stopped for the run), then measures in one run:
 - APDU round trip (median and p99 over ``--apdus`` GET CHALLENGE and as many SELECT of the
   eMRTD application), through ``drivers.pcsc.PcscReader``, through raw ``smartcard.scard``
   calls (the driver's own overhead is the difference), and through the in-process simulator
-  ``drivers.sim.SimCardReader`` with zero timing;
+  ``firmware_sim.sim_reader.SimCardReader`` with zero timing;
 - full card read (``read_chip``, PACE-CAN, default ``ReadPolicy``: DG14, DG1, DG13, DG15, SOD,
   Chip Authentication), median and max over ``--reads`` reads, same three paths minus raw;
 - optionally (``--realistic-reads``) full reads with the bridge sleeping the chip's realistic
@@ -42,11 +42,11 @@ from smartcard import scard  # noqa: E402
 
 from drivers.card_reader import CardReader  # noqa: E402
 from drivers.pcsc import PcscReader  # noqa: E402
-from drivers.sim import SimCardReader  # noqa: E402
 from edge_agent.icao import ec  # noqa: E402
 from edge_agent.icao.trust import TrustStore  # noqa: E402
 from edge_agent.reading import KeyMaterial, ReadPolicy, read_chip  # noqa: E402
 from firmware_sim.card import TimingModel, issue_cards  # noqa: E402
+from firmware_sim.sim_reader import SimCardReader  # noqa: E402
 from tests.hil.pcsc_fixtures import READER_NAME, PcscStack, wait_card  # noqa: E402
 
 GET_CHALLENGE = bytes.fromhex("0084000008")

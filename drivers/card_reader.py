@@ -1,7 +1,8 @@
 """The ``CardReader`` interface: card presence and APDU exchange, nothing about CCCD.
 
-Implementations: PC/SC through pyscard, NFC through nfcpy, and the in-process simulator. A reader
-moves bytes and reports health; it does not know what the bytes mean.
+Implementations: PC/SC through pyscard, NFC through nfcpy, and the in-process simulator (in
+``firmware_sim.sim_reader``, registered by entry point; see :mod:`drivers.uri`). A reader moves
+bytes and reports health; it does not know what the bytes mean.
 """
 
 from __future__ import annotations

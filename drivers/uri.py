@@ -1,8 +1,12 @@
 """Reader and scanner URIs that a site's configuration names (DESIGN.md §2.2).
 
-Card readers: ``sim:CARD_DIR`` (in-process simulator), ``pcsc`` / ``pcsc:NAME`` (PC/SC through
-pyscard; NAME matches a reader name or its prefix), ``nfc:usb``, ``nfc:tty:DEVICE:pn532``,
-``nfc:udp:HOST:PORT`` (nfcpy device paths).
+Card readers: ``pcsc`` / ``pcsc:NAME`` (PC/SC through pyscard; NAME matches a reader name or its
+prefix), ``nfc:usb``, ``nfc:tty:DEVICE:pn532``, ``nfc:udp:HOST:PORT`` (nfcpy device paths). Any
+other scheme is provided by an installed package through the entry-point group
+``cccd_checkin.card_readers`` (:data:`READER_ENTRY_POINTS`): the entry point's name is the scheme
+and its object is called with the rest of the URI and returns a :class:`CardReader`. The
+simulator registers ``sim:CARD_DIR`` (the in-process simulated card) this way, so drivers never
+import the simulator (docs/design.md §2).
 
 Code scanners: ``serial:/dev/ttyACM0?baud=9600&terminator=cr``, ``evdev:/dev/input/eventN``,
 ``camera:0`` (OpenCV device index), ``frames:DIR`` (a folder of images, for tests and replays).
@@ -13,6 +17,7 @@ installed still starts.
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from drivers.card_reader import CardReader, ReaderUnavailableError
@@ -21,22 +26,17 @@ if TYPE_CHECKING:
     from drivers.code_scanner import CodeScanner
 
 
+READER_ENTRY_POINTS = "cccd_checkin.card_readers"
+BUILT_IN_READERS = ("pcsc", "nfc")
+
+
 class UriError(ValueError):
     """A reader or scanner URI that names no known driver or is malformed."""
 
 
 def open_reader(uri: str) -> CardReader:
-    """Open the card reader a URI names."""
+    """Open the card reader a URI names (a built-in scheme, else a registered one)."""
     scheme, _, rest = uri.partition(":")
-    if scheme == "sim":
-        if not rest:
-            raise UriError("sim: needs a card directory (sim:CARD_DIR)")
-        from drivers.sim import SimCardReader
-
-        try:
-            return SimCardReader(rest)
-        except (OSError, ValueError) as exc:
-            raise ReaderUnavailableError(f"cannot load simulated card {rest}: {exc}") from exc
     if scheme == "pcsc":
         from drivers.pcsc import PcscReader
 
@@ -47,7 +47,33 @@ def open_reader(uri: str) -> CardReader:
         from drivers.nfc import NfcReader
 
         return NfcReader(rest)
-    raise UriError(f"unknown reader URI {uri!r} (expected sim:DIR, pcsc[:NAME] or nfc:...)")
+    return _registered_reader(uri, scheme, rest)
+
+
+def _registered_reader(uri: str, scheme: str, rest: str) -> CardReader:
+    """A reader whose scheme an installed package registers in :data:`READER_ENTRY_POINTS`."""
+    found = list(entry_points(group=READER_ENTRY_POINTS, name=scheme)) if scheme else []
+    if not found:
+        registered = sorted({ep.name for ep in entry_points(group=READER_ENTRY_POINTS)}
+                            - set(BUILT_IN_READERS))
+        known = ", ".join([*BUILT_IN_READERS, *registered])
+        raise UriError(f"unknown reader URI {uri!r}: no installed package provides the reader "
+                       f"scheme {scheme!r} (entry-point group {READER_ENTRY_POINTS}; "
+                       f"known schemes: {known})")
+    if len(found) > 1:
+        values = ", ".join(sorted(ep.value for ep in found))
+        raise UriError(f"reader scheme {scheme!r} is provided more than once ({values})")
+    try:
+        factory = found[0].load()
+    except (ImportError, AttributeError) as exc:
+        raise ReaderUnavailableError(
+            f"reader scheme {scheme!r}: cannot load {found[0].value}: {exc}") from exc
+    reader = factory(rest)
+    if not isinstance(reader, CardReader):
+        raise ReaderUnavailableError(
+            f"reader scheme {scheme!r}: {found[0].value} returned {type(reader).__name__}, "
+            "not a CardReader")
+    return reader
 
 
 def open_scanner(uri: str) -> CodeScanner:

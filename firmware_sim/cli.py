@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from firmware_sim.demo.system import register as register_demo
-
 from .card.errors import PersonalisationError
 from .card.faults import FAULT_KINDS, Faults
 from .card.issue import issue_cards
@@ -51,16 +49,12 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help=f"bake a fault into the cards: {', '.join(FAULT_KINDS)} (tag-loss=N, forged-dg=N)",
     )
-    register_demo(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``firmware-sim`` console script."""
     args = _parser().parse_args(argv)
-    if args.command == "demo":
-        result: int = args.handler(args)
-        return result
     started = time.monotonic()
     try:
         faults = Faults.parse_cli(args.fault)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["edge_agent", "central", "drivers", "firmware_sim"]
+PACKAGES = ["edge_agent", "central", "drivers", "firmware_sim", "demo"]
 
 pytestmark = pytest.mark.lint
 

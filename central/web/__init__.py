@@ -8,6 +8,6 @@ audit log) and ``api`` (``/api/v1``, read-only, described by ``/api/v1/openapi.j
 
 from __future__ import annotations
 
-from central.web.app import create_app
+from central.web.factory import create_app
 
 __all__ = ["create_app"]

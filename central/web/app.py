@@ -1,4 +1,9 @@
-"""The application factory: configuration, database session, authentication gate, errors."""
+"""The application core: configuration, database session, authentication gate, errors.
+
+The views import the session and language functions from here; this module never imports the
+views: :mod:`central.web.factory` adds their blueprints to the core (no import cycle,
+docs/design.md §2).
+"""
 
 from __future__ import annotations
 
@@ -79,9 +84,10 @@ def _password_version(user: User) -> str:
     return hashlib.sha256(user.password_hash.encode("utf-8")).hexdigest()[:16]
 
 
-def create_app(config: Mapping[str, Any] | object,
-               overrides: Mapping[str, Any] | None = None) -> Flask:
-    """Build the web application.
+def create_base_app(config: Mapping[str, Any] | object,
+                    overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Build the web application without its blueprints (:func:`central.web.create_app` adds
+    them).
 
     ``config`` is a mapping (or a settings object whose attributes are read, upper-cased) with:
     ``SECRET_KEY`` (required); ``DATABASE_URL`` or ``SESSIONMAKER``; ``DATA_KEY`` (bytes) or
@@ -106,20 +112,6 @@ def create_app(config: Mapping[str, Any] | object,
         int(app.config["ARGON2_TIME_COST"]), int(app.config["ARGON2_MEMORY_COST"]),
         int(app.config["ARGON2_PARALLELISM"]))
     CSRFProtect(app)
-
-    from central.web import (  # noqa: PLC0415 - the views import this module
-        api,
-        views_admin,
-        views_auth,
-        views_main,
-        views_reports,
-        views_stays,
-    )
-
-    for module in (views_auth, views_main, views_stays, views_reports, views_admin, api):
-        app.register_blueprint(module.bp)
-    app.extensions["csrf"].exempt(api.bp)
-
     app.before_request(_authenticate)
     app.teardown_appcontext(_close_db)
     app.after_request(_headers)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
-from firmware_sim.demo.system import Outcome, run_system
+from demo.system import Outcome, run_system
 from tests.hil.issued import IssuedCards
 from tests.hil.pcsc_fixtures import Bridge, PcscStack, pcsc_cards, pcsc_stack
 from tests.integration.broker_fixtures import free_port

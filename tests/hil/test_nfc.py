@@ -16,7 +16,6 @@ import pytest
 
 from drivers.card_reader import CardEvent, CardLostError, ReaderUnavailableError
 from drivers.nfc import NfcReader, parse_ats, pcsc_atr
-from drivers.sim import SimCardReader
 from edge_agent.icao.trust import TrustStore
 from edge_agent.reading import Assurance, FailureReason, KeyMaterial, ReadPolicy, read_chip
 from firmware_sim.bridges.nfc_udp import TypeAPicc, historical_bytes
@@ -30,6 +29,7 @@ from firmware_sim.bridges.pn532 import (
     checksum,
 )
 from firmware_sim.card import ATR, Faults
+from firmware_sim.sim_reader import SimCardReader
 from tests.hil import nfc_fixtures
 from tests.hil.nfc_fixtures import TRANSPORTS, IssuedCards, edge_agent_script, wait_until
 

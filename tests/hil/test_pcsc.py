@@ -16,10 +16,10 @@ import pytest
 
 from drivers.card_reader import CardEvent, CardLostError, NoCardError, ReaderUnavailableError
 from drivers.pcsc import PcscReader
-from drivers.sim import SimCardReader
 from edge_agent.icao.trust import TrustStore
 from edge_agent.reading import Assurance, FailureReason, KeyMaterial, ReadPolicy, read_chip
 from firmware_sim.card import ATR
+from firmware_sim.sim_reader import SimCardReader
 from tests.hil.pcsc_fixtures import *  # noqa: F403 - the fixtures, used by name
 from tests.hil.pcsc_fixtures import (
     READER_NAME,

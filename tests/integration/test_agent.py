@@ -22,12 +22,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central.wire import validate
-from drivers.sim import SimCardReader
 from edge_agent.agent import Agent
 from edge_agent.config import load_config
 from edge_agent.events.signing import verify_event
 from firmware_sim.bridges.serial_scanner import PtySerialScanner
 from firmware_sim.card import issue_cards
+from firmware_sim.sim_reader import SimCardReader
 from tests.integration.agent_setup import KEYS_TOML, write_device_keys
 from tests.integration.broker_fixtures import (
     Broker,

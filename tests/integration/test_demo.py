@@ -10,9 +10,9 @@ from tests.integration.broker_fixtures import free_port
 
 
 def test_demo_check_passes(tmp_path: Path) -> None:
-    script = Path(sys.executable).with_name("firmware-sim")
+    script = Path(sys.executable).with_name("cccd-demo")
     done = subprocess.run(
-        [str(script), "demo", "--duration", "15", "--check", "--visitors", "40",
+        [str(script), "--duration", "15", "--check", "--visitors", "40",
          "--port", str(free_port()), "--workdir", str(tmp_path / "demo")],
         capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -27,9 +27,9 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
     import signal
     import time
 
-    script = Path(sys.executable).with_name("firmware-sim")
+    script = Path(sys.executable).with_name("cccd-demo")
     workdir = tmp_path / "demo"
-    proc = subprocess.Popen([str(script), "demo", "--visitors", "20", "--port", str(free_port()),
+    proc = subprocess.Popen([str(script), "--visitors", "20", "--port", str(free_port()),
                              "--workdir", str(workdir)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     deadline = time.monotonic() + 180

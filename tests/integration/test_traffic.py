@@ -10,7 +10,7 @@ from edge_agent.config import load_config
 from firmware_sim.bridges.nfc_udp import UdpTagBridge
 from firmware_sim.bridges.serial_scanner import PtySerialScanner
 from firmware_sim.card import issue_cards
-from firmware_sim.demo.traffic import Station, TrafficGenerator, UdpSlot, visitors_from
+from firmware_sim.traffic import Station, TrafficGenerator, UdpSlot, visitors_from
 from tests.integration.agent_setup import KEYS_TOML, write_device_keys
 from tests.integration.broker_fixtures import free_port
 

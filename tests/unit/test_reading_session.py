@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drivers.card_reader import CardReader
-from drivers.sim import SimCardReader
 from edge_agent.cccd import BacKey
 from edge_agent.icao.trust import TrustStore
 from edge_agent.reading import (
@@ -26,6 +25,7 @@ from edge_agent.reading import (
 )
 from edge_agent.reading.policy import CloneCheck
 from firmware_sim.card import Faults, issue_cards
+from firmware_sim.sim_reader import SimCardReader
 
 
 @pytest.fixture(scope="module")

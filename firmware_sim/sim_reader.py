@@ -1,9 +1,12 @@
-"""The in-process simulator behind the ``CardReader`` interface (reader URI ``sim:CARD_DIR``).
+"""The in-process simulated reader behind ``CardReader`` (reader URI ``sim:CARD_DIR``).
 
-The simulated chip lives in ``firmware_sim``; this driver only moves bytes to it, like a reader
-would. With ``realtime`` the driver sleeps the chip's modelled time after each exchange, so a
-read takes as long as it would on a real contactless link; ``card_cpu_s`` accumulates the CPU the
-simulated card itself used, so benchmarks can report the reader side alone.
+It lives with the simulated chip, on the simulator side: ``drivers`` never imports
+``firmware_sim``. The ``sim`` scheme reaches :func:`drivers.uri.open_reader` through the entry
+point ``sim`` of the group ``cccd_checkin.card_readers`` declared in pyproject.toml
+(:func:`open_uri`). The reader only moves bytes to the chip, like a real one would. With
+``realtime`` it sleeps the chip's modelled time after each exchange, so a read takes as long as
+it would on a real contactless link; ``card_cpu_s`` accumulates the CPU the simulated card itself
+used, so benchmarks can report the reader side alone.
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ from drivers.card_reader import (
     CardReader,
     NoCardError,
     PresenceListener,
+    ReaderUnavailableError,
 )
+from drivers.uri import UriError
 from firmware_sim.card import TagLost, load_card
+from firmware_sim.card.errors import PersonalisationError
 
 
 class SimCardReader(CardReader):
@@ -103,3 +109,18 @@ class SimCardReader(CardReader):
             if self._powered:
                 self.chip.power_off()
             self._powered = False
+
+
+def open_uri(card_dir: str) -> SimCardReader:
+    """The ``sim`` reader scheme (entry point of ``cccd_checkin.card_readers``): ``sim:CARD_DIR``.
+
+    Raises :class:`~drivers.uri.UriError` without a directory and
+    :class:`~drivers.card_reader.ReaderUnavailableError` when the card cannot be loaded.
+    """
+    if not card_dir:
+        raise UriError("sim: needs a card directory (sim:CARD_DIR)")
+    try:
+        return SimCardReader(card_dir)
+    except (PersonalisationError, OSError, ValueError) as exc:
+        raise ReaderUnavailableError(f"cannot load simulated card {card_dir}: {exc}") from exc
+

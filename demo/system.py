@@ -1,4 +1,5 @@
-"""The whole system on one machine: the README's main job (``bash deploy/start.sh``).
+"""The whole system on one machine: the README's main job (``bash deploy/start.sh``, which runs
+``cccd-demo``, :mod:`demo.cli`).
 
 Starts a broker (mosquitto with TLS and the ACL of deploy/), the collector (SQLite, migrations,
 an administrator, enrolled devices, an ingest worker, the web), five agent processes at two
@@ -35,7 +36,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -63,7 +63,7 @@ from central.web.security import hash_password, token_hash
 from firmware_sim.bridges.nfc_udp import UdpTagBridge
 from firmware_sim.bridges.serial_scanner import PtySerialScanner
 from firmware_sim.card import issue_cards
-from firmware_sim.demo.traffic import (
+from firmware_sim.traffic import (
     CardSlot,
     Station,
     TrafficGenerator,
@@ -202,7 +202,7 @@ def start_broker(system: System, pki: Path, port: int,
     acl = system.root / "broker" / "acl"
     acl.parent.mkdir()
     (system.root / "broker" / "data").mkdir()
-    template = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "cccd-checkin.acl"
+    template = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "cccd-checkin.acl"
     acl.write_text(template.read_text(encoding="utf-8").split("# The collector's")[0]
                    + "".join(f"user {name}\ntopic read checkin/v1/#\n"
                              "topic write checkin/v1/sites/+/occupancy\n"
@@ -597,23 +597,3 @@ def verify(generator: TrafficGenerator, stations: list[Station], database_url: s
     say(f"CHECK PASSED: {sum(expected.values())} events, the centre's counts are exact")
     return 0
 
-
-def register(commands: Any) -> None:
-    parser = commands.add_parser("demo", help="run the whole system on this machine")
-    parser.add_argument("--duration", type=float, help="seconds of traffic (default: until "
-                                                       "Ctrl-C)")
-    parser.add_argument("--check", action="store_true",
-                        help="after the traffic, exit 1 unless the centre's counts are exact")
-    parser.add_argument("--port", type=int, default=8000, help="the dashboard's port")
-    parser.add_argument("--visitors", type=int, default=80)
-    parser.add_argument("--workdir", type=Path,
-                        default=Path(__file__).resolve().parents[2] / "var" / "demo")
-    parser.add_argument("--database-url", help="default: SQLite in the work folder")
-    parser.add_argument("--ingest-workers", type=int, default=1)
-    parser.add_argument("--faults", action="store_true",
-                        help="restart the broker and kill an agent and an ingest worker "
-                             "during the traffic")
-    parser.set_defaults(handler=lambda a: run_system(
-        root=a.workdir, duration=a.duration, check=a.check, web_port=a.port,
-        visitors=a.visitors, database_url=a.database_url, ingest_workers=a.ingest_workers,
-        faults=a.faults))

@@ -1,6 +1,7 @@
 """The visitor-traffic generator: synthetic visitors at simulated gates and desks.
 
-Each gate or desk of the demo is an agent process with real driver stacks; this generator owns
+Each gate or desk of the demo (the ``demo`` package, outside the simulator: it also sets up the
+collector) is an agent process with real driver stacks; this generator owns
 the hardware they talk to: a contactless tag on nfcpy's UDP transport (the card on the reader)
 and a pseudo-terminal serial QR scanner. A visitor scans the card's QR and, where the gate has a
 chip reader, taps the card; the generator waits for the gate's verdict on its kiosk page

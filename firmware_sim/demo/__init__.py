@@ -1,1 +1,0 @@
-"""The whole system on one machine: broker, collector, simulated sites, visitor traffic."""
