@@ -300,3 +300,21 @@ def test_the_json_api_keeps_names_as_they_are(world: World) -> None:
     login(c, "admin")
     body = json.loads(c.get("/api/v1/reports").get_data(as_text=True))
     assert "=1+1" in json.dumps(body, ensure_ascii=False)
+
+
+def test_proxy_hops_come_from_the_settings_file(tmp_path: Path) -> None:
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from central.settings import SettingsError, settings_from_dict
+    from central.web import create_app
+
+    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    settings = settings_from_dict({"database_url": url, "web": {"trusted_proxy_hops": 1}})
+    app = create_app(settings, {"SECRET_KEY": b"k" * 32})
+    assert app.config["TRUSTED_PROXY_HOPS"] == 1 and isinstance(app.wsgi_app, ProxyFix)
+    plain = create_app(settings_from_dict({"database_url": url}), {"SECRET_KEY": b"k" * 32})
+    assert not isinstance(plain.wsgi_app, ProxyFix)
+    with pytest.raises(SettingsError, match=r"web\.trusted_proxy_hops"):
+        settings_from_dict({"web": {"trusted_proxy_hops": 11}})
+    with pytest.raises(SettingsError, match=r"web\.proxy"):
+        settings_from_dict({"web": {"proxy": 1}})
