@@ -155,6 +155,7 @@ def create_app(config: Mapping[str, Any] | object,
         app.register_blueprint(module.bp)
     app.extensions["csrf"].exempt(api.bp)
 
+    app.before_request(_refuse_nul)
     app.before_request(_authenticate)
     app.teardown_appcontext(_close_db)
     app.after_request(_headers)
@@ -179,6 +180,18 @@ def current_language() -> str:
 
 def _is_api() -> bool:
     return request.path.startswith("/api/")
+
+
+def _refuse_nul() -> tuple[str | Response, int] | None:
+    """A NUL character in the path, the query or a form field is a 400 here: PostgreSQL text
+    cannot hold it, so it would otherwise surface as a 500 from the driver."""
+    values = [request.path, *(v for _, vs in request.args.lists() for v in vs)]
+    if request.method == "POST" and request.mimetype in (
+            "application/x-www-form-urlencoded", "multipart/form-data"):
+        values += [v for _, vs in request.form.lists() for v in vs]
+    if any("\x00" in v for v in values):
+        return _error_page(400, "error.400", "NUL character")
+    return None
 
 
 def _authenticate() -> BaseResponse | tuple[Response, int] | None:

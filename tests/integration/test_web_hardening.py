@@ -163,7 +163,10 @@ def test_huge_integers_are_400_not_500(world: World) -> None:
                  f"/reports/export.xlsx?unit={huge}", f"/admin/audit?page={huge}",
                  f"/api/v1/sites?unit={huge}", f"/api/v1/counts?unit={huge}",
                  f"/api/v1/reports?unit={huge}", "/reports/?unit=2147483648",
-                 "/admin/audit?page=%C2%B2", "/reports/?unit=-1"):
+                 "/admin/audit?page=%C2%B2", "/reports/?unit=-1",
+                 "/reports/?date=9999-12-31", "/api/v1/counts?date=0001-01-01",
+                 "/reports/?period=stat_year&date=0001-01-01", "/stays/?from=9999-12-31",
+                 "/sites/a%00b", "/stays/?site=%00", "/api/v1/sites?site=x%00"):
         assert c.get(path).status_code == 400, path
     assert c.get(f"/admin/users/{huge}").status_code in (404, 405)
     token = csrf(c, "/admin/units")
