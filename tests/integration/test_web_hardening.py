@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from central.at_rest import encrypt_personal
 from central.db.models import Site, Stay, Unit, User, WebSession
+from tests.integration.pg_fixtures import db_url, postgres_server  # noqa: F401
 from tests.web_support import DATA_KEY, PASSWORD, World, csrf, login, make_world
 
 # (raw query value, as an attacker puts it in a link)
@@ -32,8 +33,9 @@ REDIRECT_BYPASSES = [
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> World:
-    return make_world(tmp_path)
+def world(tmp_path: Path, db_url: str) -> World:  # noqa: F811
+    """The seeded collector on SQLite and on PostgreSQL."""
+    return make_world(tmp_path, db_url)
 
 
 def _location_is_local(location: str) -> bool:

@@ -26,6 +26,7 @@ from werkzeug.serving import make_server
 from central.db.models import AuditLog, Role, User
 from central.web.security import hash_password, make_hasher
 from central.web.timeutil import utcnow
+from tests.integration.pg_fixtures import db_url, postgres_server  # noqa: F401
 from tests.web_support import PASSWORD, World, make_world
 
 ATTEMPTS = 40
@@ -104,8 +105,9 @@ def _attack(live: Live, attempts: Sequence[tuple[str, str, str | None]]) -> Coun
 
 
 @pytest.fixture
-def counting(tmp_path: Path) -> Iterator[tuple[Live, CountingHasher]]:
-    world = make_world(tmp_path, IP_MAX_FAILURES=1000, TRUSTED_PROXY_HOPS=1)
+def counting(tmp_path: Path, db_url: str) -> Iterator[tuple[Live, CountingHasher]]:  # noqa: F811
+    """A live server on SQLite and on PostgreSQL (the atomic statements differ by dialect)."""
+    world = make_world(tmp_path, db_url, IP_MAX_FAILURES=1000, TRUSTED_PROXY_HOPS=1)
     # An argon2 cost that takes a few milliseconds, so the 40 requests really overlap.
     slow = make_hasher(2, 8192, 1)
     with world.maker() as db:
@@ -165,8 +167,9 @@ def test_the_right_password_inside_a_parallel_burst_cannot_pass_the_limit(
         assert statuses == Counter({401: ATTEMPTS})
 
 
-def test_address_limit_behind_the_proxy_blocks_only_the_attacker(tmp_path: Path) -> None:
-    world = make_world(tmp_path, IP_MAX_FAILURES=10, TRUSTED_PROXY_HOPS=1)
+def test_address_limit_behind_the_proxy_blocks_only_the_attacker(
+        tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    world = make_world(tmp_path, db_url, IP_MAX_FAILURES=10, TRUSTED_PROXY_HOPS=1)
     hasher = CountingHasher(time_cost=2, memory_cost=8192, parallelism=1)
     world.app.extensions["central.hasher"] = hasher
     live = Live(world)
