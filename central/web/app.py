@@ -239,13 +239,14 @@ def session_key() -> str | None:
 def session_alive(db: Session, key: str | None, uid: object) -> User | None:
     """The user of server-side session ``key`` while it is valid: the row exists (no logout,
     password change or deactivation since), belongs to ``uid``, is younger than
-    ``PERMANENT_SESSION_LIFETIME``, and the user is active with the same password."""
+    ``PERMANENT_SESSION_LIFETIME``, and the user is still active. Checked on every request
+    and on every tick of a live stream."""
     if key is None or not isinstance(uid, int):
         return None
     row = db.get(WebSession, key)
     if row is None or row.user_id != uid:
         return None
-    if as_utc(row.created_at) + current_app_lifetime() <= utcnow():
+    if as_utc(row.created_at) + _session_lifetime() <= utcnow():
         return None
     user = db.get(User, uid)
     if user is None or not user.active:
@@ -253,7 +254,7 @@ def session_alive(db: Session, key: str | None, uid: object) -> User | None:
     return user
 
 
-def current_app_lifetime() -> timedelta:
+def _session_lifetime() -> timedelta:
     value = current_app.config["PERMANENT_SESSION_LIFETIME"]
     return value if isinstance(value, timedelta) else timedelta(seconds=int(value))
 
@@ -278,7 +279,7 @@ def start_session(user: User) -> None:
         db.execute(delete(WebSession).where(WebSession.id == old))
     db.execute(delete(WebSession).where(
         WebSession.user_id == user.id,
-        WebSession.created_at < utcnow() - current_app_lifetime()))
+        WebSession.created_at < utcnow() - _session_lifetime()))
     db.add(WebSession(id=_sid_hash(sid), user_id=user.id, created_at=utcnow()))
     db.commit()
     session.permanent = True
