@@ -32,6 +32,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy.orm import Session
 
 from central.db.models import Device, Site, SiteKind
+from central.private_files import write_private
 from central.registry import DEVICE_ID, RegistryError, enrol_device
 
 CERT_DAYS = 3 * 365
@@ -82,10 +83,9 @@ class DeviceCA:
 
     def save(self, cert_path: Path, key_path: Path) -> None:
         cert_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(self.key.private_bytes(
+        write_private(key_path, self.key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()))
-        key_path.chmod(0o600)
 
     def cert_pem(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.PEM)

@@ -38,6 +38,9 @@ Example (every key optional; the defaults are shown)::
     audit_days = 1095
     rejections_days = 90
 
+    [web]
+    trusted_proxy_hops = 0       # reverse proxies whose X-Forwarded-For/-Proto are believed
+
 Every error names the offending key (``retention.events_days: must be a positive integer``).
 """
 
@@ -117,6 +120,10 @@ class CentralSettings:
     metrics_port: int = 0
     close_time: str = "23:00"
     retention: Retention = field(default_factory=Retention)
+    web_trusted_proxy_hops: int = 0
+    """Reverse proxies in front of ``central web`` (Werkzeug's ProxyFix ``x_for``/``x_proto``):
+    the client address of the login limit and the audit log comes from the proxy's
+    ``X-Forwarded-For``; 0 = none, the peer is the client and the header is ignored."""
 
 
 def _take(table: dict[str, Any], prefix: str, allowed: set[str]) -> dict[str, Any]:
@@ -160,7 +167,7 @@ def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
 
 def settings_from_dict(data: dict[str, Any], base: Path = Path()) -> CentralSettings:
     """Build settings from parsed TOML; relative paths are relative to ``base``."""
-    _take(data, "", {"database_url", "broker", "keys", "ingest", "sites", "retention"})
+    _take(data, "", {"database_url", "broker", "keys", "ingest", "sites", "retention", "web"})
     url = _str(data, "database_url", "", DEFAULT_DATABASE_URL)
     if not url.startswith(("sqlite", "postgresql")):
         raise SettingsError("database_url", "must be a sqlite:// or postgresql:// URL")
@@ -215,7 +222,9 @@ def settings_from_dict(data: dict[str, Any], base: Path = Path()) -> CentralSett
                                              high=86400)),
         publish_occupancy=publish,
         metrics_port=_int(i, "metrics_port", "ingest.", 0, low=0, high=65535),
-        close_time=close_time, retention=retention)
+        close_time=close_time, retention=retention,
+        web_trusted_proxy_hops=_int(_take(_table(data, "web"), "web.", {"trusted_proxy_hops"}),
+                                    "trusted_proxy_hops", "web.", 0, low=0, high=10))
 
 
 def load_settings(path: Path) -> CentralSettings:

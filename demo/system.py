@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import io
 import ipaddress
 import json
 import os
@@ -31,7 +30,6 @@ import sys
 import threading
 import time
 import urllib.request
-import zipfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,6 +57,7 @@ from central.db.models import (
 )
 from central.enrol import DeviceCA, enrol, issue_certificate
 from central.migrations import upgrade
+from central.private_files import extract_private_zip, private_dir, write_private
 from central.web.security import hash_password, token_hash
 from firmware_sim.bridges.nfc_udp import UdpTagBridge
 from firmware_sim.bridges.serial_scanner import PtySerialScanner
@@ -154,10 +153,9 @@ class System:
 
 
 def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-    path.chmod(0o600)
+    write_private(path, key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
 
 
 def broker_certificate(ca: DeviceCA, pki: Path) -> tuple[Path, Path]:
@@ -275,8 +273,7 @@ def seed_collector(root: Path, database_url: str, ca: DeviceCA, centre: X25519Pr
                               broker_url=broker_url, direction=spec.direction,
                               subject_key=subject_key, now=now)
             target = root / "devices"
-            with zipfile.ZipFile(io.BytesIO(enrolment.bundle)) as bundle:
-                bundle.extractall(target)
+            extract_private_zip(enrolment.bundle, target)  # keys 0600, folders 0700
             bundles[spec.device_id] = target / spec.device_id
     return bundles
 
@@ -414,8 +411,26 @@ def run_system(*, root: Path, duration: float | None, check: bool, web_port: int
                after_check: Callable[[Outcome], int] | None = None) -> int:
     if root.exists():
         shutil.rmtree(root)
-    (root / "logs").mkdir(parents=True)
-    (root / "pki").mkdir()
+    # Everything the demo and the processes it starts create in the work folder (databases
+    # and their -wal/-shm, outboxes, keys, secrets, logs, broker state) is the running user's
+    # alone: 0600 files, 0700 folders (docs/privacy.md, threat model). The writers below also
+    # create their secrets 0600 themselves; the mask covers what they do not know about.
+    old_umask = os.umask(0o077)
+    try:
+        return _run_system(root=root, duration=duration, check=check, web_port=web_port,
+                           visitors=visitors, database_url=database_url,
+                           ingest_workers=ingest_workers, faults=faults, pcsc_slot=pcsc_slot,
+                           after_check=after_check)
+    finally:
+        os.umask(old_umask)
+
+
+def _run_system(*, root: Path, duration: float | None, check: bool, web_port: int,
+                visitors: int, database_url: str | None, ingest_workers: int, faults: bool,
+                pcsc_slot: CardSlot | None,
+                after_check: Callable[[Outcome], int] | None) -> int:
+    private_dir(root / "logs")
+    private_dir(root / "pki")
     system = System(root)
     bin_dir = Path(sys.executable).parent
     password = secrets.token_urlsafe(9)
@@ -430,11 +445,11 @@ def run_system(*, root: Path, duration: float | None, check: bool, web_port: int
                            for n in range(1, ingest_workers + 1))
         collector_files = {name: client_certificate(ca, pki, name) for name in collectors}
         centre = X25519PrivateKey.generate()
-        (root / "centre-x25519.key").write_bytes(centre.private_bytes(
+        write_private(root / "centre-x25519.key", centre.private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
             serialization.NoEncryption()))
         new_data_key(root / "data.key")
-        (root / "web-secret").write_bytes(secrets.token_bytes(32))
+        write_private(root / "web-secret", secrets.token_bytes(32))
         subject_key = secrets.token_bytes(32)
         broker_port = free_port()
         broker_url = f"mqtts://127.0.0.1:{broker_port}"

@@ -50,6 +50,7 @@ from edge_agent.icao import ec
 from edge_agent.icao.trust import TrustStore
 from edge_agent.insurance import make_adapter
 from edge_agent.kiosk import KioskState, VerdictView, create_app
+from edge_agent.kiosk.app import ALLOWED_HOSTS, QuietRequestHandler, loopback_hosts
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
 from edge_agent.outbox.builder import payload_builder
@@ -151,7 +152,9 @@ class Agent:
         self.uplink.start()
         app = create_app(self.kiosk, desk=self.desk,
                          desk_actions=DESK_ACTIONS[self.config.device.site_kind])
-        kiosk = make_server(self.config.kiosk.host, self.config.kiosk.port, app, threaded=True)
+        kiosk = make_server(self.config.kiosk.host, self.config.kiosk.port, app, threaded=True,
+                            request_handler=QuietRequestHandler)
+        app.config[ALLOWED_HOSTS] = loopback_hosts(self.config.kiosk.host, kiosk.server_port)
         self._servers.append(kiosk)
         self._spawn("kiosk", kiosk.serve_forever)
         if self.config.metrics.port:

@@ -18,6 +18,7 @@ from typing import Any
 
 from edge_agent.flows.model import OpenStay, StayReason
 from edge_agent.outbox import Outbox
+from edge_agent.private_files import ensure_private_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS open_stays (
@@ -34,6 +35,8 @@ class StayRegister:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        if self.path.parent.is_dir() and not self.path.is_dir():
+            ensure_private_file(self.path)  # 0600; SQLite's -wal/-shm follow its mode
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")

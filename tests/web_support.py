@@ -154,8 +154,8 @@ def seed(db: Session, today: date) -> dict[str, int]:
     return units
 
 
-def make_world(tmp_path: Path, **config: Any) -> World:
-    engine = make_engine(f"sqlite:///{tmp_path / 'central.sqlite3'}")
+def make_world(tmp_path: Path, database_url: str | None = None, **config: Any) -> World:
+    engine = make_engine(database_url or f"sqlite:///{tmp_path / 'central.sqlite3'}")
     Base.metadata.create_all(engine)
     maker = make_sessionmaker(engine)
     today = local_today()

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from central.private_files import ensure_private_file
 
 DEFAULT_URL = "sqlite:///var/central.sqlite3"
 
 
 def make_engine(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
-    """An engine; for SQLite, WAL with a busy timeout so several workers can share the file."""
+    """An engine; for SQLite, WAL with a busy timeout so several workers can share the file,
+    and the database file created 0600 before SQLite opens it (its ``-wal`` and ``-shm``
+    follow the database's mode)."""
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            path = Path(database)
+            if path.parent.is_dir():
+                ensure_private_file(path)
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")

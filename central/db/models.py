@@ -251,6 +251,29 @@ class User(Base):
     sites: Mapped[list[Site]] = relationship(secondary="user_sites")
 
 
+class WebSession(Base):
+    """A logged-in browser session (server side): the cookie carries only ``id``'s secret.
+
+    Logout deletes the row; a password change or deactivation deletes every row of the user,
+    so a copied cookie and an open live stream end with it.
+    """
+
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """SHA-256 hex of the random session id kept in the signed cookie."""
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+
+
+class LoginThrottle(Base):
+    """Failed-login counter per client address (one row per address, updated atomically)."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[datetime]
+
+
 class UserSite(Base):
     """Sites a site-staff user is scoped to."""
 

@@ -14,12 +14,12 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 
 from central.db.models import Site, SiteOccupancy, Unit
-from central.web.errors import BadRequest
 from central.web.openapi import OPENAPI
 from central.web.periods import Period, resolve
 from central.web.queries import counts, device_health
 from central.web.reports import build_report
 from central.web.security import (
+    bounded_int,
     current_scope,
     db_session,
     get_site,
@@ -38,13 +38,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _int_arg(name: str) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadRequest(f"{name}: an integer") from None
+    return bounded_int(request.args.get(name), name)
 
 
 def _selected_sites() -> list[Site]:

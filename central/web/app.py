@@ -8,23 +8,39 @@ docs/design.md §2).
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_wtf.csrf import CSRFError, CSRFProtect  # type: ignore[import-untyped]
+from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from central.at_rest import load_data_key
 from central.db.engine import make_engine, make_sessionmaker
-from central.db.models import ApiToken, User
+from central.db.models import ApiToken, User, WebSession
 from central.web.charts import bar_svg, hourly_svg
 from central.web.errors import WebError
 from central.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 from central.web.security import (
+    DB_INT_MAX,
     db_session,
     make_hasher,
     mask_id,
@@ -53,6 +69,7 @@ DEFAULTS: dict[str, Any] = {
     "SSE_MAX_SECONDS": 300.0,
     "BROKER_URL": "mqtts://broker.example.vn:8883",
     "MAX_CONTENT_LENGTH": 1024 * 1024,
+    "TRUSTED_PROXY_HOPS": 0,
 }
 PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.language", "api.openapi"}
 
@@ -62,7 +79,16 @@ class ConfigurationError(ValueError):
 
 
 _SETTINGS_NAMES = {"database_url": "DATABASE_URL", "data_key": "DATA_KEY_PATH",
-                   "centre_private_key": "CENTRE_X25519_PRIVATE"}
+                   "centre_private_key": "CENTRE_X25519_PRIVATE",
+                   "web_trusted_proxy_hops": "TRUSTED_PROXY_HOPS"}
+
+
+class BoundedIntConverter(IntegerConverter):
+    """``<int:…>`` in routes: at most a 32-bit id, so a huge number is a 404, not a 500."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", DB_INT_MAX)
+        super().__init__(map, *args, **kwargs)
 
 
 def _as_mapping(config: Mapping[str, Any] | object) -> dict[str, Any]:
@@ -94,14 +120,23 @@ def create_base_app(config: Mapping[str, Any] | object,
     ``DATA_KEY_PATH`` (to open accommodation notices); ``SESSION_COOKIE_SECURE`` (False only
     for local http); ``DEVICE_CA_CERT``, ``DEVICE_CA_KEY``, ``CENTRE_X25519_PUBLIC``,
     ``BROKER_URL``, ``BROKER_CA_CERT`` (enrolment); rate limits ``LOGIN_MAX_FAILURES``,
-    ``LOGIN_LOCKOUT_SECONDS``, ``IP_MAX_FAILURES``, ``IP_WINDOW_SECONDS``; ``SSE_POLL_SECONDS``.
+    ``LOGIN_LOCKOUT_SECONDS``, ``IP_MAX_FAILURES``, ``IP_WINDOW_SECONDS``; ``SSE_POLL_SECONDS``;
+    ``TRUSTED_PROXY_HOPS`` (reverse proxies in front whose ``X-Forwarded-For`` /
+    ``X-Forwarded-Proto`` are believed; 0 = none, the peer is the client).
     ``overrides`` are applied last (e.g. ``SECRET_KEY`` next to a settings object).
     """
     values = {**DEFAULTS, **_as_mapping(config), **dict(overrides or {})}
     if not values.get("SECRET_KEY"):
         raise ConfigurationError("SECRET_KEY: required (sessions and CSRF tokens are signed)")
+    hops = values.get("TRUSTED_PROXY_HOPS", 0)
+    if isinstance(hops, bool) or not isinstance(hops, int) or not 0 <= hops <= 10:
+        raise ConfigurationError("TRUSTED_PROXY_HOPS: an integer from 0 to 10")
     app = Flask(__name__)
     app.config.update(values)
+    app.url_map.converters["int"] = BoundedIntConverter
+    if hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops)
     if app.config.get("DATA_KEY") is None and app.config.get("DATA_KEY_PATH"):
         app.config["DATA_KEY"] = load_data_key(Path(app.config["DATA_KEY_PATH"]))
     maker: sessionmaker[Session] | None = app.config.get("SESSIONMAKER")
@@ -112,6 +147,7 @@ def create_base_app(config: Mapping[str, Any] | object,
         int(app.config["ARGON2_TIME_COST"]), int(app.config["ARGON2_MEMORY_COST"]),
         int(app.config["ARGON2_PARALLELISM"]))
     CSRFProtect(app)
+    app.before_request(_refuse_nul)
     app.before_request(_authenticate)
     app.teardown_appcontext(_close_db)
     app.after_request(_headers)
@@ -138,6 +174,18 @@ def _is_api() -> bool:
     return request.path.startswith("/api/")
 
 
+def _refuse_nul() -> tuple[str | Response, int] | None:
+    """A NUL character in the path, the query or a form field is a 400 here: PostgreSQL text
+    cannot hold it, so it would otherwise surface as a 500 from the driver."""
+    values = [request.path, *(v for _, vs in request.args.lists() for v in vs)]
+    if request.method == "POST" and request.mimetype in (
+            "application/x-www-form-urlencoded", "multipart/form-data"):
+        values += [v for _, vs in request.form.lists() for v in vs]
+    if any("\x00" in v for v in values):
+        return _error_page(400, "error.400", "NUL character")
+    return None
+
+
 def _authenticate() -> BaseResponse | tuple[Response, int] | None:
     """Resolve the principal of every request; nothing but login and static is public."""
     if request.endpoint in PUBLIC_ENDPOINTS:
@@ -155,11 +203,12 @@ def _authenticate() -> BaseResponse | tuple[Response, int] | None:
             g.token = token
             g.scope = scope_for_token(db, token)
             return None
-    uid = session.get("uid")
-    user = db.get(User, uid) if isinstance(uid, int) else None
-    if user is not None and (not user.active or session.get("pwv") != _password_version(user)):
+    user = session_user(db)
+    if user is None and "uid" in session:
+        lang = session.get("lang")
         session.clear()
-        user = None
+        if lang in LANGUAGES:
+            session["lang"] = lang
     if user is None:
         if _is_api():
             return jsonify(error="unauthorized", message="log in or send a bearer token"), 401
@@ -169,15 +218,88 @@ def _authenticate() -> BaseResponse | tuple[Response, int] | None:
     return None
 
 
+def _sid_hash(sid: str) -> str:
+    return hashlib.sha256(sid.encode("utf-8")).hexdigest()
+
+
+def session_key() -> str | None:
+    """The stored id (hash) of this request's server-side session, if it carries one."""
+    sid = session.get("sid")
+    return _sid_hash(sid) if isinstance(sid, str) and sid else None
+
+
+def session_alive(db: Session, key: str | None, uid: object) -> User | None:
+    """The user of server-side session ``key`` while it is valid: the row exists (no logout,
+    password change or deactivation since), belongs to ``uid``, is younger than
+    ``PERMANENT_SESSION_LIFETIME``, and the user is still active. Checked on every request
+    and on every tick of a live stream."""
+    if key is None or not isinstance(uid, int):
+        return None
+    row = db.get(WebSession, key)
+    if row is None or row.user_id != uid:
+        return None
+    if as_utc(row.created_at) + _session_lifetime() <= utcnow():
+        return None
+    user = db.get(User, uid)
+    if user is None or not user.active:
+        return None
+    return user
+
+
+def _session_lifetime() -> timedelta:
+    value = current_app.config["PERMANENT_SESSION_LIFETIME"]
+    return value if isinstance(value, timedelta) else timedelta(seconds=int(value))
+
+
+def session_user(db: Session) -> User | None:
+    """The logged-in user of this request, or ``None`` (checked against the database)."""
+    user = session_alive(db, session_key(), session.get("uid"))
+    if user is not None and session.get("pwv") != _password_version(user):
+        return None
+    return user
+
+
 def start_session(user: User) -> None:
-    """Log ``user`` in: a fresh session (no fixation) bound to the password version."""
+    """Log ``user`` in: a fresh session (no fixation), recorded server side (the cookie holds
+    only a random id) and bound to the password version."""
     lang = session.get("lang")
+    old = session_key()
     session.clear()
+    sid = secrets.token_urlsafe(32)
+    db = db_session()
+    if old is not None:
+        db.execute(delete(WebSession).where(WebSession.id == old))
+    db.execute(delete(WebSession).where(
+        WebSession.user_id == user.id,
+        WebSession.created_at < utcnow() - _session_lifetime()))
+    db.add(WebSession(id=_sid_hash(sid), user_id=user.id, created_at=utcnow()))
+    db.commit()
     session.permanent = True
     session["uid"] = user.id
+    session["sid"] = sid
     session["pwv"] = _password_version(user)
     if lang in LANGUAGES:
         session["lang"] = lang
+
+
+def end_session() -> None:
+    """Log out this browser: its server-side session is deleted, so a copy of the cookie
+    stops working too."""
+    key = session_key()
+    if key is not None:
+        db = db_session()
+        db.execute(delete(WebSession).where(WebSession.id == key))
+        db.commit()
+    lang = session.get("lang")
+    session.clear()
+    if lang in LANGUAGES:
+        session["lang"] = lang
+
+
+def end_user_sessions(db: Session, user_id: int) -> None:
+    """End every session of a user (password change, deactivation); the caller commits.
+    Open live streams notice on their next tick."""
+    db.execute(delete(WebSession).where(WebSession.user_id == user_id))
 
 
 def _close_db(_exc: BaseException | None) -> None:

@@ -48,6 +48,32 @@ REASON_CODES = {"tourism": "1 - Du lịch", "business": "2 - Công tác", "study
                 "caregiver": "6 - Chăm sóc người bệnh", "other": "20 - Mục đích khác"}
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A cell starting with one of these (after leading spaces, too) is read as a formula or a
+dynamic value by spreadsheet programs (OWASP "CSV injection")."""
+
+
+_BLANKS = " \t\r\n\u00a0\u3000"
+
+
+def neutralise(value: str) -> str:
+    """``value`` made inert for a spreadsheet: a cell whose first character, or first
+    character after leading whitespace, starts a formula (``= + - @``) or is a tab or carriage
+    return gets a leading apostrophe, which spreadsheet programs show as text. Applied to every
+    cell of every export (CSV and XLSX): names, addresses, ward or room, unit and site names
+    come from cards, desks and administrators."""
+    if not value:
+        return value
+    first = value.lstrip(_BLANKS)[:1]
+    if value[0] in FORMULA_STARTS or (first and first in FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _safe_row(row: Iterable[str]) -> list[str]:
+    return [neutralise(str(cell)) for cell in row]
+
+
 @dataclass(frozen=True)
 class StayRecord:
     """A stay with its opened personal data (only ever built for an audited export or view)."""
@@ -101,7 +127,7 @@ def stays_xlsx(records: Iterable[StayRecord], establishment: str) -> bytes:
         cell.font = Font(bold=True)
         cell.alignment = Alignment(wrap_text=True)
     for i, rec in enumerate(records, start=1):
-        for col, value in enumerate(stay_row(i, rec), start=1):
+        for col, value in enumerate(_safe_row(stay_row(i, rec)), start=1):
             cell = ws.cell(row=FIRST_DATA_ROW + i - 1, column=col)
             cell.value = value
             cell.data_type = "s"
@@ -117,7 +143,7 @@ def stays_csv(records: Iterable[StayRecord]) -> bytes:
     writer = csv.writer(buf)
     writer.writerow(COLUMNS)
     for i, rec in enumerate(records, start=1):
-        writer.writerow(stay_row(i, rec))
+        writer.writerow(_safe_row(stay_row(i, rec)))
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
@@ -156,8 +182,11 @@ def report_xlsx(report: Report, lang: str) -> bytes:
     ws.append(report_header(lang))
     for cell in ws[4]:
         cell.font = Font(bold=True)
-    for row in report_rows(report, lang):
-        ws.append(row)
+    for r, row in enumerate(report_rows(report, lang), start=5):
+        for col, value in enumerate(_safe_row(row), start=1):
+            cell = ws.cell(row=r, column=col)
+            cell.value = value
+            cell.data_type = "s"
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -167,5 +196,5 @@ def report_csv(report: Report, lang: str) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(report_header(lang))
-    writer.writerows(report_rows(report, lang))
+    writer.writerows(_safe_row(row) for row in report_rows(report, lang))
     return ("\ufeff" + buf.getvalue()).encode("utf-8")

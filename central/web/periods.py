@@ -113,14 +113,24 @@ _BUILDERS = {"week": week, "stat_month": stat_month, "month": month, "half": hal
              "stat_half": stat_half, "year": year, "stat_year": stat_year}
 
 
+EARLIEST = date(1970, 1, 1)
+LATEST = date(2999, 12, 31)
+"""Dates a query may name: the periods around them (a statistical year starts in the previous
+December) and their UTC bounds must stay inside what ``datetime`` can hold (a 400, not a 500)."""
+
+
 def parse_date(text: str | None, name: str) -> date | None:
-    """``YYYY-MM-DD`` → date; empty → None; anything else → :class:`BadRequest` naming it."""
+    """``YYYY-MM-DD`` → date; empty → None; anything else, or a date outside
+    :data:`EARLIEST` … :data:`LATEST`, → :class:`BadRequest` naming it."""
     if not text:
         return None
     try:
-        return date.fromisoformat(text)
+        value = date.fromisoformat(text)
     except ValueError:
         raise BadRequest(f"{name}: expected YYYY-MM-DD") from None
+    if not EARLIEST <= value <= LATEST:
+        raise BadRequest(f"{name}: a date from {EARLIEST} to {LATEST}")
+    return value
 
 
 def resolve(kind: str | None, ref: str | None = None, first: str | None = None,

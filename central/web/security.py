@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -21,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from central.db.models import ApiToken, AuditLog, Role, Site, Unit, User
-from central.web.errors import NotFoundError, OutOfScope
+from central.web.errors import BadRequest, NotFoundError, OutOfScope
 from central.web.timeutil import utcnow
 
 P = ParamSpec("P")
@@ -130,8 +131,61 @@ def db_session() -> Session:
 
 
 def client_ip() -> str:
-    """The peer address (a proxy in front must set ``REMOTE_ADDR`` via ProxyFix if trusted)."""
-    return request.remote_addr or "?"
+    """The client address: the peer, or, when ``TRUSTED_PROXY_HOPS`` is set, the address the
+    trusted proxy put in ``X-Forwarded-For`` (Werkzeug's ProxyFix rewrites ``REMOTE_ADDR``)."""
+    return (request.remote_addr or "?")[:64]
+
+
+DB_INT_MAX = 2**31 - 1
+"""The largest id or count a query parameter may carry (a 32-bit ``INTEGER`` column)."""
+
+
+def bounded_int(raw: str | None, name: str, *, low: int = 0, high: int = DB_INT_MAX,
+                default: int | None = None) -> int | None:
+    """An integer query or form parameter within ``low`` … ``high``; anything else is a
+    :class:`BadRequest` (400) naming the parameter, never a 500 from the database driver.
+    Only ASCII digits (with an optional ``-``) are accepted: ``int()`` alone also takes
+    ``"٣"``, ``"1_000"`` and surrounding spaces."""
+    if raw is None or raw.strip() == "":
+        return default
+    text = raw.strip()
+    digits = text[1:] if text.startswith("-") else text
+    if not digits or len(digits) > 12 or not (digits.isascii() and digits.isdigit()):
+        raise BadRequest(f"{name}: an integer from {low} to {high}")
+    value = int(text)
+    if not low <= value <= high:
+        raise BadRequest(f"{name}: an integer from {low} to {high}")
+    return value
+
+
+def _local_path(candidate: str) -> bool:
+    if not candidate.startswith("/") or candidate.startswith("//"):
+        return False
+    if any(c == "\\" or ord(c) < 0x21 or ord(c) == 0x7F for c in candidate):
+        return False
+    parts = urlsplit(candidate)
+    return not parts.scheme and not parts.netloc
+
+
+def safe_next_path(target: str | None, fallback: str) -> str:
+    """``target`` if it is a path on this site, else ``fallback`` (no open redirect).
+
+    Only ``/path?query`` is kept: no scheme, no host, no ``//`` or ``/\\`` start (browsers
+    read both as another host), no backslash, whitespace or control character anywhere (a
+    browser or Werkzeug drops tabs and newlines, so ``/\t/evil.example`` would become
+    ``//evil.example``), and the same again after percent-decoding (``/%2f/…``, ``%09``).
+    """
+    if not target or len(target) > 2000:
+        return fallback
+    probe = target
+    for _ in range(4):
+        if not _local_path(probe):
+            return fallback
+        decoded = unquote(probe)
+        if decoded == probe:
+            return target
+        probe = decoded
+    return fallback
 
 
 def audit(action: str, target: str | None = None, detail: dict[str, Any] | None = None,

@@ -32,9 +32,17 @@ from central.enrol import (
     centre_public_from_private_file,
     enrol,
 )
+from central.web.app import end_user_sessions
 from central.web.errors import BadRequest, NotFoundError
 from central.web.reports import METRICS
-from central.web.security import audit, current_user, db_session, require_roles, token_hash
+from central.web.security import (
+    audit,
+    bounded_int,
+    current_user,
+    db_session,
+    require_roles,
+    token_hash,
+)
 from central.web.timeutil import utcnow
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -49,13 +57,8 @@ def _hasher() -> PasswordHasher:
 
 
 def _int_or_none(name: str) -> int | None:
-    raw = request.form.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadRequest(f"{name}: an integer") from None
+    """An optional integer form field (ids, capacity, days): bounded, else 400."""
+    return bounded_int(request.form.get(name), name)
 
 
 def _units() -> list[Unit]:
@@ -135,6 +138,8 @@ def user_update(user_id: int) -> BaseResponse:
     user = _user(user_id)
     _apply_user_form(user)
     user.active = request.form.get("active") == "1"
+    if not user.active:
+        end_user_sessions(db_session(), user.id)
     audit("user.update", user.username, {"role": user.role.value, "unit": user.unit_id,
                                          "sites": [s.id for s in user.sites],
                                          "active": user.active})
@@ -147,6 +152,7 @@ def user_password(user_id: int) -> BaseResponse:
     """Set a new password (ends the user's other sessions) and unlock the account."""
     user = _user(user_id)
     user.password_hash = _hasher().hash(_password(request.form.get("password", "")))
+    end_user_sessions(db_session(), user.id)
     user.failed_logins = 0
     user.locked_until = None
     audit("user.password-reset", user.username)
@@ -474,8 +480,8 @@ def audit_log() -> str:
         query = query.where(AuditLog.action.startswith(action, autoescape=True))
     if actor:
         query = query.where(AuditLog.actor == actor)
-    raw_page = request.args.get("page", "1")
-    page = max(int(raw_page), 1) if raw_page.isdigit() else 1
+    raw_page = request.args.get("page")
+    page = bounded_int(raw_page, "page", low=1, high=10**6, default=1) or 1
     rows = list(db.scalars(query.offset((page - 1) * AUDIT_PAGE).limit(AUDIT_PAGE)))
     total = db.scalar(select(func.count()).select_from(AuditLog)) or 0
     return render_template("audit.html", rows=rows, page=page, total=total, action=action,

@@ -13,10 +13,12 @@ from flask import (
     current_app,
     render_template,
     request,
+    session,
     stream_with_context,
 )
 from sqlalchemy.orm import Session
 
+from central.web.app import session_alive, session_key
 from central.web.queries import (
     ENTRY_KINDS,
     Snapshot,
@@ -67,9 +69,13 @@ def stream() -> Response:
     The generator polls the database every ``SSE_POLL_SECONDS`` with its own short session
     (several web workers can serve streams), sends a comment every 15 s to keep proxies open,
     and ends after ``SSE_MAX_SECONDS`` (the browser's EventSource reconnects by itself).
+    Every tick also checks the session: after logout, a password change or deactivation the
+    stream ends at once (the reconnect then meets the login page).
     """
     site_id = _site_param()
     scope = current_scope()
+    key = session_key()
+    uid = session.get("uid")
     maker = current_app.extensions["central.sessionmaker"]
     poll = float(current_app.config["SSE_POLL_SECONDS"])
     max_s = float(current_app.config["SSE_MAX_SECONDS"])
@@ -81,6 +87,9 @@ def stream() -> Response:
         while time.monotonic() - started < max_s:
             db: Session = maker()
             try:
+                if session_alive(db, key, uid) is None:
+                    yield "event: logout\ndata: {}\n\n"
+                    return
                 snap = snapshot(db, scope, site_id)
                 fp = snap.fingerprint()
                 if fp != last:

@@ -7,13 +7,13 @@ from sqlalchemy import select
 
 from central.db.models import Unit
 from central.web.app import current_language
-from central.web.errors import BadRequest
 from central.web.exports import report_csv, report_xlsx
 from central.web.periods import PERIOD_KINDS, resolve
 from central.web.reports import Report, build_report
 from central.web.security import (
     ALL_ROLES,
     audit,
+    bounded_int,
     current_scope,
     db_session,
     get_unit,
@@ -28,11 +28,8 @@ def report_from_args() -> Report:
     args = request.args
     period = resolve(args.get("period"), args.get("date"), args.get("from"), args.get("to"))
     unit = None
-    if args.get("unit"):
-        try:
-            unit_id = int(args["unit"])
-        except ValueError:
-            raise BadRequest("unit: an integer id") from None
+    unit_id = bounded_int(args.get("unit"), "unit")
+    if unit_id is not None:
         unit = get_unit(unit_id)
     return build_report(db_session(), current_scope(), period, unit)
 

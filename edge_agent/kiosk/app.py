@@ -9,10 +9,11 @@ timing the stream out.
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from flask import Flask, Response, abort, jsonify, render_template, request
+from werkzeug.serving import WSGIRequestHandler
 
 from edge_agent.kiosk.state import KioskState
 
@@ -39,12 +40,50 @@ TEXTS = {
 }
 
 
+ALLOWED_HOSTS = "KIOSK_ALLOWED_HOSTS"
+"""App config key: the ``Host`` values the kiosk answers (its own loopback ``host:port``)."""
+FRAME_POLICY = "frame-ancestors 'none'"
+
+
+def loopback_hosts(host: str, port: int) -> frozenset[str]:
+    """The ``Host`` header values a browser on the device sends to the kiosk at
+    ``host:port``: the address itself and, for the loopback addresses, ``localhost``.
+    Anything else is a DNS-rebinding page or a foreign client (RFC 9110 §7.2)."""
+    names = {host}
+    if host in ("127.0.0.1", "::1", "localhost"):
+        names |= {"localhost", "127.0.0.1"} if host != "::1" else {"localhost"}
+    return frozenset(
+        f"[{name}]:{port}" if ":" in name else f"{name}:{port}" for name in names)
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler without the ``Server: Werkzeug/x Python/y`` version banner."""
+
+    def version_string(self) -> str:
+        return "kiosk"
+
+
 def create_app(state: KioskState, *, keepalive_s: float = 15.0,
-               desk: DeskHandler | None = None, desk_actions: tuple[str, ...] = ()) -> Flask:
-    """A kiosk app bound to ``state``; ``desk`` enables the desk page and its actions."""
+               desk: DeskHandler | None = None, desk_actions: tuple[str, ...] = (),
+               allowed_hosts: Iterable[str] = ("localhost",)) -> Flask:
+    """A kiosk app bound to ``state``; ``desk`` enables the desk page and its actions.
+
+    Only requests whose ``Host`` is in ``allowed_hosts`` (or ``app.config[ALLOWED_HOSTS]``,
+    which the agent sets to :func:`loopback_hosts` once the port is bound) are answered; any
+    other gets 421, so a page reached through DNS rebinding cannot read or drive the kiosk.
+    Every response forbids framing (CSP ``frame-ancestors 'none'`` and ``X-Frame-Options``).
+    """
     app = Flask(__name__)
     app.config["JSON_AS_ASCII"] = False
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
+    app.config[ALLOWED_HOSTS] = frozenset(allowed_hosts)
+
+    @app.before_request
+    def check_host() -> tuple[Response, int] | None:
+        allowed: frozenset[str] = app.config[ALLOWED_HOSTS]
+        if request.headers.get("Host", "").lower() not in allowed:
+            return jsonify({"error": "unknown host"}), 421
+        return None
 
     @app.get("/desk")
     def desk_page() -> str:
@@ -101,8 +140,10 @@ def create_app(state: KioskState, *, keepalive_s: float = 15.0,
 
     @app.after_request
     def security_headers(response: Response) -> Response:
-        response.headers.setdefault("Content-Security-Policy",
-                                    "default-src 'self'; style-src 'self'; script-src 'self'")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            f"default-src 'self'; style-src 'self'; script-src 'self'; {FRAME_POLICY}")
+        response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 

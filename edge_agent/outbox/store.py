@@ -42,6 +42,7 @@ is :class:`OutboxDiskFullError`, an unreadable file is :class:`OutboxCorruptErro
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import shutil
@@ -65,6 +66,7 @@ from edge_agent.outbox.errors import (
     OutboxError,
     OutboxFullError,
 )
+from edge_agent.private_files import ensure_private_file
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,16 @@ CREATE TRIGGER events_upd AFTER UPDATE OF delivered_ms ON events BEGIN
         WHERE key = 'undelivered';
 END;
 """
+
+
+def _private(path: Path) -> None:
+    """Create the outbox file 0600 before SQLite opens it (its ``-wal`` and ``-shm`` take the
+    database's mode): events and sealed stays are readable by the agent's user only. Errors
+    are left to SQLite, which reports them as it always did."""
+    if str(path) == ":memory:" or not path.parent.is_dir() or path.is_dir():
+        return
+    with contextlib.suppress(OSError):
+        ensure_private_file(path)
 
 
 class OnFull(StrEnum):
@@ -200,6 +212,7 @@ class Outbox:
                 header = fh.read(len(SQLITE_HEADER))
             if header != SQLITE_HEADER:
                 raise OutboxCorruptError(path, "file is not a database: bad SQLite header")
+        _private(path)
         try:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                    timeout=10.0)

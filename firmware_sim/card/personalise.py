@@ -199,8 +199,8 @@ def write_card(
     (folder / "keys").mkdir(exist_ok=True)
     for name in EF_FILES:
         (folder / "ef" / f"{name}.bin").write_bytes(card.files[name])
-    (folder / "keys" / "aa.key.pem").write_bytes(pki.private_pem(card.aa_key))
-    (folder / "keys" / "ca.key.pem").write_bytes(pki.private_pem(card.ca_key))
+    pki.write_private_key(folder / "keys" / "aa.key.pem", pki.private_pem(card.aa_key))
+    pki.write_private_key(folder / "keys" / "ca.key.pem", pki.private_pem(card.ca_key))
     doc = {
         "person": card.person.to_json(),
         "can": card.can,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -179,7 +180,7 @@ class TestPKI:
             (folder / f"{stem}.pem").write_bytes(
                 signer.cert.public_bytes(serialization.Encoding.PEM)
             )
-            (folder / f"{stem}.key.pem").write_bytes(private_pem(signer.key))
+            write_private_key(folder / f"{stem}.key.pem", private_pem(signer.key))
         (folder / "masterlist.ml").write_bytes(self.master_list())
         schemes = {stem: s.scheme for stem, s in self._items()}
         (folder / "pki.json").write_text(json.dumps({"schemes": schemes}, indent=2) + "\n")
@@ -218,6 +219,19 @@ class TestPKI:
             loaded["ds-expired"],
             loaded["mls"],
         )
+
+
+def write_private_key(path: Path, pem: bytes) -> None:
+    """Write a private key created with mode 0600 (replacing an older file in place): even a
+    synthetic CSCA or chip key lets another local user forge documents the agents trust."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb", closefd=False) as fh:
+            fh.write(pem)
+    finally:
+        os.close(fd)
 
 
 def private_pem(key: PrivateKey | ec.EllipticCurvePrivateKey) -> bytes:

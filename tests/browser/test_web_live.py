@@ -95,3 +95,25 @@ def test_export_download(served: tuple[World, str], browser: Browser) -> None:
     assert wb.active.max_row == 7  # 4 header rows + 3 guests
     page.goto(f"{base}/reports/?period=stat_month")
     page.screenshot(path="/tmp/central-reports.png", full_page=True)
+
+
+def test_live_dashboard_leaves_when_the_user_is_deactivated(
+        served: tuple[World, str], browser: Browser) -> None:
+    """The open stream ends with its session and the page goes to the login form."""
+    from sqlalchemy import select
+
+    from central.db.models import User
+    from central.web.app import end_user_sessions
+
+    world, base = served
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    _login(page, base, "tinh")
+    expect(page.locator(".live-dot.on")).to_be_visible(timeout=10_000)
+    with world.maker() as db:
+        user = db.scalar(select(User).where(User.username == "tinh"))
+        assert user is not None
+        user.active = False
+        end_user_sessions(db, user.id)
+        db.commit()
+    expect(page.get_by_label("Mật khẩu")).to_be_visible(timeout=10_000)
+    assert "/login" in page.url

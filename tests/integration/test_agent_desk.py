@@ -156,6 +156,32 @@ def test_desk_page_lists_only_this_desks_actions(tmp_path: Path) -> None:
     assert "Nhận phòng" not in html
 
 
+def test_live_kiosk_refuses_a_foreign_host_and_hides_its_version(tmp_path: Path) -> None:
+    """DNS rebinding against the real server: a foreign Host gets 421 and no desk action."""
+    import http.client
+
+    agent, _ = make_agent(tmp_path, "hospital-reception")
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", agent.kiosk_port, timeout=5)
+        conn.request("POST", "/desk/manual", body=b'{"count": 1000}',
+                     headers={"Host": f"rebind.evil.example:{agent.kiosk_port}",
+                              "X-Kiosk-Desk": "1", "Content-Type": "application/json"})
+        refused = conn.getresponse()
+        refused.read()
+        conn.request("GET", "/desk", headers={"Host": f"127.0.0.1:{agent.kiosk_port}"})
+        page = conn.getresponse()
+        page.read()
+        conn.close()
+    finally:
+        agent.stop()
+    assert refused.status == 421
+    assert page.status == 200
+    assert page.getheader("X-Frame-Options") == "DENY"
+    assert "frame-ancestors 'none'" in (page.getheader("Content-Security-Policy") or "")
+    assert "Werkzeug" not in (page.getheader("Server") or "")
+    assert "Python" not in (page.getheader("Server") or "")
+
+
 def test_open_stays_survive_a_restart(tmp_path: Path) -> None:
     pty = PtySerialScanner(terminator=b"\r")
     agent, _ = make_agent(tmp_path, "accommodation-desk", pty)

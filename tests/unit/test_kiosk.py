@@ -67,3 +67,36 @@ def test_slow_subscriber_is_dropped_not_blocking() -> None:
         state.update(entries_today=i)
     assert state.subscribers == 0
     assert subscriber.qsize() == KioskState.MAX_QUEUE
+
+
+def test_foreign_host_is_refused_and_framing_forbidden() -> None:
+    """DNS rebinding: a page on rebind.evil.example resolving to 127.0.0.1 sends its own name
+    as Host; the kiosk answers only its loopback host:port, and never inside a frame."""
+    from edge_agent.kiosk.app import ALLOWED_HOSTS, loopback_hosts
+
+    calls: list[str] = []
+
+    def desk(action: str, fields: dict[str, object]) -> dict[str, object]:
+        calls.append(action)
+        return {"ok": True}
+
+    app = create_app(KioskState(), desk=desk, desk_actions=("manual",))
+    app.config[ALLOWED_HOSTS] = loopback_hosts("127.0.0.1", 8080)
+    client = app.test_client()
+    for host in ("rebind.evil.example", "rebind.evil.example:8080", "127.0.0.1:8081",
+                 "localhost", "127.0.0.1", "", "10.0.0.5:8080"):
+        r = client.get("/state", headers={"Host": host})
+        assert r.status_code == 421, host
+        r = client.post("/desk/manual", json={"count": 1000},
+                        headers={"Host": host, "X-Kiosk-Desk": "1"})
+        assert r.status_code == 421, host
+    assert calls == []
+    for host in ("127.0.0.1:8080", "localhost:8080", "LOCALHOST:8080"):
+        r = client.get("/", headers={"Host": host})
+        assert r.status_code == 200, host
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        assert r.headers["X-Frame-Options"] == "DENY"
+    r = client.post("/desk/manual", json={"count": 1},
+                    headers={"Host": "127.0.0.1:8080", "X-Kiosk-Desk": "1"})
+    assert r.status_code == 200 and calls == ["manual"]
+    assert loopback_hosts("::1", 9000) == {"[::1]:9000", "localhost:9000"}

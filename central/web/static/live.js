@@ -11,5 +11,10 @@
     box.setAttribute("data-updated", payload.data.at);
     if (dot) { dot.classList.add("on"); }
   });
+  // The session ended (logout, password change, deactivation): stop and show the login page.
+  source.addEventListener("logout", function () {
+    source.close();
+    window.location.reload();
+  });
   source.addEventListener("error", function () { if (dot) { dot.classList.remove("on"); } });
 }());

@@ -1,0 +1,29 @@
+"""Files only the agent's user may read: the outbox and the stay register (docs/privacy.md,
+threat model, "Secrets at rest").
+
+A database is created with mode 0600 before SQLite opens it (``os.open`` with the mode, never
+narrowed afterwards), and SQLite gives its ``-wal``, ``-shm`` and journal files the database's
+mode. A file left by an older version with group or other bits is narrowed through its open
+descriptor. The collector has the same helper in ``central/private_files.py`` (the two packages
+never import each other).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+FILE_MODE = 0o600
+
+
+def ensure_private_file(path: Path) -> None:
+    """Create an empty ``path`` with mode 0600 unless it exists; narrow an existing one that
+    belongs to this user."""
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) & 0o077:
+            os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
