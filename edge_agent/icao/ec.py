@@ -18,14 +18,11 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from edge_agent.icao import ecparams
+from edge_agent.icao.errors import IcaoError
 
 
-class EcError(ValueError):
+class EcError(IcaoError, ValueError):
     """Invalid point, encoding or scalar; ``reason`` says what."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class Point(NamedTuple):

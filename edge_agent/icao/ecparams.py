@@ -20,8 +20,10 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from edge_agent.icao.errors import IcaoError
 
-class CurveError(ValueError):
+
+class CurveError(IcaoError, ValueError):
     """Invalid or unsupported elliptic-curve parameters or point."""
 
 

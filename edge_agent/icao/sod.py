@@ -49,6 +49,7 @@ from edge_agent.icao.ecparams import (
     match_named_curve,
     validate_curve,
 )
+from edge_agent.icao.errors import IcaoError
 from edge_agent.icao.tlv import TlvError, encode_length, parse_single
 
 OID_LDS_SECURITY_OBJECT = "2.23.136.1.1.1"
@@ -108,25 +109,16 @@ _SIGNATURE_OIDS: dict[str, tuple[SignatureFamily, str | None]] = {
 _MGF1_OID = "1.2.840.113549.1.1.8"
 
 
-class CmsError(ValueError):
+class CmsError(IcaoError, ValueError):
     """Malformed or unsupported CMS / X.509 structure; ``reason`` says what."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class SodError(CmsError):
     """Malformed EF.SOD (ICAO 9303-10 §4.6.2)."""
 
 
-class SignatureError(ValueError):
+class SignatureError(IcaoError, ValueError):
     """A signature does not verify, or cannot be verified with the given key and algorithm."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
 
 # --------------------------------------------------------------------------- ASN.1 definitions
 

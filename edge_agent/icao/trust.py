@@ -33,6 +33,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from edge_agent.icao.errors import IcaoError
 from edge_agent.icao.sod import (
     OID_CSCA_MASTER_LIST,
     CertificateParts,
@@ -54,12 +55,8 @@ _PEM_BLOCK = re.compile(
 )
 
 
-class TrustError(ValueError):
+class TrustError(IcaoError, ValueError):
     """A certificate cannot be a trust anchor, or a source cannot be loaded; see ``reason``."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class MasterListError(TrustError):

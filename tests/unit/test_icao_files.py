@@ -67,7 +67,10 @@ def test_select_commands() -> None:
     files.select_application(card)
     assert card.log[-1] == bytes.fromhex("00A4040C07A0000002471001")
     files.read_card_access(card)
-    assert card.log[1] == bytes.fromhex("00A4020C02011C")
+    # by short EF identifier first; this card refuses that form (6D00): SELECT by FID
+    assert card.log[1] == bytes.fromhex("00B09C00DF")
+    assert card.log[2] == bytes.fromhex("00A4020C02011C")
+    assert not any(apdu.startswith(bytes.fromhex("00A400")) for apdu in card.log)  # no SELECT MF
     with pytest.raises(CardStatusError) as info:
         files.select_file(card, 0x010B)
     assert info.value.sw == 0x6A82

@@ -78,9 +78,10 @@ def test_apdu_count_is_the_minimum_for_the_chunk_size(issued: Path) -> None:
                            ReadPolicy(max_chunk=chunk))
         assert result.ok
         reads = sum(math.ceil(size / chunk) for size in sizes.values())
-        # SELECT EF.CardAccess, MSE:Set AT + 4 General Authenticate, SELECT application,
-        # Chip Authentication (MSE:Set AT + General Authenticate), then only READ BINARYs.
-        assert result.apdu_count == reads + 1 + 5 + 1 + 2
+        # EF.CardAccess by short EF identifier (no SELECT), MSE:Set AT + 4 General
+        # Authenticate, SELECT application under SM, Chip Authentication (MSE:Set AT + General
+        # Authenticate), then only READ BINARYs.
+        assert result.apdu_count == reads + 5 + 1 + 2
 
 
 def test_mrz_gives_can_and_qr_gives_can(issued: Path, trust: TrustStore) -> None:

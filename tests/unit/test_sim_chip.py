@@ -109,6 +109,8 @@ class Terminal:
     # -- access --------------------------------------------------------------------------
     def bac(self, mrz_information: str) -> None:
         keys = BacKeys.from_mrz(mrz_information)
+        # plain SELECT first: a strict chip answers GET CHALLENGE 6985 before it
+        assert self.plain(bytes.fromhex("00A4040C07A0000002471001"))[1] == 0x9000
         rnd_icc, sw = self.plain(bytes.fromhex("0084000008"))
         assert sw == 0x9000
         rnd_ifd, k_ifd = os.urandom(8), os.urandom(16)
