@@ -59,6 +59,7 @@ OID_CSCA_MASTER_LIST = "2.23.136.1.1.2"
 OID_SIGNED_DATA = "1.2.840.113549.1.7.2"
 OID_CONTENT_TYPE_ATTR = "1.2.840.113549.1.9.3"
 OID_MESSAGE_DIGEST_ATTR = "1.2.840.113549.1.9.4"
+OID_SIGNING_TIME_ATTR = "1.2.840.113549.1.9.5"
 
 SOD_TAG = 0x77
 MAX_DG_NUMBER = 16
@@ -506,7 +507,7 @@ class SignedDataInfo:
     ``signed_attrs`` is the DER of the signed attributes re-tagged as ``SET OF`` (``31``), i.e. the
     exact bytes the signature covers (RFC 5652 §5.4); None when the signer has none (then the
     signature covers ``content``). ``message_digest`` and ``content_type_attr`` are the values of
-    the two mandatory signed attributes.
+    the two mandatory signed attributes; ``signing_time`` that of the optional one.
     """
 
     content_type: str
@@ -522,6 +523,8 @@ class SignedDataInfo:
     content_type_attr: str | None
     message_digest: bytes | None
     signature: bytes
+    signing_time: datetime | None = None
+    """The optional signing-time signed attribute (RFC 5652 §11.3), timezone-aware."""
 
 
 def _matches_sid(sid: Any, cert: Any) -> bool:
@@ -545,16 +548,21 @@ def _matches_sid_strict(sid: Any, cert: Any) -> bool:
     return False
 
 
-def _parse_attributes(signer: Any) -> tuple[bytes | None, str | None, bytes | None]:
+_Attributes = tuple[bytes | None, str | None, bytes | None, datetime | None]
+
+
+def _parse_attributes(signer: Any) -> _Attributes:
     attrs = signer["signed_attrs"]
     if isinstance(attrs, core.Void):
-        return None, None, None
+        return None, None, None, None
     content_type: str | None = None
     message_digest: bytes | None = None
+    signing_time: datetime | None = None
     seen: set[str] = set()
     for attr in attrs:
         oid = attr["type"].dotted
-        if oid in seen and oid in (OID_CONTENT_TYPE_ATTR, OID_MESSAGE_DIGEST_ATTR):
+        if oid in seen and oid in (OID_CONTENT_TYPE_ATTR, OID_MESSAGE_DIGEST_ATTR,
+                                   OID_SIGNING_TIME_ATTR):
             raise CmsError(f"signed attribute {oid} appears twice")
         seen.add(oid)
         values = attr["values"]
@@ -566,6 +574,10 @@ def _parse_attributes(signer: Any) -> tuple[bytes | None, str | None, bytes | No
             if len(values) != 1:
                 raise CmsError("message-digest attribute must have exactly one value")
             message_digest = bytes(core.OctetString.load(values[0].dump(), strict=True).native)
+        elif oid == OID_SIGNING_TIME_ATTR:
+            if len(values) != 1:
+                raise CmsError("signing-time attribute must have exactly one value")
+            signing_time = _signing_time(values[0].dump())
         else:
             for value in values:  # force parsing of every other attribute value
                 value.dump()
@@ -574,7 +586,19 @@ def _parse_attributes(signer: Any) -> tuple[bytes | None, str | None, bytes | No
     if message_digest is None:
         raise CmsError("signed attributes lack the message-digest attribute")
     contents = attrs.contents
-    return b"\x31" + encode_length(len(contents)) + contents, content_type, message_digest
+    return (b"\x31" + encode_length(len(contents)) + contents, content_type, message_digest,
+            signing_time)
+
+
+def _signing_time(der: bytes) -> datetime:
+    """``Time ::= CHOICE { utcTime, generalTime }`` (RFC 5652 §11.3), as an aware datetime."""
+    try:
+        time = cms.Time.load(der, strict=True).native
+    except Exception as exc:  # asn1crypto raises ValueError and friends on malformed times
+        raise CmsError(f"signing-time attribute malformed: {exc}") from exc
+    if not isinstance(time, datetime) or time.tzinfo is None:
+        raise CmsError("signing-time attribute is not a UTC time")
+    return time
 
 
 def parse_signed_data(
@@ -646,7 +670,7 @@ def _parse_signed_data(
     sid.native  # noqa: B018 (force parsing)
     digest_algorithm = hash_name_from_oid(signer["digest_algorithm"]["algorithm"].dotted)
     signature_algorithm = parse_signature_algorithm(signer["signature_algorithm"], digest_algorithm)
-    signed_attrs, content_type_attr, message_digest = _parse_attributes(signer)
+    signed_attrs, content_type_attr, message_digest, signing_time = _parse_attributes(signer)
     if content_type_attr is not None and content_type_attr != econtent_type:
         raise CmsError(
             f"content-type attribute {content_type_attr} differs from eContentType {econtent_type}"
@@ -681,6 +705,7 @@ def _parse_signed_data(
         content_type_attr=content_type_attr,
         message_digest=message_digest,
         signature=signature,
+        signing_time=signing_time,
     )
 
 

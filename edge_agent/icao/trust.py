@@ -220,6 +220,11 @@ class TrustStore:
                 key_only.append(anchor)
         return both + name_only + key_only
 
+    def named_issuers(self, cert: CertificateInput) -> list[TrustAnchor]:
+        """Anchors whose subject name is ``cert``'s issuer name (RFC 5280 §7.1 comparison)."""
+        parts = _parts(cert)
+        return [a for a in self._anchors.values() if a.parts.subject_key == parts.issuer_key]
+
     def verify_issued(self, cert: CertificateInput) -> tuple[TrustAnchor | None, list[str]]:
         """The anchor whose key verifies ``cert``'s signature and whose subject is its issuer
         (RFC 5280 §6.1.3 (a)(1),(4)), or None with the reasons every candidate failed.

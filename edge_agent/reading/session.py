@@ -33,7 +33,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from drivers.card_reader import CardLostError, CardReader, NoCardError, ReaderError
 from edge_agent.cccd import CccdError, Sex, parse_dg13, parse_td1
@@ -440,7 +440,9 @@ class ChipSession:
         result.data_groups = dict(groups)
         with self._failing_as("EF.SOD: "):
             sod = parse_sod(self.done[SOD])
-        pa = verify(sod, groups, self.trust, at=self.now())
+        pa = verify(sod, groups, self.trust, at=self.now(), issued_on=self._issued_on())
+        result.issuer_status = pa.issuer_status
+        result.validity_reference = pa.validity_reference
         reasons = "; ".join(pa.reasons)
         detail = {str(k): v for k, v in sorted(pa.dg_hashes.items())}
         result.checks["dg_hashes"] = (Check.passed(pa.hash_algorithm, **detail) if pa.hashes_ok
@@ -460,6 +462,8 @@ class ChipSession:
                            f"data groups {bad} do not match EF.SOD" if bad else reasons)
         if not signature_ok:
             raise _Failure(FailureReason.SIGNATURE_INVALID, reasons)
+        if pa.forged_signer:
+            raise _Failure(FailureReason.SIGNATURE_INVALID, reasons)
         if not pa.validity:
             raise _Failure(FailureReason.SIGNER_EXPIRED, reasons)
         if pa.csca_chain is not True and self.policy.require_csca_chain:
@@ -473,6 +477,16 @@ class ChipSession:
             with self._failing_as("DG2: "):
                 face = lds.parse_dg2(self.done[2]).image
             result.face_image, result.face_mime = face.image, face.mime_type
+
+    def _issued_on(self) -> date | None:
+        """DG13's date of issue (field 11, ``dd/mm/yyyy``): the chain model's reference time."""
+        if 13 not in self.done:
+            return None
+        try:
+            text = parse_dg13(self.done[13]).issue_date
+            return datetime.strptime(text or "", "%d/%m/%Y").date()
+        except (CccdError, IcaoError, ValueError):
+            return None  # unparseable here: the identity step reports it
 
     def _identity(self) -> ChipIdentity:
         with self._failing_as(code=FailureReason.MALFORMED_DATA):
