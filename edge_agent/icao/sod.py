@@ -35,7 +35,7 @@ from asn1crypto import algos, cms, core, keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
@@ -242,8 +242,8 @@ def parse_signature_algorithm(
 class ExplicitEcPublicKey:
     """An EC public key verified with :mod:`edge_agent.icao.ecparams` arithmetic.
 
-    Used when the domain parameters are explicit and match no curve ``cryptography`` implements,
-    or name a curve it lacks (brainpoolP160r1..P224r1, P320r1).
+    Used only for curves ``cryptography`` refuses (brainpoolP160r1/P192r1, non-standard explicit
+    parameters); see :mod:`edge_agent.icao.ecparams` for the measurement behind this.
     """
 
     curve: CurveParams
@@ -283,12 +283,17 @@ def load_public_key(spki_der: bytes) -> PublicKey:
     """Load a SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) for verification.
 
     RSA (rsaEncryption or id-RSASSA-PSS) and EC keys with a named curve or explicit parameters
-    (RFC 3279 §2.3.5; explicit parameters are mapped to the matching named curve, ICAO 9303-11 §9.2)
-    are supported. Raises :class:`SignatureError`.
+    (RFC 3279 §2.3.5, ICAO 9303-11 §9.2) are supported. EC keys go to ``cryptography`` first
+    (it maps explicit parameters of the standard curves itself); only a curve it refuses is
+    mapped or verified by :mod:`edge_agent.icao.ecparams`. Raises :class:`SignatureError`.
     """
     try:
         info = keys.PublicKeyInfo.load(spki_der, strict=True)
         algorithm = info["algorithm"]["algorithm"].dotted
+        if algorithm == "1.2.840.10045.2.1":
+            native = _load_with_cryptography(spki_der)
+            if native is not None:
+                return native
         if algorithm in ("1.2.840.113549.1.1.1", "1.2.840.113549.1.1.10"):
             rsa_key = keys.RSAPublicKey.load(bytes(info["public_key"]), strict=True)
             numbers = rsa.RSAPublicNumbers(
@@ -316,6 +321,15 @@ def load_public_key(spki_der: bytes) -> PublicKey:
         raise
     except Exception as exc:  # asn1crypto / cryptography errors on malformed keys
         raise SignatureError(f"unusable public key: {type(exc).__name__}: {exc}") from exc
+
+
+def _load_with_cryptography(spki_der: bytes) -> ec.EllipticCurvePublicKey | None:
+    """The EC key as ``cryptography`` loads it, or None when it refuses the curve."""
+    try:
+        key = serialization.load_der_public_key(spki_der)
+    except (UnsupportedAlgorithm, ValueError):
+        return None
+    return key if isinstance(key, ec.EllipticCurvePublicKey) else None
 
 
 def _plain_to_der(signature: bytes) -> bytes:
