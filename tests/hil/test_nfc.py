@@ -31,8 +31,8 @@ from firmware_sim.bridges.pn532 import (
 )
 from firmware_sim.card import ATR, PROFILE_NAMES, PROFILES, Faults, atr_for
 from tests.hil import nfc_fixtures
-from tests.hil.issued import issue_profiles
-from tests.hil.nfc_fixtures import TRANSPORTS, IssuedCards, edge_agent_script, wait_until
+from tests.hil.issued import IssuedCards, issue_profiles
+from tests.hil.nfc_fixtures import TRANSPORTS, edge_agent_script, wait_until
 
 # Fixtures are found by name in the test module.
 nfc_cards = nfc_fixtures.nfc_cards
