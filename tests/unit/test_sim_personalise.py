@@ -286,3 +286,15 @@ def test_forged_signer_names_the_trusted_csca_but_does_not_verify(out: Path) -> 
     issued = dt.date.fromisoformat(json.loads((card / "card.json").read_text())["person"][
         "issue_date"])
     assert expired.not_valid_after_utc.date() < issued  # expired before the card was issued
+
+
+def test_cli_issue_profile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["issue", "--out", str(tmp_path), "--profile", "bac-only"]) == 0
+    capsys.readouterr()
+    doc = json.loads((tmp_path / "cards" / "0001" / "card.json").read_text(encoding="utf-8"))
+    assert doc["options"]["profile"] == "bac-only"
+    chip = load_card(tmp_path / "cards" / "0001")
+    assert chip.profile.name == "bac-only" and "CardAccess" not in chip.fs.contents
+    assert load_card(tmp_path / "cards" / "0001", profile="lenient").profile.name == "lenient"
+    with pytest.raises(SystemExit):
+        main(["issue", "--out", str(tmp_path), "--profile", "forgiving"])
