@@ -106,7 +106,7 @@ def test_resume_after_tag_loss() -> None:
     fresh = FileCard({0x0102: content})
     stats2 = files.ReadStats()
     assert files.read_file(fresh, 0x0102, prefix=already, stats=stats2) == content
-    first_read = files.CommandApdu.parse(fresh.log[1])
+    first_read = CommandApdu.parse(fresh.log[1])
     assert (first_read.p1 << 8) | first_read.p2 == len(already)
     assert stats2.bytes_read == len(content) - len(already)
 
