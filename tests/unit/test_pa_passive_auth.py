@@ -227,6 +227,34 @@ def test_ds_not_yet_valid(trust: TrustStore) -> None:
     assert any("not valid before" in r for r in result.reasons)
 
 
+def test_signing_time_is_the_reference_when_present(trust: TrustStore) -> None:
+    from asn1crypto import core
+
+    ds = make_cert("DS expired", ec_key("brainpoolP256r1", 3), pki().csca_bp512,
+                   not_before=NOW - timedelta(days=300), not_after=NOW - timedelta(days=100))
+    signed_in = NOW - timedelta(days=150)
+    sod = make_sod(signer=ds, extra_attrs=[
+        {"type": "signing_time", "values": [core.UTCTime(signed_in)]}])
+    assert parse_sod(sod).signed_data.signing_time == signed_in
+    # the signing time wins over a date of issue the DS did not cover
+    result = _verify(sod, trust, issued_on=(NOW - timedelta(days=50)).date())
+    assert result.validity is True, result.reasons
+    assert result.validity_reference == f"signing time {signed_in.isoformat()}"
+    late = make_sod(signer=ds, extra_attrs=[
+        {"type": "signing_time", "values": [core.UTCTime(NOW - timedelta(days=20))]}])
+    failed = _verify(late, trust)
+    assert failed.validity is False
+    assert any("before EF.SOD was signed" in r for r in failed.reasons)
+
+
+def test_malformed_signing_time_is_refused() -> None:
+    from asn1crypto import core
+
+    sod = make_sod(extra_attrs=[{"type": "signing_time", "values": [core.UTCTime(NOW)] * 2}])
+    with pytest.raises(SodError, match="signing-time attribute must have exactly one value"):
+        parse_sod(sod)
+
+
 def test_csca_valid_when_it_issued_the_ds_may_expire_later() -> None:
     csca = make_cert("CSCA old", ec_key("secp256r1", 7), ca=True,
                      not_before=NOW - timedelta(days=5000), not_after=NOW - timedelta(days=10))
