@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from asn1crypto import algos, cms, core, keys
@@ -58,7 +58,7 @@ def rsa_key(index: int = 0, bits: int = 2048) -> rsa.RSAPrivateKey:
 
 
 def _pss(hash_name: str) -> padding.PSS:
-    return padding.PSS(mgf=padding.MGF1(_HASHES[hash_name]()), salt_length=_HASHES[hash_name].digest_size)
+    return padding.PSS(mgf=padding.MGF1(_HASHES[hash_name]()), salt_length=_HASHES[hash_name]().digest_size)
 
 
 def sign(key: PrivateKey, data: bytes, hash_name: str, scheme: str = "default") -> bytes:
@@ -169,9 +169,9 @@ def make_cert(
             critical=False,
         )
     if isinstance(signer_key, rsa.RSAPrivateKey) and scheme == "pss":
-        cert = builder.sign(signer_key, _HASHES[hash_name](), rsa_padding=_pss(hash_name))
+        cert = builder.sign(signer_key, cast(Any, _HASHES[hash_name]()), rsa_padding=_pss(hash_name))
     else:
-        cert = builder.sign(signer_key, _HASHES[hash_name]())
+        cert = builder.sign(signer_key, cast(Any, _HASHES[hash_name]()))
     return Issued(key, cert.public_bytes(serialization.Encoding.DER), subject_name)
 
 
