@@ -39,10 +39,11 @@ def minimum_apdus(card: Path, access: str, dg2: bool, chunk: int) -> int:
     sizes = [len((card / "ef" / f"{n}.bin").read_bytes()) for n in names]
     reads = sum(math.ceil(size / chunk) for size in sizes)
     card_access = math.ceil(len((card / "ef" / "CardAccess.bin").read_bytes()) / chunk)
-    # PACE: SELECT EF.CardAccess + its READs, MSE:Set AT + 4 General Authenticate.
-    # BAC: SELECT EF.CardAccess answered 6A82, GET CHALLENGE + MUTUAL AUTHENTICATE.
-    handshake = 1 + card_access + 5 if access == "pace" else 1 + 2
-    return handshake + 1 + 2 + reads  # SELECT application, CA (MSE:Set AT + GA), READs
+    # ICAO order (9303-11 §4): EF.CardAccess read at the MF by short EF identifier (no SELECT).
+    # PACE: its READs, MSE:Set AT + 4 General Authenticate, SELECT application under SM.
+    # BAC: the READ answered 6A82, plain SELECT application, GET CHALLENGE + MUTUAL AUTHENTICATE.
+    handshake = card_access + 5 + 1 if access == "pace" else 1 + 1 + 2
+    return handshake + 2 + reads  # CA (MSE:Set AT + GA), READs
 
 
 def one_read(card: Path, keys: KeyMaterial, policy: ReadPolicy, trust: TrustStore,

@@ -7,10 +7,11 @@ Starts pcscd with vpcd in a private network namespace and the vpcd bridge
 (``firmware_sim.bridges.vpcd``) in it, exactly as ``tests/hil/pcsc_fixtures.py`` does (root
 needed; any other pcscd is stopped for the run), then measures in one run:
 
-- APDU round trip (median and p99 over ``--apdus`` GET CHALLENGE and as many SELECT of the
-  eMRTD application), through ``drivers.pcsc.PcscReader``, through raw ``smartcard.scard``
-  calls (the driver's own overhead is the difference), and through the in-process simulator
-  ``firmware_sim.sim_reader.SimCardReader`` with zero timing;
+- APDU round trip (median and p99 over ``--apdus`` SELECT of the eMRTD application, then as
+  many GET CHALLENGE, which a strict chip answers only with the application selected), through
+  ``drivers.pcsc.PcscReader``, through raw ``smartcard.scard`` calls (the driver's own overhead
+  is the difference), and through the in-process simulator ``firmware_sim.sim_reader.SimCardReader`` with
+  zero timing;
 - full card read (``read_chip``, PACE-CAN, default ``ReadPolicy``: DG14, DG1, DG13, DG15, SOD,
   Chip Authentication), median and max over ``--reads`` reads, same three paths minus raw;
 - optionally (``--realistic-reads``) full reads with the bridge sleeping the chip's realistic
@@ -78,7 +79,7 @@ def row(path: str, what: str, samples: list[float]) -> dict[str, Any]:
 def apdu_rows(path: str, reader: CardReader, count: int) -> list[dict[str, Any]]:
     reader.connect(timeout=5)
     rows = []
-    for name, apdu in (("GET CHALLENGE", GET_CHALLENGE), ("SELECT eMRTD", SELECT_EMRTD)):
+    for name, apdu in (("SELECT eMRTD", SELECT_EMRTD), ("GET CHALLENGE", GET_CHALLENGE)):
         def send(apdu: bytes = apdu, name: str = name) -> None:
             if reader.transmit(apdu)[-2:] != b"\x90\x00":
                 raise SystemExit(f"{path}: {name} failed")
@@ -95,7 +96,7 @@ def raw_rows(count: int) -> list[dict[str, Any]]:
     if hresult != scard.SCARD_S_SUCCESS:
         raise SystemExit(f"SCardConnect: {scard.SCardGetErrorMessage(hresult)}")
     rows = []
-    for name, apdu in (("GET CHALLENGE", GET_CHALLENGE), ("SELECT eMRTD", SELECT_EMRTD)):
+    for name, apdu in (("SELECT eMRTD", SELECT_EMRTD), ("GET CHALLENGE", GET_CHALLENGE)):
         data = list(apdu)
 
         def send(data: list[int] = data) -> None:

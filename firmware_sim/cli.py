@@ -2,6 +2,7 @@
 
 ``firmware-sim issue --out DIR --count N [--seed S] [--dg13-layout nested|siblings|mixed]
 [--aa ecdsa|rsa] [--ds-alg ecdsa|rsa|rsa-pss] [--timing zero|realistic] [--refuse-select-mf]
+[--profile strict|strict-no-mf|bac-only|extended|lenient]
 [--as-of YYYY-MM-DD]
 [--fault KIND[=N] ...]`` prints a one-line JSON summary.
 """
@@ -20,6 +21,7 @@ from .card.errors import PersonalisationError
 from .card.faults import FAULT_KINDS, Faults
 from .card.issue import issue_cards
 from .card.people import REFERENCE_DATE
+from .card.profiles import DEFAULT_PROFILE, PROFILE_NAMES
 from .card.timing import TimingModel
 
 __all__ = ["issue_cards", "main"]
@@ -37,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     issue.add_argument("--ds-alg", choices=["ecdsa", "rsa", "rsa-pss"], default="ecdsa")
     issue.add_argument("--timing", choices=["zero", "realistic"], default="zero")
     issue.add_argument("--refuse-select-mf", action="store_true")
+    issue.add_argument(
+        "--profile",
+        choices=PROFILE_NAMES,
+        default=DEFAULT_PROFILE,
+        help="what the chips refuse, as real chips do (default strict; lenient only to compare)",
+    )
     issue.add_argument(
         "--as-of",
         type=date.fromisoformat,
@@ -71,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ds_algorithm=args.ds_alg,
             refuse_select_mf=args.refuse_select_mf,
             as_of=args.as_of,
+            profile=args.profile,
         )
     except (ValueError, PersonalisationError, OSError) as exc:
         print(json.dumps({"ok": False, "error": str(exc)}), file=sys.stderr)

@@ -13,6 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edge_agent.icao.channel import CardChannel
+from edge_agent.icao.errors import IcaoError
+from edge_agent.icao.status import (
+    DEFAULT_CHAIN,
+    STATUS_WORDS,
+    SW_SUCCESS,
+    CardStatusError,
+    ErrorCheckingChain,
+    sw_meaning,
+)
 
 SHORT_MAX_LC = 255
 SHORT_MAX_LE = 256
@@ -20,12 +29,8 @@ EXTENDED_MAX_LC = 65535
 EXTENDED_MAX_LE = 65536
 
 
-class ApduError(ValueError):
+class ApduError(IcaoError, ValueError):
     """A command APDU that cannot be encoded or parsed; ``reason`` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,85 +119,6 @@ class CommandApdu:
         raise ApduError(f"extended Lc {lc} does not match {n - 3} bytes after it")
 
 
-STATUS_WORDS: dict[int, str] = {
-    0x9000: "success",
-    0x6200: "warning: state of non-volatile memory unchanged",
-    0x6281: "warning: part of returned data may be corrupted",
-    0x6282: "warning: end of file reached before reading Le bytes",
-    0x6283: "warning: selected file deactivated",
-    0x6284: "warning: file control information not formatted",
-    0x6300: "warning: authentication failed",
-    0x6581: "memory failure",
-    0x6700: "wrong length",
-    0x6800: "functions in CLA not supported",
-    0x6881: "logical channel not supported",
-    0x6882: "secure messaging not supported",
-    0x6883: "last command of the chain expected",
-    0x6884: "command chaining not supported",
-    0x6900: "command not allowed",
-    0x6981: "command incompatible with file structure",
-    0x6982: "security status not satisfied",
-    0x6983: "authentication method blocked",
-    0x6984: "reference data not usable",
-    0x6985: "conditions of use not satisfied",
-    0x6986: "command not allowed (no current EF)",
-    0x6987: "expected secure messaging data objects missing",
-    0x6988: "incorrect secure messaging data objects",
-    0x6A80: "incorrect parameters in the command data field",
-    0x6A81: "function not supported",
-    0x6A82: "file or application not found",
-    0x6A83: "record not found",
-    0x6A84: "not enough memory space in the file",
-    0x6A86: "incorrect parameters P1-P2",
-    0x6A87: "Nc inconsistent with P1-P2",
-    0x6A88: "referenced data or reference data not found",
-    0x6B00: "wrong parameters P1-P2 (offset outside the EF)",
-    0x6D00: "instruction code not supported or invalid",
-    0x6E00: "class not supported",
-    0x6F00: "no precise diagnosis",
-}
-"""Status words of ISO 7816-4 §5.6 (Tables 5 and 6) met on eMRTDs."""
-
-SW_SUCCESS = 0x9000
-
-
-def sw_meaning(sw: int) -> str:
-    """Human-readable meaning of a status word, including the parameterised families."""
-    if sw in STATUS_WORDS:
-        return STATUS_WORDS[sw]
-    sw1, sw2 = sw >> 8, sw & 0xFF
-    if sw1 == 0x61:
-        return f"success, {sw2 or 256} more bytes available (GET RESPONSE)"
-    if sw1 == 0x6C:
-        return f"wrong Le, exact length is {sw2 or 256}"
-    if sw1 == 0x63 and sw2 & 0xF0 == 0xC0:
-        return f"verification failed, {sw2 & 0x0F} tries left"
-    if sw1 in (0x62, 0x63):
-        return "warning"
-    if sw1 in (0x64, 0x65, 0x66):
-        return "execution error"
-    if sw1 == 0x67:
-        return "wrong length"
-    if sw1 == 0x68:
-        return "functions in CLA not supported"
-    if sw1 == 0x69:
-        return "command not allowed"
-    if sw1 == 0x6A:
-        return "wrong parameters"
-    return "unknown status word"
-
-
-class CardStatusError(Exception):
-    """The card answered with a status word other than success; carries the SW and its meaning."""
-
-    def __init__(self, sw: int, context: str = "") -> None:
-        self.sw = sw
-        self.meaning = sw_meaning(sw)
-        self.context = context
-        prefix = f"{context}: " if context else ""
-        super().__init__(f"{prefix}card returned {sw:04X} ({self.meaning})")
-
-
 @dataclass(frozen=True, slots=True)
 class ResponseApdu:
     """A response APDU: ``data || SW1 SW2`` (ISO 7816-4 §5.6)."""
@@ -227,10 +153,12 @@ class ResponseApdu:
         """``data || SW1 SW2``."""
         return self.data + bytes((self.sw1, self.sw2))
 
-    def check(self, context: str = "") -> bytes:
-        """The data when the SW is 9000; otherwise :class:`CardStatusError`."""
-        if self.sw != SW_SUCCESS:
-            raise CardStatusError(self.sw, context)
+    def check(self, context: str = "", chain: ErrorCheckingChain = DEFAULT_CHAIN) -> bytes:
+        """The data when ``chain`` accepts the SW (9000); otherwise the typed
+        :class:`~edge_agent.icao.status.CardStatusError` the chain maps the SW to."""
+        error = chain.error_for(self.sw, context)
+        if error is not None:
+            raise error
         return self.data
 
 
@@ -241,5 +169,12 @@ def exchange(channel: CardChannel, apdu: CommandApdu | bytes) -> ResponseApdu:
 
 
 def transmit_checked(channel: CardChannel, apdu: CommandApdu | bytes, context: str = "") -> bytes:
-    """Send one command; the response data on 9000, :class:`CardStatusError` otherwise."""
+    """Send one command; the response data on 9000, a typed :class:`CardStatusError` otherwise."""
     return exchange(channel, apdu).check(context)
+
+
+__all__ = [
+    "EXTENDED_MAX_LC", "EXTENDED_MAX_LE", "SHORT_MAX_LC", "SHORT_MAX_LE", "STATUS_WORDS",
+    "SW_SUCCESS", "ApduError", "CardStatusError", "CommandApdu", "ResponseApdu", "exchange",
+    "sw_meaning", "transmit_checked",
+]

@@ -22,6 +22,7 @@ from edge_agent.icao.channel import CardChannel
 from edge_agent.icao.check_digit import check_digit as _check_digit
 from edge_agent.icao.check_digit import mrz_information as _mrz_information
 from edge_agent.icao.crypto import CipherKind
+from edge_agent.icao.errors import IcaoError
 from edge_agent.icao.secure_messaging import SecureMessaging
 
 Rng = Callable[[int], bytes]
@@ -29,12 +30,8 @@ Rng = Callable[[int], bytes]
 GET_CHALLENGE = CommandApdu(0x00, 0x84, 0x00, 0x00, le=8)
 
 
-class BacError(Exception):
+class BacError(IcaoError):
     """BAC failed; ``reason`` says at which step and why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def check_digit(text: str) -> str:

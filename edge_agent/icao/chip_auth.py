@@ -24,6 +24,7 @@ from edge_agent.icao.apdu import ApduError, CommandApdu, ResponseApdu
 from edge_agent.icao.channel import CardChannel
 from edge_agent.icao.crypto import CipherKind
 from edge_agent.icao.ec import Curve, ecdh_x, encode_point, scalar_mult
+from edge_agent.icao.errors import IcaoError
 from edge_agent.icao.lds import Dg14
 from edge_agent.icao.public_keys import EcPublicKey
 from edge_agent.icao.secure_messaging import SecureMessaging
@@ -39,12 +40,8 @@ Rng = Callable[[int], bytes]
 ID_CA_ECDH_3DES = ID_CA_ECDH + ".1"
 
 
-class ChipAuthError(Exception):
+class ChipAuthError(IcaoError):
     """Chip Authentication cannot be run or failed; ``reason`` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

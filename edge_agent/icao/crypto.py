@@ -17,17 +17,15 @@ from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
+from edge_agent.icao.errors import IcaoError
+
 KDF_ENC = 1
 KDF_MAC = 2
 KDF_PI = 3
 
 
-class PaddingError(ValueError):
+class PaddingError(IcaoError, ValueError):
     """Bad ISO 9797-1 method 2 padding; ``reason`` says what was wrong."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class CipherKind(Enum):

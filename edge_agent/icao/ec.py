@@ -17,15 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from edge_agent.icao import ecparams
+from edge_agent.icao.curves import CURVES_BY_NAME, CurveParams
+from edge_agent.icao.errors import IcaoError
 
 
-class EcError(ValueError):
+class EcError(IcaoError, ValueError):
     """Invalid point, encoding or scalar; ``reason`` says what."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class Point(NamedTuple):
@@ -69,16 +66,16 @@ class Curve:
             other.p, other.a % other.p, other.b % other.p, other.gx, other.gy, other.n)
 
 
-def from_params(params: ecparams.CurveParams) -> Curve:
-    """The arithmetic view of a curve from the domain-parameter table in :mod:`.ecparams`."""
+def from_params(params: CurveParams) -> Curve:
+    """The arithmetic view of a curve from the domain-parameter table in :mod:`.curves`."""
     return Curve(params.name, params.p, params.a, params.b, params.gx, params.gy, params.n,
                  params.h)
 
 
-BRAINPOOL_P256R1 = from_params(ecparams.CURVES_BY_NAME["brainpoolP256r1"])
-BRAINPOOL_P384R1 = from_params(ecparams.CURVES_BY_NAME["brainpoolP384r1"])
-NIST_P256 = from_params(ecparams.CURVES_BY_NAME["secp256r1"])
-NIST_P384 = from_params(ecparams.CURVES_BY_NAME["secp384r1"])
+BRAINPOOL_P256R1 = from_params(CURVES_BY_NAME["brainpoolP256r1"])
+BRAINPOOL_P384R1 = from_params(CURVES_BY_NAME["brainpoolP384r1"])
+NIST_P256 = from_params(CURVES_BY_NAME["secp256r1"])
+NIST_P384 = from_params(CURVES_BY_NAME["secp384r1"])
 
 NAMED_CURVES: dict[str, Curve] = {
     "1.3.36.3.3.2.8.1.1.7": BRAINPOOL_P256R1,

@@ -2,8 +2,12 @@
 ICAO 9303-10 §3.6 file identifiers, ICAO 9303-11 §4.2 reading the LDS).
 
 - SELECT the eMRTD application ``00 A4 04 0C 07 A0000002471001`` and EFs by FID
-  ``00 A4 02 0C 02 <FID>``; EF.CardAccess is selected directly by FID ``011C`` because some
-  chips answer 6D00 to SELECT MF.
+  ``00 A4 02 0C 02 <FID>``.
+- EF.CardAccess lives in the MF (ICAO 9303-10 §3.11.3) and is read before any application is
+  selected: by its short EF identifier 1C in the first READ BINARY (``00 B0 9C 00``), and when a
+  chip refuses that form, selected directly by FID ``00 A4 02 0C 02 01 1C``. SELECT MF is never
+  sent: the MF is the current DF after power-on, and some chips answer it with 6D00 (docs/cccd.md
+  §2).
 - READ BINARY ``00 B0 <offset 15 bits> <Le>`` for offsets up to 0x7FFF, odd INS ``00 B1 00 00``
   with the offset in DO'54' (and the data returned in DO'53') above.
 - :func:`read_file` learns the total length from the first chunk's TLV header and then reads the
@@ -17,28 +21,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edge_agent.icao.apdu import CardStatusError, CommandApdu, ResponseApdu
+from edge_agent.icao.apdu import CommandApdu, ResponseApdu
 from edge_agent.icao.channel import CardChannel
+from edge_agent.icao.errors import IcaoError
+from edge_agent.icao.status import (
+    READ_BINARY_CHAIN,
+    CardStatusError,
+    NotFound,
+    WrongLe,
+    WrongLength,
+    WrongParameters,
+)
 from edge_agent.icao.tlv import TlvError, encode_tlv, read_length, read_tag
 
 EMRTD_AID = bytes.fromhex("A0000002471001")
 FID_CARD_ACCESS = 0x011C
 FID_COM = 0x011E
 FID_SOD = 0x011D
+SFI_CARD_ACCESS = 0x1C
 FID_DG = {n: 0x0100 + n for n in range(1, 17)}
 """DG1 … DG16 file identifiers 0101 … 0110 (ICAO 9303-10 §3.6.2)."""
 SHORT_OFFSET_MAX = 0x7FFF
 DEFAULT_MAX_CHUNK = 0xDF
 SW_END_OF_FILE = 0x6282
+SW_WRONG_OFFSET = 0x6B00
 ODD_INS_OVERHEAD = 4  # DO'53' tag and up to three length bytes inside the response data
 
 
-class FileReadError(Exception):
+class FileReadError(IcaoError):
     """A file could not be read consistently (e.g. shorter than its TLV header says)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(slots=True)
@@ -58,7 +69,10 @@ def _exchange(channel: CardChannel, command: CommandApdu, stats: ReadStats | Non
 
 def select_application(channel: CardChannel, aid: bytes = EMRTD_AID,
                        stats: ReadStats | None = None) -> None:
-    """SELECT by DF name, no response data (``00 A4 04 0C``)."""
+    """SELECT by DF name, no response data (``00 A4 04 0C``; ICAO 9303-10 §3.6.1).
+
+    Sent in plain before BAC, under secure messaging after PACE (9303-11 §4.2).
+    """
     _exchange(channel, CommandApdu(0x00, 0xA4, 0x04, 0x0C, aid), stats).check(
         "SELECT application")
 
@@ -96,12 +110,11 @@ def read_binary(channel: CardChannel, offset: int, length: int,
                 stats: ReadStats | None = None, sfi: int | None = None) -> tuple[bytes, int]:
     """One READ BINARY; returns ``(data, sw)`` with sw 9000 or 6282 (end of file reached).
 
-    Other status words raise :class:`CardStatusError`. For B1, the DO'53' wrapper is removed.
+    Other status words raise the typed :class:`CardStatusError` of :mod:`.status`. For B1, the
+    DO'53' wrapper is removed.
     """
     response = _exchange(channel, read_binary_command(offset, length, sfi), stats)
-    if response.sw not in (0x9000, SW_END_OF_FILE):
-        raise CardStatusError(response.sw, f"READ BINARY at {offset}")
-    data = response.data
+    data = response.check(f"READ BINARY at {offset}", READ_BINARY_CHAIN)
     if offset > SHORT_OFFSET_MAX and data:
         try:
             tag, pos = read_tag(data, 0)
@@ -181,15 +194,29 @@ def _read_with_retry(channel: CardChannel, offset: int, want: int,
     """READ BINARY, retrying once with the exact length on 6Cxx and with 4 bytes on 6700."""
     try:
         return read_binary(channel, offset, want, stats, sfi)
-    except CardStatusError as exc:
-        if exc.sw >> 8 == 0x6C and (exc.sw & 0xFF) < want:
-            return read_binary(channel, offset, (exc.sw & 0xFF) or 256, stats, sfi)
-        if exc.sw in (0x6700, 0x6B00) and want > 4 and offset == 0:
+    except WrongLe as exc:
+        if exc.exact < want:
+            return read_binary(channel, offset, exc.exact, stats, sfi)
+        raise
+    except (WrongLength, WrongParameters) as exc:
+        if (isinstance(exc, WrongLength) or exc.sw == SW_WRONG_OFFSET) and want > 4 \
+                and offset == 0:
             return read_binary(channel, offset, 4, stats, sfi)
         raise
 
 
 def read_card_access(channel: CardChannel, max_chunk: int = DEFAULT_MAX_CHUNK,
                      stats: ReadStats | None = None) -> bytes:
-    """EF.CardAccess, selected directly by FID 011C (no SELECT MF)."""
-    return read_file(channel, FID_CARD_ACCESS, max_chunk, stats=stats)
+    """EF.CardAccess at the MF (ICAO 9303-10 §3.11.3), before any application is selected.
+
+    First by its short EF identifier in READ BINARY; when the chip refuses that form with
+    anything but "not found", selected by FID ``011C`` and read. SELECT MF is never sent (some
+    chips answer it 6D00). Raises :class:`~edge_agent.icao.status.NotFound` when the chip has
+    no EF.CardAccess (a BAC-only chip) and other typed errors for other refusals.
+    """
+    try:
+        return read_file(channel, FID_CARD_ACCESS, max_chunk, stats=stats, sfi=SFI_CARD_ACCESS)
+    except NotFound:
+        raise
+    except CardStatusError:
+        return read_file(channel, FID_CARD_ACCESS, max_chunk, stats=stats)

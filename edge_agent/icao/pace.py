@@ -33,7 +33,7 @@ from edge_agent.icao.channel import CardChannel
 from edge_agent.icao.crypto import CipherKind
 from edge_agent.icao.ec import Curve, EcError, Point, decode_point, encode_point, scalar_mult
 from edge_agent.icao.ec import mul_add as _mul_add
-from edge_agent.icao.errors import LdsError
+from edge_agent.icao.errors import IcaoError, LdsError
 from edge_agent.icao.secure_messaging import SecureMessaging
 from edge_agent.icao.security_infos import PaceInfo, pace_infos, parse_card_access
 from edge_agent.icao.tlv import TlvError, encode_tlv, iter_tlvs, parse_single
@@ -43,12 +43,8 @@ PasswordKind = Literal["can", "mrz"]
 PASSWORD_REF = {"mrz": 0x01, "can": 0x02}
 
 
-class PaceError(Exception):
+class PaceError(IcaoError):
     """PACE failed; ``reason`` says at which step and why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def derive_k_pi(password: bytes | str, kind: PasswordKind, cipher: CipherKind) -> bytes:

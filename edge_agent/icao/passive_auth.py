@@ -10,9 +10,25 @@ Checks, each reported on its own (:class:`PassiveAuthResult`):
 3. ``ds_signature``: the Document Signer key verifies the signature over the DER signed
    attributes (RSA PKCS#1 v1.5, RSASSA-PSS, ECDSA; EC keys with named or explicit parameters).
 4. ``csca_chain``: the DS certificate is signed by a trusted CSCA found by issuer name and
-   authority key identifier (None when no trust store is given).
-5. ``validity``: the DS certificate, and the CSCA it chains to, are within their validity period
-   at the time ``at`` (RFC 5280 §4.1.2.5).
+   authority key identifier (None when no trust store is given). ``issuer_status`` says which
+   of four cases holds: ``anchored``; ``no-trust-store``; ``unknown-csca`` (no trusted CSCA has
+   the DS's issuer name: the read is only ``chip-signed``); ``forged-signer`` (the DS names a
+   trusted CSCA as its issuer but no trusted key of that name verifies its signature: a forgery,
+   never accepted, whatever the policy says about unknown CSCAs).
+5. ``validity``, under the **chain model** (also called the signing-time or modified shell
+   model): a certificate must have been valid when it was used, not when the card is read.
+
+   - The Document Signer must have been valid at the *reference time*: the CMS signing-time
+     attribute when EF.SOD has one (RFC 5652 §11.3), otherwise the document's date of issue
+     when the caller knows it (DG13 field 11 on a CCCD, docs/cccd.md §4), compared by calendar
+     day. Without either, only that the DS certificate was not dated after the read is checked.
+   - The CSCA must have been valid when it issued the DS certificate (at the DS's notBefore).
+   - A DS or CSCA certificate expiring later does not matter: a card issued at 58 or later
+     never expires (docs/cccd.md §6) while its DS certificate does, typically within ten years.
+     ICAO 9303-12 §5 sizes DS validity as key-usage period plus document validity, which has no
+     end for such cards; only the chain model keeps them readable.
+
+   A DS certificate dated after the read, or not valid when it signed, fails ``validity``.
 
 Nothing passes by default: any exception inside a check fails it with a reason.
 """
@@ -21,8 +37,8 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, Literal
 
 from edge_agent.icao.sod import (
     CertificateParts,
@@ -33,6 +49,8 @@ from edge_agent.icao.sod import (
     verify_signature,
 )
 from edge_agent.icao.trust import TrustAnchor, TrustStore
+
+IssuerStatus = Literal["anchored", "no-trust-store", "unknown-csca", "forged-signer"]
 
 
 @dataclass(slots=True)
@@ -47,7 +65,14 @@ class PassiveAuthResult:
     csca_chain: bool | None = None
     validity: bool = False
     csca: str | None = None
+    issuer_status: IssuerStatus = "no-trust-store"
+    validity_reference: str = "unknown"
     reasons: list[str] = field(default_factory=list)
+
+    @property
+    def forged_signer(self) -> bool:
+        """The DS names a trusted CSCA as issuer but its signature does not verify."""
+        return self.issuer_status == "forged-signer"
 
     @property
     def hashes_ok(self) -> bool:
@@ -67,6 +92,8 @@ class PassiveAuthResult:
     @property
     def assurance(self) -> str | None:
         """``chip-anchored``, ``chip-signed`` or None when the chip data cannot be trusted."""
+        if self.forged_signer:
+            return None
         if self.chip_anchored:
             return "chip-anchored"
         if self.chip_signed:
@@ -82,7 +109,9 @@ class PassiveAuthResult:
             "ds_signature": self.ds_signature,
             "csca_chain": self.csca_chain,
             "csca": self.csca,
+            "issuer_status": self.issuer_status,
             "validity": self.validity,
+            "validity_reference": self.validity_reference,
             "chip_signed": self.chip_signed,
             "chip_anchored": self.chip_anchored,
             "reasons": list(self.reasons),
@@ -95,14 +124,50 @@ def _aware(at: datetime | None) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-def _within(parts: CertificateParts, at: datetime, label: str, reasons: list[str]) -> bool:
-    if at < parts.not_before:
-        reasons.append(f"validity: {label} not valid before {parts.not_before.isoformat()}")
+def _valid_at(parts: CertificateParts, at: datetime | date, label: str, when: str,
+              reasons: list[str]) -> bool:
+    """Whether ``parts`` was valid at ``at`` (a date: any moment of that calendar day, UTC)."""
+    if isinstance(at, datetime):
+        early, late = at < parts.not_before, at > parts.not_after
+    else:
+        early = at < parts.not_before.astimezone(UTC).date()
+        late = at > parts.not_after.astimezone(UTC).date()
+    if early:
+        reasons.append(f"validity: {label} not valid before {parts.not_before.isoformat()}, "
+                       f"after {when}")
         return False
-    if at > parts.not_after:
-        reasons.append(f"validity: {label} expired {parts.not_after.isoformat()}")
+    if late:
+        reasons.append(f"validity: {label} expired {parts.not_after.isoformat()}, before {when}")
         return False
     return True
+
+
+def _check_validity(ds: CertificateParts, anchor: TrustAnchor | None, now: datetime,
+                    signing_time: datetime | None, issued_on: date | None,
+                    result: PassiveAuthResult) -> bool:
+    """The chain model (module docstring, check 5)."""
+    reasons = result.reasons
+    ok = True
+    if ds.not_before > now:
+        reasons.append(f"validity: document signer certificate not valid before "
+                       f"{ds.not_before.isoformat()}, after this read")
+        ok = False
+    reference: datetime | date | None = signing_time or issued_on
+    if signing_time is not None:
+        result.validity_reference = f"signing time {signing_time.isoformat()}"
+        when = "EF.SOD was signed"
+    elif issued_on is not None:
+        result.validity_reference = f"date of issue {issued_on.isoformat()}"
+        when = f"the document was issued ({issued_on.isoformat()})"
+    else:
+        result.validity_reference = "unknown: no signing time and no date of issue"
+        when = ""
+    if reference is not None:
+        ok = _valid_at(ds, reference, "document signer certificate", when, reasons) and ok
+    if anchor is not None:
+        ok = _valid_at(anchor.parts, ds.not_before, f"CSCA {anchor.subject!r}",
+                       "it issued the document signer certificate", reasons) and ok
+    return ok
 
 
 def _check_dg_hashes(
@@ -132,11 +197,15 @@ def verify(
     data_groups: dict[int, bytes],
     trust: TrustStore | None,
     at: datetime | None = None,
+    *,
+    issued_on: date | None = None,
 ) -> PassiveAuthResult:
     """Passive authentication (ICAO 9303-11 §5.1) of ``data_groups`` (number → exact bytes read).
 
     ``trust`` None means no CSCA is configured: ``csca_chain`` stays None and the best outcome is
-    ``chip_signed``. ``at`` (default now, naive taken as UTC) is the time validity is checked at.
+    ``chip_signed``. ``at`` (default now, naive taken as UTC) is the time of the read;
+    ``issued_on`` the document's date of issue, the validity reference when EF.SOD carries no
+    signing time (chain model, module docstring).
     """
     when = _aware(at)
     try:
@@ -181,18 +250,28 @@ def verify(
             result.csca_chain = anchor is not None
             if anchor is not None:
                 result.csca = anchor.subject
+                result.issuer_status = "anchored"
+            elif trust.named_issuers(ds):
+                result.issuer_status = "forged-signer"
+                aki = ds.authority_key_identifier
+                reasons.append(
+                    f"csca_chain: forged document signer: it names the trusted CSCA "
+                    f"{ds.issuer!r} as issuer but no trusted key of that name verifies its "
+                    f"signature" + (f" (authority key id {aki.hex()}; a new key of that CSCA "
+                                    f"belongs in the trust folder first)" if aki else ""))
+            else:
+                result.issuer_status = "unknown-csca"
             reasons.extend(f"csca_chain: {r}" for r in chain_reasons)
         except Exception as exc:
             result.csca_chain = False
+            result.issuer_status = "unknown-csca"
             reasons.append(f"csca_chain: {type(exc).__name__}: {exc}")
 
     try:
         if ds is None:
             raise ValueError("document signer certificate unreadable")
-        ok = _within(ds, when, "document signer certificate", reasons)
-        if anchor is not None:
-            ok = _within(anchor.parts, when, f"CSCA {anchor.subject!r}", reasons) and ok
-        result.validity = ok
+        result.validity = _check_validity(ds, anchor, when, signed.signing_time, issued_on,
+                                          result)
     except Exception as exc:
         result.validity = False
         reasons.append(f"validity: {type(exc).__name__}: {exc}")
@@ -223,7 +302,9 @@ def inspect_sod(
         "signer": result.signer,
         "csca_chain": result.csca_chain,
         "csca": result.csca,
+        "issuer_status": result.issuer_status,
         "validity": result.validity,
+        "validity_reference": result.validity_reference,
         "lds_version": sod.lds_version,
         "assurance": result.assurance,
         "reasons": list(result.reasons),

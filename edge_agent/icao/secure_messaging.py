@@ -21,17 +21,14 @@ from edge_agent.icao import crypto
 from edge_agent.icao.apdu import ApduError, CommandApdu
 from edge_agent.icao.channel import CardChannel
 from edge_agent.icao.crypto import CipherKind, PaddingError
+from edge_agent.icao.errors import IcaoError
 from edge_agent.icao.tlv import TlvError, encode_length, read_length, read_tag
 
 SW_SUCCESS_BYTES = b"\x90\x00"
 
 
-class SecureMessagingError(Exception):
+class SecureMessagingError(IcaoError):
     """A secure-messaging response failed verification or could not be unwrapped."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(slots=True)

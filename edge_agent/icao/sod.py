@@ -35,7 +35,7 @@ from asn1crypto import algos, cms, core, keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
@@ -49,6 +49,7 @@ from edge_agent.icao.ecparams import (
     match_named_curve,
     validate_curve,
 )
+from edge_agent.icao.errors import IcaoError
 from edge_agent.icao.tlv import TlvError, encode_length, parse_single
 
 OID_LDS_SECURITY_OBJECT = "2.23.136.1.1.1"
@@ -58,6 +59,7 @@ OID_CSCA_MASTER_LIST = "2.23.136.1.1.2"
 OID_SIGNED_DATA = "1.2.840.113549.1.7.2"
 OID_CONTENT_TYPE_ATTR = "1.2.840.113549.1.9.3"
 OID_MESSAGE_DIGEST_ATTR = "1.2.840.113549.1.9.4"
+OID_SIGNING_TIME_ATTR = "1.2.840.113549.1.9.5"
 
 SOD_TAG = 0x77
 MAX_DG_NUMBER = 16
@@ -108,25 +110,16 @@ _SIGNATURE_OIDS: dict[str, tuple[SignatureFamily, str | None]] = {
 _MGF1_OID = "1.2.840.113549.1.1.8"
 
 
-class CmsError(ValueError):
+class CmsError(IcaoError, ValueError):
     """Malformed or unsupported CMS / X.509 structure; ``reason`` says what."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class SodError(CmsError):
     """Malformed EF.SOD (ICAO 9303-10 §4.6.2)."""
 
 
-class SignatureError(ValueError):
+class SignatureError(IcaoError, ValueError):
     """A signature does not verify, or cannot be verified with the given key and algorithm."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
 
 # --------------------------------------------------------------------------- ASN.1 definitions
 
@@ -249,8 +242,8 @@ def parse_signature_algorithm(
 class ExplicitEcPublicKey:
     """An EC public key verified with :mod:`edge_agent.icao.ecparams` arithmetic.
 
-    Used when the domain parameters are explicit and match no curve ``cryptography`` implements,
-    or name a curve it lacks (brainpoolP160r1..P224r1, P320r1).
+    Used only for curves ``cryptography`` refuses (brainpoolP160r1/P192r1, non-standard explicit
+    parameters); see :mod:`edge_agent.icao.ecparams` for the measurement behind this.
     """
 
     curve: CurveParams
@@ -290,12 +283,17 @@ def load_public_key(spki_der: bytes) -> PublicKey:
     """Load a SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) for verification.
 
     RSA (rsaEncryption or id-RSASSA-PSS) and EC keys with a named curve or explicit parameters
-    (RFC 3279 §2.3.5; explicit parameters are mapped to the matching named curve, ICAO 9303-11 §9.2)
-    are supported. Raises :class:`SignatureError`.
+    (RFC 3279 §2.3.5, ICAO 9303-11 §9.2) are supported. EC keys go to ``cryptography`` first
+    (it maps explicit parameters of the standard curves itself); only a curve it refuses is
+    mapped or verified by :mod:`edge_agent.icao.ecparams`. Raises :class:`SignatureError`.
     """
     try:
         info = keys.PublicKeyInfo.load(spki_der, strict=True)
         algorithm = info["algorithm"]["algorithm"].dotted
+        if algorithm == "1.2.840.10045.2.1":
+            native = _load_with_cryptography(spki_der)
+            if native is not None:
+                return native
         if algorithm in ("1.2.840.113549.1.1.1", "1.2.840.113549.1.1.10"):
             rsa_key = keys.RSAPublicKey.load(bytes(info["public_key"]), strict=True)
             numbers = rsa.RSAPublicNumbers(
@@ -323,6 +321,15 @@ def load_public_key(spki_der: bytes) -> PublicKey:
         raise
     except Exception as exc:  # asn1crypto / cryptography errors on malformed keys
         raise SignatureError(f"unusable public key: {type(exc).__name__}: {exc}") from exc
+
+
+def _load_with_cryptography(spki_der: bytes) -> ec.EllipticCurvePublicKey | None:
+    """The EC key as ``cryptography`` loads it, or None when it refuses the curve."""
+    try:
+        key = serialization.load_der_public_key(spki_der)
+    except (UnsupportedAlgorithm, ValueError):
+        return None
+    return key if isinstance(key, ec.EllipticCurvePublicKey) else None
 
 
 def _plain_to_der(signature: bytes) -> bytes:
@@ -514,7 +521,7 @@ class SignedDataInfo:
     ``signed_attrs`` is the DER of the signed attributes re-tagged as ``SET OF`` (``31``), i.e. the
     exact bytes the signature covers (RFC 5652 §5.4); None when the signer has none (then the
     signature covers ``content``). ``message_digest`` and ``content_type_attr`` are the values of
-    the two mandatory signed attributes.
+    the two mandatory signed attributes; ``signing_time`` that of the optional one.
     """
 
     content_type: str
@@ -530,6 +537,8 @@ class SignedDataInfo:
     content_type_attr: str | None
     message_digest: bytes | None
     signature: bytes
+    signing_time: datetime | None = None
+    """The optional signing-time signed attribute (RFC 5652 §11.3), timezone-aware."""
 
 
 def _matches_sid(sid: Any, cert: Any) -> bool:
@@ -553,16 +562,21 @@ def _matches_sid_strict(sid: Any, cert: Any) -> bool:
     return False
 
 
-def _parse_attributes(signer: Any) -> tuple[bytes | None, str | None, bytes | None]:
+_Attributes = tuple[bytes | None, str | None, bytes | None, datetime | None]
+
+
+def _parse_attributes(signer: Any) -> _Attributes:
     attrs = signer["signed_attrs"]
     if isinstance(attrs, core.Void):
-        return None, None, None
+        return None, None, None, None
     content_type: str | None = None
     message_digest: bytes | None = None
+    signing_time: datetime | None = None
     seen: set[str] = set()
     for attr in attrs:
         oid = attr["type"].dotted
-        if oid in seen and oid in (OID_CONTENT_TYPE_ATTR, OID_MESSAGE_DIGEST_ATTR):
+        if oid in seen and oid in (OID_CONTENT_TYPE_ATTR, OID_MESSAGE_DIGEST_ATTR,
+                                   OID_SIGNING_TIME_ATTR):
             raise CmsError(f"signed attribute {oid} appears twice")
         seen.add(oid)
         values = attr["values"]
@@ -574,6 +588,10 @@ def _parse_attributes(signer: Any) -> tuple[bytes | None, str | None, bytes | No
             if len(values) != 1:
                 raise CmsError("message-digest attribute must have exactly one value")
             message_digest = bytes(core.OctetString.load(values[0].dump(), strict=True).native)
+        elif oid == OID_SIGNING_TIME_ATTR:
+            if len(values) != 1:
+                raise CmsError("signing-time attribute must have exactly one value")
+            signing_time = _signing_time(values[0].dump())
         else:
             for value in values:  # force parsing of every other attribute value
                 value.dump()
@@ -582,7 +600,19 @@ def _parse_attributes(signer: Any) -> tuple[bytes | None, str | None, bytes | No
     if message_digest is None:
         raise CmsError("signed attributes lack the message-digest attribute")
     contents = attrs.contents
-    return b"\x31" + encode_length(len(contents)) + contents, content_type, message_digest
+    return (b"\x31" + encode_length(len(contents)) + contents, content_type, message_digest,
+            signing_time)
+
+
+def _signing_time(der: bytes) -> datetime:
+    """``Time ::= CHOICE { utcTime, generalTime }`` (RFC 5652 §11.3), as an aware datetime."""
+    try:
+        time = cms.Time.load(der, strict=True).native
+    except Exception as exc:  # asn1crypto raises ValueError and friends on malformed times
+        raise CmsError(f"signing-time attribute malformed: {exc}") from exc
+    if not isinstance(time, datetime) or time.tzinfo is None:
+        raise CmsError("signing-time attribute is not a UTC time")
+    return time
 
 
 def parse_signed_data(
@@ -654,7 +684,7 @@ def _parse_signed_data(
     sid.native  # noqa: B018 (force parsing)
     digest_algorithm = hash_name_from_oid(signer["digest_algorithm"]["algorithm"].dotted)
     signature_algorithm = parse_signature_algorithm(signer["signature_algorithm"], digest_algorithm)
-    signed_attrs, content_type_attr, message_digest = _parse_attributes(signer)
+    signed_attrs, content_type_attr, message_digest, signing_time = _parse_attributes(signer)
     if content_type_attr is not None and content_type_attr != econtent_type:
         raise CmsError(
             f"content-type attribute {content_type_attr} differs from eContentType {econtent_type}"
@@ -689,6 +719,7 @@ def _parse_signed_data(
         content_type_attr=content_type_attr,
         message_digest=message_digest,
         signature=signature,
+        signing_time=signing_time,
     )
 
 

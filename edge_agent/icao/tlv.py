@@ -10,15 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from edge_agent.icao.errors import IcaoError
+
 MAX_DEPTH = 16
 """Deepest nesting :meth:`Tlv.children` will follow; LDS structures need fewer than 8 levels."""
 
 
-class TlvError(ValueError):
+class TlvError(IcaoError, ValueError):
     """Malformed BER-TLV; ``reason`` says what and ``offset`` where."""
 
     def __init__(self, reason: str, offset: int) -> None:
-        super().__init__(f"{reason} at offset {offset}")
+        Exception.__init__(self, f"{reason} at offset {offset}")
         self.reason = reason
         self.offset = offset
 

@@ -33,6 +33,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from edge_agent.icao.errors import IcaoError
 from edge_agent.icao.sod import (
     OID_CSCA_MASTER_LIST,
     CertificateParts,
@@ -54,12 +55,8 @@ _PEM_BLOCK = re.compile(
 )
 
 
-class TrustError(ValueError):
+class TrustError(IcaoError, ValueError):
     """A certificate cannot be a trust anchor, or a source cannot be loaded; see ``reason``."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class MasterListError(TrustError):
@@ -222,6 +219,11 @@ class TrustStore:
             elif key_match:
                 key_only.append(anchor)
         return both + name_only + key_only
+
+    def named_issuers(self, cert: CertificateInput) -> list[TrustAnchor]:
+        """Anchors whose subject name is ``cert``'s issuer name (RFC 5280 §7.1 comparison)."""
+        parts = _parts(cert)
+        return [a for a in self._anchors.values() if a.parts.subject_key == parts.issuer_key]
 
     def verify_issued(self, cert: CertificateInput) -> tuple[TrustAnchor | None, list[str]]:
         """The anchor whose key verifies ``cert``'s signature and whose subject is its issuer

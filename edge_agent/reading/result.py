@@ -16,12 +16,35 @@ from edge_agent.cccd import Dg13, PersonalIdNumber, Sex, Td1Mrz, mask_id
 
 
 class Assurance(Enum):
-    """How far the identity is proven (DESIGN.md §2.1)."""
+    """How far the identity is proven (docs/design.md §2.1).
+
+    A kiosk shows the two differently: only ``chip-anchored`` proves the issuing state; a
+    ``chip-signed`` chip is internally consistent but signed under a CSCA this device does not
+    know (:attr:`text` gives the Vietnamese-first wording, :attr:`anchored` the distinction).
+    """
 
     CHIP_ANCHORED = "chip-anchored"
     """Data-group hashes and the Document Signer signature good, chain to a trusted CSCA."""
     CHIP_SIGNED = "chip-signed"
     """Hashes and signature good; the CSCA is unknown (no trust store, or not in it)."""
+
+    @property
+    def anchored(self) -> bool:
+        """True when the chain reaches a trusted CSCA."""
+        return self is Assurance.CHIP_ANCHORED
+
+    @property
+    def text(self) -> tuple[str, str]:
+        """(Vietnamese, English) wording for a screen."""
+        return ASSURANCE_TEXT[self]
+
+
+ASSURANCE_TEXT: dict[Assurance, tuple[str, str]] = {
+    Assurance.CHIP_ANCHORED: ("Chip hợp lệ, đã xác thực cơ quan cấp",
+                              "Chip verified up to the issuing authority"),
+    Assurance.CHIP_SIGNED: ("Chip có chữ ký hợp lệ, chưa xác thực được cơ quan cấp",
+                            "Chip signature valid; issuing authority not verified"),
+}
 
 
 class FailureReason(Enum):
@@ -131,6 +154,10 @@ class ReadResult:
     face_image: bytes | None = None
     face_mime: str | None = None
     data_groups: dict[int, bytes] = field(default_factory=dict, repr=False)
+    issuer_status: str | None = None
+    """``anchored``, ``no-trust-store``, ``unknown-csca`` or ``forged-signer`` (passive auth)."""
+    validity_reference: str | None = None
+    """The time certificate validity was checked at (chain model: signing time or issue date)."""
 
     @property
     def ok(self) -> bool:
@@ -140,6 +167,9 @@ class ReadResult:
         return {
             "ok": self.ok,
             "assurance": self.assurance.value if self.assurance else None,
+            "assurance_text": list(self.assurance.text) if self.assurance else None,
+            "issuer_status": self.issuer_status,
+            "validity_reference": self.validity_reference,
             "failure": self.failure.value if self.failure else None,
             "reason": self.reason or None,
             "access": self.access,

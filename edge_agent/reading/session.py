@@ -1,11 +1,17 @@
 """A chip reading session: open access, read, clone-check, verify (ICAO 9303-11 §4, §5, §6).
 
-Order of work, chosen for the fewest APDUs and the strongest result:
+Order of work, ICAO's (9303-10 §3.6, 9303-11 §4.2-§4.4), with the fewest APDUs:
 
-1. EF.CardAccess in plain (selected directly, 9303-10 §3.11.3); PACE with the CAN when the chip
-   offers PACE, PACE with MRZ keys when there is no CAN, BAC with the MRZ keys as the fallback.
-2. SELECT the eMRTD application, then each file named by its short EF identifier in its first
-   READ BINARY (no separate SELECT), chunks of ``policy.max_chunk`` bytes.
+1. At the MF: EF.CardAccess in plain, named by its short EF identifier in READ BINARY, or
+   selected by FID ``011C`` when the chip refuses that (SELECT MF is never sent: some chips
+   answer 6D00, docs/cccd.md §2).
+2. PACE at the MF with the CAN when the chip offers PACE (with MRZ keys when there is no CAN),
+   then SELECT the eMRTD application under secure messaging. Without PACE (no EF.CardAccess, or
+   PACE failed): a plain SELECT of the application first, then BAC with the MRZ keys (a chip
+   answers GET CHALLENGE with 6985 while the application is not selected).
+3. Each file named by its short EF identifier in its first READ BINARY (no separate SELECT),
+   chunks of ``policy.max_chunk`` bytes, capped to what short APDUs carry unless the ATR
+   advertises extended length (:mod:`edge_agent.icao.atr`).
 3. DG14 first: Chip Authentication re-keys secure messaging, so every later file is read under
    keys only the genuine chip can derive. Without CA, Active Authentication over DG15.
 4. EF.SOD, then passive authentication of every data group read.
@@ -13,6 +19,10 @@ Order of work, chosen for the fewest APDUs and the strongest result:
 A tag loss (the card leaves the field) re-opens access with the key that worked, repeats CA, and
 resumes each file from the byte where it stopped; retries are bounded and the whole read has a
 deadline. Any failure yields a :class:`ReadResult` with a reason and no identity.
+
+Errors are handled by type: every failure of the protocol code is an
+:class:`~edge_agent.icao.errors.IcaoError` (status words typed by :mod:`edge_agent.icao.status`),
+and :func:`failure_for` maps its class to the :class:`FailureReason` in one table.
 """
 
 from __future__ import annotations
@@ -23,22 +33,24 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from drivers.card_reader import CardLostError, CardReader, NoCardError, ReaderError
 from edge_agent.cccd import CccdError, Sex, parse_dg13, parse_td1
 from edge_agent.icao import files, lds
 from edge_agent.icao.active_auth import active_authenticate
-from edge_agent.icao.apdu import ApduError, CardStatusError
+from edge_agent.icao.apdu import ApduError
+from edge_agent.icao.atr import read_chunk
 from edge_agent.icao.bac import BacError, open_bac
 from edge_agent.icao.chip_auth import ChipAuthError, chip_authenticate
-from edge_agent.icao.errors import LdsError
+from edge_agent.icao.errors import IcaoError
+from edge_agent.icao.files import FileReadError
 from edge_agent.icao.pace import PaceError, PasswordKind, open_pace
 from edge_agent.icao.passive_auth import verify
 from edge_agent.icao.secure_messaging import SecureChannel, SecureMessagingError
 from edge_agent.icao.security_infos import pace_infos, parse_card_access
-from edge_agent.icao.sod import SodError, parse_sod
-from edge_agent.icao.tlv import TlvError
+from edge_agent.icao.sod import parse_sod
+from edge_agent.icao.status import CardStatusError, NotFound, SecureMessagingRejected
 from edge_agent.icao.trust import TrustStore
 from edge_agent.reading.key_material import KeyMaterial
 from edge_agent.reading.policy import CloneCheck, ReadPolicy
@@ -56,7 +68,35 @@ log = logging.getLogger(__name__)
 Rng = Callable[[int], bytes]
 SOD = 0x1D  # short EF identifier of EF.SOD (ICAO 9303-10 §3.6.2)
 REQUIRED_GROUPS = {1, 13}
-SW_FILE_NOT_FOUND = 0x6A82
+
+_FAILURES: tuple[tuple[type[Exception], FailureReason], ...] = (
+    (NotFound, FailureReason.FILE_MISSING),
+    (SecureMessagingRejected, FailureReason.SECURE_MESSAGING),
+    (SecureMessagingError, FailureReason.SECURE_MESSAGING),
+    (CardStatusError, FailureReason.CARD_ERROR),
+    (ApduError, FailureReason.CARD_ERROR),
+    (PaceError, FailureReason.ACCESS_DENIED),
+    (BacError, FailureReason.ACCESS_DENIED),
+    (ChipAuthError, FailureReason.CLONE_SUSPECTED),
+    (FileReadError, FailureReason.MALFORMED_DATA),
+    (IcaoError, FailureReason.MALFORMED_DATA),
+    (CccdError, FailureReason.MALFORMED_DATA),
+)
+"""Error class → failure reason, most specific first (the one place errors become reasons)."""
+
+
+def failure_for(exc: Exception) -> FailureReason:
+    """The failure reason of an error of the protocol or CCCD code, by its class."""
+    for cls, reason in _FAILURES:
+        if isinstance(exc, cls):
+            return reason
+    return FailureReason.INTERNAL_ERROR
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ApduError):
+        return f"malformed response: {exc.reason}"
+    return str(getattr(exc, "reason", None) or exc)
 
 
 class _Failure(Exception):
@@ -116,6 +156,9 @@ class ChipSession:
         self.ca_pending = False
         self.ca_wanted = policy.clone_check is not CloneCheck.NONE
         self.dg14: lds.Dg14 | None = None
+        self.atr: bytes | None = None
+        self.chunk = read_chunk(None, policy.max_chunk)
+        self.application_selected = False  # in plain, before BAC; reset by every power-up
 
     # -- bookkeeping ------------------------------------------------------------------------------
 
@@ -127,6 +170,14 @@ class ChipSession:
         finally:
             elapsed = (time.perf_counter() - start) * 1000
             self.result.timings_ms[step] = self.result.timings_ms.get(step, 0.0) + elapsed
+
+    @contextmanager
+    def _failing_as(self, prefix: str = "", code: FailureReason | None = None) -> Iterator[None]:
+        """Turn an error of the protocol or CCCD code into a failure, by its class."""
+        try:
+            yield
+        except (IcaoError, CccdError) as exc:
+            raise _Failure(code or failure_for(exc), prefix + _reason(exc)) from None
 
     def run(self) -> ReadResult:
         result = self.result
@@ -179,12 +230,20 @@ class ChipSession:
                 if remaining <= 0:
                     raise _DeadlineExceeded
                 try:
-                    self.reader.connect(timeout=min(remaining, self.policy.reconnect_timeout_s))
+                    presence = self.reader.connect(
+                        timeout=min(remaining, self.policy.reconnect_timeout_s))
+                    self.application_selected = False
+                    self.set_atr(getattr(presence, "atr", None))
                     return
                 except NoCardError:
                     continue
                 except ReaderError as exc:
                     raise _Failure(FailureReason.CARD_LOST, f"reader: {exc}") from None
+
+    def set_atr(self, atr: bytes | None) -> None:
+        """The card's ATR: extended length only when it advertises it."""
+        self.atr = atr
+        self.chunk = read_chunk(atr, self.policy.max_chunk)
 
     def _attempt(self) -> None:
         try:
@@ -192,13 +251,13 @@ class ChipSession:
         except SecureMessagingError as exc:
             if self.ca_pending:
                 self._ca_failed(f"chip could not answer under the CA keys: {exc.reason}")
-            raise _Failure(FailureReason.SECURE_MESSAGING, exc.reason) from None
-        except CardStatusError as exc:
-            if self.ca_pending and exc.sw in (0x6987, 0x6988):
+            raise _Failure(failure_for(exc), exc.reason) from None
+        except SecureMessagingRejected as exc:
+            if self.ca_pending:
                 self._ca_failed(f"chip rejected secure messaging under the CA keys: {exc}")
-            raise _Failure(FailureReason.CARD_ERROR, str(exc)) from None
-        except ApduError as exc:
-            raise _Failure(FailureReason.CARD_ERROR, f"malformed response: {exc.reason}") from None
+            raise _Failure(failure_for(exc), exc.reason) from None
+        except IcaoError as exc:
+            raise _Failure(failure_for(exc), _reason(exc)) from None
 
     def _attempt_steps(self) -> None:
         with self._timed("open_access"):
@@ -217,13 +276,16 @@ class ChipSession:
     # -- access -----------------------------------------------------------------------------------
 
     def _read_card_access(self) -> bytes | None:
+        """EF.CardAccess at the MF; None when the chip has none (or refuses it): BAC only."""
         if not self.card_access_read:
             try:
-                self.card_access = files.read_card_access(self.channel, self.policy.max_chunk)
-            except CardStatusError:
-                self.card_access = None  # no EF.CardAccess: BAC only
-            except (files.FileReadError, ApduError) as exc:
-                raise _Failure(FailureReason.MALFORMED_DATA, f"EF.CardAccess: {exc}") from None
+                self.card_access = files.read_card_access(self.channel, self.chunk)
+            except CardStatusError as exc:
+                log.info("no EF.CardAccess (%s): BAC only", exc.reason)
+                self.card_access = None
+            except (FileReadError, ApduError) as exc:
+                raise _Failure(FailureReason.MALFORMED_DATA,
+                               f"EF.CardAccess: {_reason(exc)}") from None
             self.card_access_read = True
         return self.card_access
 
@@ -233,7 +295,7 @@ class ChipSession:
         if card_access:
             try:
                 has_pace = bool(pace_infos(parse_card_access(card_access)))
-            except LdsError:
+            except IcaoError:
                 has_pace = False
         keys = [key.mrz_information for key in self.keys.bac_keys]
         candidates: list[tuple[str, str]] = []
@@ -242,15 +304,21 @@ class ChipSession:
         elif has_pace:
             candidates += [("pace-mrz", key) for key in keys]
         candidates += [("bac", key) for key in keys]
+        if not candidates and self.keys.can:
+            raise _Failure(FailureReason.NO_KEY_MATERIAL,
+                           "the chip offers no PACE (no EF.CardAccess) and BAC needs the MRZ")
         return candidates
 
     def _open(self, method: str, password: str) -> SecureChannel:
+        """Authenticate: BAC after a plain SELECT of the application, PACE at the MF."""
         if method == "bac":
-            session = open_bac(self.channel, password, self.rng)
-        else:
-            assert self.card_access is not None
-            kind: PasswordKind = "can" if method == "pace-can" else "mrz"
-            session = open_pace(self.channel, password, kind, self.card_access, self.rng)
+            if not self.application_selected:
+                files.select_application(self.channel)  # plain, before BAC (9303-11 §4.3)
+                self.application_selected = True
+            return SecureChannel(self.channel, open_bac(self.channel, password, self.rng))
+        assert self.card_access is not None
+        kind: PasswordKind = "can" if method == "pace-can" else "mrz"
+        session = open_pace(self.channel, password, kind, self.card_access, self.rng)
         return SecureChannel(self.channel, session)
 
     def _open_access(self) -> None:
@@ -261,13 +329,13 @@ class ChipSession:
         for method, password in candidates:
             try:
                 self.secure = self._open(method, password)
-            except (PaceError, BacError, CardStatusError, SecureMessagingError,
-                    ApduError) as exc:
-                errors.append(f"{method}: {getattr(exc, 'reason', exc)}")
+            except IcaoError as exc:
+                errors.append(f"{method}: {_reason(exc)}")
                 continue
             self.working = (method, password)
             self.result.access = method
-            files.select_application(self.secure)
+            if method != "bac":  # PACE ran at the MF: select under SM (9303-11 §4.4)
+                files.select_application(self.secure)
             return
         raise _Failure(FailureReason.ACCESS_DENIED, "; ".join(errors))
 
@@ -288,19 +356,15 @@ class ChipSession:
         with self._timed("read"):
             try:
                 data = files.read_file(
-                    self.secure, fid, self.policy.max_chunk, prefix=prefix, stats=self.stats,
+                    self.secure, fid, self.chunk, prefix=prefix, stats=self.stats,
                     sfi=key if self.policy.use_short_ef else None)
             except CardLostError:
                 self.partial[key] = bytes(self.stats.partial)
                 raise
-            except CardStatusError as exc:
-                if exc.sw == SW_FILE_NOT_FOUND:
-                    raise _Failure(FailureReason.FILE_MISSING,
-                                   f"file {fid:04X} not found") from None
-                raise
-            except files.FileReadError as exc:
-                raise _Failure(FailureReason.MALFORMED_DATA,
-                               f"file {fid:04X}: {getattr(exc, 'reason', exc)}") from None
+            except NotFound:
+                raise _Failure(FailureReason.FILE_MISSING, f"file {fid:04X} not found") from None
+            except FileReadError as exc:
+                raise _Failure(failure_for(exc), f"file {fid:04X}: {exc.reason}") from None
         self.done[key] = data
         self._settle_ca()
 
@@ -328,10 +392,8 @@ class ChipSession:
         if data is None:
             self.result.checks["chip_authentication"] = Check.not_run("DG14 not present")
             return
-        try:
+        with self._failing_as("DG14: "):
             self.dg14 = self.dg14 or lds.parse_dg14(data)
-        except LdsError as exc:
-            raise _Failure(FailureReason.MALFORMED_DATA, f"DG14: {exc.reason}") from None
         if not self.dg14.chip_authentication_public_keys:
             self.result.checks["chip_authentication"] = Check.not_run("DG14 offers no CA key")
             return
@@ -339,8 +401,8 @@ class ChipSession:
         with self._timed("chip_authentication"):
             try:
                 session = chip_authenticate(self.secure, self.dg14, self.rng)
-            except (ChipAuthError, CardStatusError, SecureMessagingError, ApduError) as exc:
-                self._ca_failed(str(getattr(exc, "reason", exc)))
+            except IcaoError as exc:
+                self._ca_failed(_reason(exc))
         self.secure = SecureChannel(self.channel, session)
         self.ca_pending = True
         self.result.checks.pop("chip_authentication", None)
@@ -358,10 +420,8 @@ class ChipSession:
         if 15 not in self.done:
             self.result.checks["active_authentication"] = Check.not_run("DG15 not present")
             return
-        try:
+        with self._failing_as("DG15: "):
             dg15 = lds.parse_dg15(self.done[15])
-        except LdsError as exc:
-            raise _Failure(FailureReason.MALFORMED_DATA, f"DG15: {exc.reason}") from None
         info = self.dg14.active_authentication_info if self.dg14 else None
         assert self.secure is not None
         with self._timed("active_authentication"):
@@ -378,11 +438,11 @@ class ChipSession:
         result = self.result
         groups = {k: v for k, v in self.done.items() if k != SOD}
         result.data_groups = dict(groups)
-        try:
+        with self._failing_as("EF.SOD: "):
             sod = parse_sod(self.done[SOD])
-        except SodError as exc:
-            raise _Failure(FailureReason.MALFORMED_DATA, f"EF.SOD: {exc.reason}") from None
-        pa = verify(sod, groups, self.trust, at=self.now())
+        pa = verify(sod, groups, self.trust, at=self.now(), issued_on=self._issued_on())
+        result.issuer_status = pa.issuer_status
+        result.validity_reference = pa.validity_reference
         reasons = "; ".join(pa.reasons)
         detail = {str(k): v for k, v in sorted(pa.dg_hashes.items())}
         result.checks["dg_hashes"] = (Check.passed(pa.hash_algorithm, **detail) if pa.hashes_ok
@@ -402,6 +462,8 @@ class ChipSession:
                            f"data groups {bad} do not match EF.SOD" if bad else reasons)
         if not signature_ok:
             raise _Failure(FailureReason.SIGNATURE_INVALID, reasons)
+        if pa.forged_signer:
+            raise _Failure(FailureReason.SIGNATURE_INVALID, reasons)
         if not pa.validity:
             raise _Failure(FailureReason.SIGNER_EXPIRED, reasons)
         if pa.csca_chain is not True and self.policy.require_csca_chain:
@@ -412,22 +474,27 @@ class ChipSession:
                             else Assurance.CHIP_SIGNED)
         self._compare_with_qr(identity)
         if 2 in self.done:
-            try:
+            with self._failing_as("DG2: "):
                 face = lds.parse_dg2(self.done[2]).image
-                result.face_image, result.face_mime = face.image, face.mime_type
-            except LdsError as exc:
-                raise _Failure(FailureReason.MALFORMED_DATA, f"DG2: {exc.reason}") from None
+            result.face_image, result.face_mime = face.image, face.mime_type
+
+    def _issued_on(self) -> date | None:
+        """DG13's date of issue (field 11, ``dd/mm/yyyy``): the chain model's reference time."""
+        if 13 not in self.done:
+            return None
+        try:
+            text = parse_dg13(self.done[13]).issue_date
+            return datetime.strptime(text or "", "%d/%m/%Y").date()
+        except (CccdError, IcaoError, ValueError):
+            return None  # unparseable here: the identity step reports it
 
     def _identity(self) -> ChipIdentity:
-        try:
+        with self._failing_as(code=FailureReason.MALFORMED_DATA):
             dg1 = lds.parse_dg1(self.done[1])
             if not dg1.is_td1:
                 raise _Failure(FailureReason.MALFORMED_DATA, "DG1 does not hold a TD1 MRZ")
             mrz = parse_td1(*dg1.lines)
             dg13 = parse_dg13(self.done[13]) if 13 in self.done else None
-        except (LdsError, CccdError, TlvError) as exc:
-            raise _Failure(FailureReason.MALFORMED_DATA,
-                           str(getattr(exc, "reason", exc))) from None
         if mrz.id_number is None:
             raise _Failure(FailureReason.MALFORMED_DATA, "DG1 holds no 12-digit ID number")
         if dg13 is not None:
@@ -463,13 +530,20 @@ class ChipSession:
 
 def read_chip(reader: CardReader, keys: KeyMaterial, policy: ReadPolicy | None = None,
               trust: TrustStore | None = None, *, rng: Rng = os.urandom,
-              now: Callable[[], datetime] | None = None, connect: bool = True) -> ReadResult:
-    """Read and verify the card in ``reader``; never raises for card or data problems."""
+              now: Callable[[], datetime] | None = None, connect: bool = True,
+              atr: bytes | None = None) -> ReadResult:
+    """Read and verify the card in ``reader``; never raises for card or data problems.
+
+    With ``connect=False`` the caller has powered the card; ``atr`` is then what it answered
+    (without it, only short APDUs are used).
+    """
     session = ChipSession(reader, keys, policy or ReadPolicy(), trust, rng=rng, now=now)
+    session.set_atr(atr)
     if connect:
         try:
             with session._timed("connect"):
-                reader.connect(timeout=policy.reconnect_timeout_s if policy else 2.0)
+                presence = reader.connect(timeout=policy.reconnect_timeout_s if policy else 2.0)
+            session.set_atr(getattr(presence, "atr", None))
         except ReaderError as exc:
             session.result.failure = FailureReason.CARD_LOST
             session.result.reason = f"no card: {exc}"

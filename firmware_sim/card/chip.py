@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from typing import ClassVar
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -24,25 +25,15 @@ from .errors import ISOError, SMError, TagLost
 from .faults import Faults
 from .files import FileSystem
 from .pace import STANDARD_PARAMETER_BRAINPOOL_P256R1, MseSetAt, PaceResponder, k_pi
+from .profiles import DEFAULT_PROFILE, CardProfile, atr_for, get_profile
 from .secure_messaging import SMSession
 from .timing import TimingModel
 
 log = logging.getLogger(__name__)
 
-# PC/SC ATR of a contactless ISO 14443-4 card (PC/SC Part 3 §3.1.3.2.3): TS 3B, T0 85 (TD1,
-# 5 historical bytes), TD1 80 (TD2, T=0), TD2 01 (T=1), historical bytes = compact-TLV card
-# capabilities (80 73 C0 21 C0: selection by AID/FID, command chaining, extended Lc/Le), TCK.
-_ATR_BODY = bytes.fromhex("3B8580018073C021C0")
-
-
-def _with_tck(body: bytes) -> bytes:
-    tck = 0
-    for b in body[1:]:
-        tck ^= b
-    return body + bytes([tck])
-
-
-ATR = _with_tck(_ATR_BODY)
+ATR = atr_for(get_profile(DEFAULT_PROFILE))
+"""The ATR of a chip with the default profile (no extended length advertised)."""
+MAX_SHORT_RESPONSE = 256
 
 
 class SimulatedChip:
@@ -60,13 +51,20 @@ class SimulatedChip:
         timing: TimingModel | None = None,
         rng: Callable[[int], bytes] | None = None,
         refuse_select_mf: bool = False,
+        profile: str | CardProfile | None = None,
     ) -> None:
+        self.profile = get_profile(profile)
+        if refuse_select_mf and not self.profile.refuse_select_mf:
+            self.profile = replace(self.profile, refuse_select_mf=True)
+        self.atr = atr_for(self.profile)
         self.faults = faults or Faults()
         self.timing = timing or TimingModel.zero()
         self.rng: Callable[[int], bytes] = rng or os.urandom
         self.mrz_information = mrz_information
         self.can = can
         files = dict(files)
+        if not self.profile.pace:
+            files.pop("CardAccess", None)
         if self.faults.clone:
             aa_key = _fresh_like(aa_key)
             ca_key = ec.generate_private_key(ec.BrainpoolP256R1()) if ca_key else None
@@ -74,7 +72,7 @@ class SimulatedChip:
             files, aa_key, ca_key = forge(files, self.faults.forged_dg, aa_key, ca_key)
         self.aa_key = aa_key
         self.ca_key = ca_key
-        self.fs = FileSystem(files, refuse_select_mf=refuse_select_mf)
+        self.fs = FileSystem(files, self.profile)
         self.card_time_s = 0.0
         self.last_delay_s = 0.0
         self.apdu_count = 0
@@ -88,7 +86,7 @@ class SimulatedChip:
         """Power up (reset all security state) and return the ATR."""
         self._powered = True
         self._reset_security()
-        return ATR
+        return self.atr
 
     def power_off(self) -> None:
         """Remove power: every security state is lost."""
@@ -155,6 +153,10 @@ class SimulatedChip:
             return sw_bytes(exc.sw)
         if cmd.cla & ~0x1C & 0xFF:
             return sw_bytes(SW.CLA_NOT_SUPPORTED)
+        if cmd.extended and not self.profile.extended_length:
+            if cmd.secure_messaging:
+                self._abort_sm()
+            return sw_bytes(SW.WRONG_LENGTH)  # extended length is not advertised
         if cmd.secure_messaging:
             session = self._sm
             if session is None:
@@ -164,8 +166,14 @@ class SimulatedChip:
             except SMError as exc:
                 self._abort_sm()
                 return sw_bytes(exc.sw)
+            if inner.ne > MAX_SHORT_RESPONSE and not self.profile.extended_length:
+                self._abort_sm()
+                return sw_bytes(SW.WRONG_LENGTH)  # an extended Le inside DO97
             data, sw = self._execute(inner)
             resp = session.wrap(inner.ins, data, sw)
+            if len(resp) - 2 > MAX_SHORT_RESPONSE and not self.profile.extended_length:
+                self._abort_sm()
+                return sw_bytes(SW.WRONG_LENGTH)  # the protected answer does not fit Le 00
         else:
             if self._sm is not None:
                 self._abort_sm()
@@ -205,6 +213,8 @@ class SimulatedChip:
             raise ISOError(SW.WRONG_P1P2)
         if cmd.data or cmd.ne != 8:
             raise ISOError(SW.WRONG_LENGTH, "GET CHALLENGE returns 8 bytes")
+        if self.profile.bac_needs_application and not self.fs.in_application:
+            raise ISOError(SW.CONDITIONS_NOT_SATISFIED, "BAC before SELECT of the application")
         self._rnd_icc = self.rng(8)
         return self._rnd_icc, SW.OK
 
@@ -222,6 +232,10 @@ class SimulatedChip:
 
     def _mse(self, cmd: Command) -> tuple[bytes, int]:
         if cmd.p1p2 == 0xC1A4:  # PACE, ICAO 9303-11 §4.4.4.1
+            if not self.profile.pace:
+                raise ISOError(SW.WRONG_DATA, "PACE not supported by this chip")
+            if self.profile.pace_at_mf_only and self.fs.in_application:
+                raise ISOError(SW.CONDITIONS_NOT_SATISFIED, "PACE runs at the MF level")
             at = MseSetAt.parse(cmd.data)
             if at.oid != oids.PACE_ECDH_GM_AES_128:
                 raise ISOError(SW.WRONG_DATA, "PACE protocol not supported")

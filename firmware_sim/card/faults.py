@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-FAULT_KINDS = ("tag-loss", "wrong-mac", "forged-dg", "clone", "unknown-csca", "expired-signer")
+FAULT_KINDS = ("tag-loss", "wrong-mac", "forged-dg", "clone", "unknown-csca", "expired-signer",
+               "forged-signer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +19,10 @@ class Faults:
     * ``forged_dg``: that data group's content is altered after the SOD was signed.
     * ``clone``: same files, fresh AA and CA private keys that no longer match DG15/DG14.
     * ``unknown_csca``: EF.SOD signed by a Document Signer under a CSCA not in the trust folder.
-    * ``expired_signer``: the Document Signer certificate's validity ended before today.
+    * ``expired_signer``: the Document Signer certificate's validity ended before the card was
+      issued (a DS may expire after signing: passive authentication uses the chain model).
+    * ``forged_signer``: EF.SOD signed by a Document Signer that names the trusted CSCA as its
+      issuer but was signed with another (the rogue CSCA's) key.
     """
 
     tag_loss_after_bytes: int | None = None
@@ -27,6 +31,7 @@ class Faults:
     clone: bool = False
     unknown_csca: bool = False
     expired_signer: bool = False
+    forged_signer: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able form for card.json."""
@@ -66,4 +71,6 @@ class Faults:
             return "rogue"
         if self.expired_signer:
             return "expired"
+        if self.forged_signer:
+            return "forged"
         return "ds"

@@ -5,12 +5,14 @@ MF holds EF.CardAccess (011C). The eMRTD application (AID ``A0 00 00 02 47 10 01
 free; every other EF needs an open BAC/PACE session; DG3 needs Terminal Authentication, which this
 chip does not offer, so it always answers 6982. DG11/DG12 and other absent files answer 6A82.
 
-Commands: SELECT (``A4``) by AID (P1 04), MF (P1 00, refusable with 6D00), EF under the current
-DF (P1 02); P2 0C (no response data), 04 (FCP) or 00 (FCI). READ BINARY ``B0`` with a 15-bit offset
-in P1P2 or the short-EF form (P1 bit 8 set, SFI in bits 1-5, offset in P2); READ BINARY ``B1`` with
-an offset data object 54 and the response in DO53 (ISO 7816-4 §11.2.3); for B1, Ne covers the
-whole DO53. Reading past the end returns the remaining bytes with 6282 when an explicit Le asked for
-more (Le 00 is "up to 256/65536": 9000); an offset at or beyond the end answers 6B00.
+Commands: SELECT (``A4``) by AID (P1 04), MF (P1 00, refused with 6D00 by some profiles), EF
+under the current DF (P1 02; an EF of the MF is not under the application, see
+:mod:`.profiles`); P2 0C (no response data), 04 (FCP) or 00 (FCI). READ BINARY ``B0`` with a
+15-bit offset in P1P2 or the short-EF form (P1 bit 8 set, SFI in bits 1-5, offset in P2);
+READ BINARY ``B1`` with an offset data object 54 and the response in DO53 (ISO 7816-4 §11.2.3);
+for B1, Ne covers the whole DO53. Reading past the end returns the remaining bytes with 6282
+when an explicit Le asked for more (Le 00 is "up to 256/65536": 9000); an offset at or beyond
+the end answers 6B00.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 
 from .apdu import SW, Command
 from .errors import ISOError
+from .profiles import CardProfile, get_profile
 from .tlv import TLVError, parse_all, tlv
 
 EMRTD_AID = bytes.fromhex("A0000002471001")
@@ -55,12 +58,13 @@ EF_BY_SFI = {spec.sfi: spec for spec in EF_SPECS}
 class FileSystem:
     """Selection state and file contents of one chip."""
 
-    def __init__(self, contents: dict[str, bytes], *, refuse_select_mf: bool = False) -> None:
+    def __init__(self, contents: dict[str, bytes], profile: CardProfile | None = None) -> None:
         unknown = set(contents) - set(EF_BY_NAME)
         if unknown:
             raise ValueError(f"unknown EF names: {sorted(unknown)}")
         self.contents = dict(contents)
-        self.refuse_select_mf = refuse_select_mf
+        self.profile = get_profile(profile)
+        self.refuse_select_mf = self.profile.refuse_select_mf
         self.in_application = False
         self.current: EFSpec | None = None
 
@@ -75,6 +79,9 @@ class FileSystem:
             raise ISOError(SW.FILE_NOT_FOUND, f"no EF {fid:04X}")
         if spec.in_application and not self.in_application:
             raise ISOError(SW.FILE_NOT_FOUND, f"EF {fid:04X} is not under the current DF")
+        if (not spec.in_application and self.in_application
+                and not self.profile.mf_files_from_application):
+            raise ISOError(SW.FILE_NOT_FOUND, f"EF {fid:04X} is in the MF, not the application")
         return spec
 
     def _fcp(self, spec: EFSpec) -> bytes:
@@ -136,6 +143,8 @@ class FileSystem:
         if cmd.p1 & 0x80:
             if cmd.p1 & 0x60:
                 raise ISOError(SW.WRONG_P1P2, "bad short-EF form")
+            if not self.in_application and not self.profile.short_ef_at_mf:
+                raise ISOError(SW.WRONG_P1P2, "short EF identifiers refused at the MF level")
             spec = EF_BY_SFI.get(cmd.p1 & 0x1F)
             if spec is None:
                 raise ISOError(SW.FILE_NOT_FOUND, "no EF with that SFI")

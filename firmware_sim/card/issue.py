@@ -11,6 +11,7 @@ from . import pki
 from .faults import Faults
 from .people import REFERENCE_DATE, make_people
 from .personalise import CardOptions, personalise, write_card
+from .profiles import DEFAULT_PROFILE
 from .timing import TimingModel
 
 
@@ -36,11 +37,13 @@ def issue_cards(
     ds_algorithm: str = "ecdsa",
     refuse_select_mf: bool = False,
     as_of: date = REFERENCE_DATE,
+    profile: str = DEFAULT_PROFILE,
 ) -> list[Path]:
     """Issue ``count`` cards under ``out/cards`` (numbered after existing ones); return their dirs.
 
     ``dg13_layout``: ``nested``, ``siblings`` or ``mixed`` (alternating, seeded). People are
-    drawn as of ``as_of`` (fixed by default, for reproducibility). Writes
+    drawn as of ``as_of`` (fixed by default, for reproducibility). ``profile`` names what the
+    chips refuse (:mod:`.profiles`; ``strict`` by default). Writes
     ``out/pki`` and ``out/trust`` (trusted CSCA and master list only).
     """
     out = Path(out)
@@ -59,7 +62,7 @@ def issue_cards(
     written = []
     for i, person in enumerate(make_people(count, seed, as_of)):
         layout = dg13_layout if dg13_layout != "mixed" else rng.choice(["nested", "siblings"])
-        options = CardOptions(layout, aa, refuse_select_mf)
+        options = CardOptions(layout, aa, refuse_select_mf, profile)
         card = personalise(person, signer, options, random.Random(f"{seed}:{i}"), signer_name)
         written.append(write_card(cards / f"{start + i:04d}", card, faults, timing))
     return written

@@ -24,6 +24,7 @@ from .chip import SimulatedChip
 from .errors import PersonalisationError
 from .faults import Faults
 from .people import Person
+from .profiles import DEFAULT_PROFILE, PROFILES
 from .timing import TimingModel
 
 DG_NUMBERS = {"DG1": 1, "DG2": 2, "DG3": 3, "DG13": 13, "DG14": 14, "DG15": 15}
@@ -38,8 +39,11 @@ class CardOptions:
     dg13_parents_layout: str = "nested"  # "nested" | "siblings"
     aa: str = "ecdsa"  # "ecdsa" | "rsa"
     refuse_select_mf: bool = False
+    profile: str = DEFAULT_PROFILE  # a name in profiles.PROFILES: what the chip refuses
 
     def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise PersonalisationError(f"unknown card profile {self.profile!r}")
         if self.dg13_parents_layout not in ("nested", "siblings"):
             raise PersonalisationError("dg13_parents_layout must be 'nested' or 'siblings'")
         if self.aa not in ("ecdsa", "rsa"):
@@ -213,6 +217,7 @@ def write_card(
             "dg13_parents_layout": card.options.dg13_parents_layout,
             "aa": card.options.aa,
             "refuse_select_mf": card.options.refuse_select_mf,
+            "profile": card.options.profile,
         },
         "sod_signer": card.sod_signer,
         "synthetic": True,
@@ -238,6 +243,8 @@ def load_card(
 ) -> SimulatedChip:
     """Load a card folder as a :class:`SimulatedChip`; ``faults``/``timing`` override card.json.
 
+    ``profile=NAME`` (see :mod:`.profiles`) overrides the profile the card was issued with.
+
     If the faults ask for a different SOD signer than the one baked in (``unknown_csca``,
     ``expired_signer``), EF.SOD is re-signed with the PKI in ``card_dir/../../pki``.
     """
@@ -259,6 +266,7 @@ def load_card(
         raise PersonalisationError("CA key must be an EC key")
     options = doc.get("options", {})
     chip_options.setdefault("refuse_select_mf", bool(options.get("refuse_select_mf", False)))
+    chip_options.setdefault("profile", options.get("profile", DEFAULT_PROFILE))
     return SimulatedChip(
         files,
         mrz_information=doc["mrz_information"],

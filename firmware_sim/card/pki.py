@@ -30,6 +30,8 @@ from .errors import PersonalisationError
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 DS_ALGORITHMS = ("ecdsa", "rsa", "rsa-pss")
 VALID_FROM = dt.datetime(2015, 1, 1, tzinfo=dt.UTC)
+EXPIRED_UNTIL = dt.datetime(2015, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+"""End of the expired DS's validity: before the first simulated issue date (2016-01-01)."""
 
 
 class DataGroupHash(core.Sequence):  # type: ignore[misc]
@@ -164,9 +166,15 @@ class TestPKI:
     rogue_ds: Signer
     expired_ds: Signer
     ml_signer: Signer
+    forged_ds: Signer | None = None
 
     def signer(self, which: str) -> Signer:
-        """``ds`` (normal), ``rogue`` (unknown CSCA) or ``expired`` (expired DS certificate)."""
+        """``ds`` (normal), ``rogue`` (unknown CSCA), ``expired`` (DS certificate expired before
+        the card was issued) or ``forged`` (names the trusted CSCA, signed by another key)."""
+        if which == "forged":
+            if self.forged_ds is None:
+                raise PersonalisationError("this test PKI has no forged DS (issue it anew)")
+            return self.forged_ds
         return {"ds": self.ds, "rogue": self.rogue_ds, "expired": self.expired_ds}[which]
 
     def master_list(self) -> bytes:
@@ -193,7 +201,7 @@ class TestPKI:
             ("rogue-ds", self.rogue_ds),
             ("ds-expired", self.expired_ds),
             ("mls", self.ml_signer),
-        ]
+        ] + ([("ds-forged", self.forged_ds)] if self.forged_ds is not None else [])
 
     @classmethod
     def load(cls, folder: Path) -> TestPKI:
@@ -218,6 +226,7 @@ class TestPKI:
             loaded["rogue-ds"],
             loaded["ds-expired"],
             loaded["mls"],
+            loaded.get("ds-forged"),
         )
 
 
@@ -258,6 +267,8 @@ def make_pki(ds_algorithm: str = "ecdsa", now: dt.datetime | None = None) -> Tes
         cert = _certificate(cn, key, issuer, ca=False, not_after=not_after)
         return Signer(cert, key, ds_algorithm)
 
+    posing = Signer(csca.cert, rogue.key)  # the trusted CSCA's name, the rogue CSCA's key
+
     mls_key = ec.generate_private_key(ec.BrainpoolP256R1())
     mls = Signer(
         _certificate(
@@ -275,8 +286,9 @@ def make_pki(ds_algorithm: str = "ecdsa", now: dt.datetime | None = None) -> Tes
         ds=ds("Document Signer CCCD TEST", csca, far),
         rogue_csca=rogue,
         rogue_ds=ds("Document Signer Rogue TEST", rogue, far),
-        expired_ds=ds("Document Signer Expired TEST", csca, now - dt.timedelta(days=1)),
+        expired_ds=ds("Document Signer Expired TEST", csca, EXPIRED_UNTIL),
         ml_signer=mls,
+        forged_ds=ds("Document Signer CCCD TEST", posing, far),
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from firmware_sim.card import issue_cards
+from firmware_sim.card import PROFILE_NAMES, issue_cards
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,24 @@ class IssuedCards:
         data: dict[str, Any] = json.loads((self.card(number) / "card.json").read_text("utf-8"))
         return data
 
+    def profile_number(self, profile: str) -> int:
+        """The card issued with ``profile`` by :func:`issue_profiles`."""
+        number = PROFILE_NAMES.index(profile) + 1
+        assert self.info(number)["options"]["profile"] == profile
+        return number
+
 
 def issue(tmp_path_factory: pytest.TempPathFactory, name: str, count: int,
           seed: int) -> IssuedCards:
     out = tmp_path_factory.mktemp(name)
     issue_cards(out, count, seed=seed)
+    return IssuedCards(out, out / "trust")
+
+
+def issue_profiles(tmp_path_factory: pytest.TempPathFactory, name: str,
+                   seed: int) -> IssuedCards:
+    """One card per simulated-card profile (strict, strict-no-mf, bac-only, …), same person."""
+    out = tmp_path_factory.mktemp(name)
+    for profile in PROFILE_NAMES:
+        issue_cards(out, 1, seed=seed, profile=profile)
     return IssuedCards(out, out / "trust")

@@ -28,10 +28,11 @@ from firmware_sim.bridges.pn532 import (
     build_frame,
     checksum,
 )
-from firmware_sim.card import ATR, Faults
+from firmware_sim.card import ATR, PROFILE_NAMES, PROFILES, Faults, atr_for
 from firmware_sim.sim_reader import SimCardReader
 from tests.hil import nfc_fixtures
-from tests.hil.nfc_fixtures import TRANSPORTS, IssuedCards, edge_agent_script, wait_until
+from tests.hil.issued import IssuedCards, issue_profiles
+from tests.hil.nfc_fixtures import TRANSPORTS, edge_agent_script, wait_until
 
 # Fixtures are found by name in the test module.
 nfc_cards = nfc_fixtures.nfc_cards
@@ -77,6 +78,34 @@ def test_read_through_nfcpy_equals_in_process_read(transport: str, nfc_bridge_fa
             assert result.assurance is Assurance.CHIP_ANCHORED
             assert _comparable(result) == reference
     assert bridge.picc.apdu_count == 2 * reference["apdu_count"]
+
+
+@pytest.fixture(scope="module")
+def profile_cards(tmp_path_factory: pytest.TempPathFactory) -> IssuedCards:
+    nfc_fixtures.require_components()
+    return issue_profiles(tmp_path_factory, "nfc-profiles", seed=2713)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_every_card_profile_reads_through_nfcpy(profile: str, transport: str,
+                                                nfc_bridge_factory: Any,
+                                                profile_cards: IssuedCards) -> None:
+    """ICAO access order through nfcpy against every simulated-card profile."""
+    number = profile_cards.profile_number(profile)
+    folder = profile_cards.card(number)
+    keys = KeyMaterial.from_mrz(*profile_cards.info(number)["mrz"])
+    trust = TrustStore.from_folder(profile_cards.trust)
+    expected = _comparable(read_chip(SimCardReader(folder, realtime=False), keys, ReadPolicy(),
+                                     trust))
+    bridge = nfc_bridge_factory(transport, card=folder)
+    with NfcReader(bridge.path) as reader:
+        assert reader.connect(timeout=2).atr == atr_for(PROFILES[profile])
+        result = read_chip(reader, keys, ReadPolicy(), trust)
+    assert result.ok, result.reason
+    assert result.assurance is Assurance.CHIP_ANCHORED
+    assert result.access == ("bac" if profile == "bac-only" else "pace-can")
+    assert _comparable(result) == expected
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -194,9 +223,12 @@ def test_silent_serial_port_is_reader_unavailable() -> None:
 
 def test_ats_parsing_and_pcsc_atr() -> None:
     hist = historical_bytes(ATR)
-    assert hist == bytes.fromhex("8073C021C0")
+    assert hist == bytes.fromhex("8073C02180")  # strict default: chaining, no extended length
     assert pcsc_atr(hist) == ATR
-    assert parse_ats(bytes.fromhex("0A788082028073C021C0")) == (8, 8, 2, hist)
+    assert parse_ats(bytes.fromhex("0A788082028073C02180")) == (8, 8, 2, hist)
+    extended = atr_for(PROFILES["extended"])
+    assert historical_bytes(extended) == bytes.fromhex("8073C021C0")
+    assert pcsc_atr(historical_bytes(extended)) == extended
     assert parse_ats(b"\x01") == (2, 4, 0, b"")  # only TL: the defaults of §5.2
     assert parse_ats(bytes.fromhex("0575330102")) == (5, 0, 1, b"")  # TB 01: FWI 0, SFGI 1
     with pytest.raises(ValueError):

@@ -18,8 +18,9 @@ from drivers.card_reader import CardEvent, CardLostError, NoCardError, ReaderUna
 from drivers.pcsc import PcscReader
 from edge_agent.icao.trust import TrustStore
 from edge_agent.reading import Assurance, FailureReason, KeyMaterial, ReadPolicy, read_chip
-from firmware_sim.card import ATR
+from firmware_sim.card import ATR, PROFILE_NAMES, PROFILES, atr_for
 from firmware_sim.sim_reader import SimCardReader
+from tests.hil.issued import issue_profiles
 from tests.hil.pcsc_fixtures import *  # noqa: F403 - the fixtures, used by name
 from tests.hil.pcsc_fixtures import (
     READER_NAME,
@@ -71,10 +72,12 @@ def test_apdu_round_trip(vpcd_bridge: Bridge, reader: PcscReader) -> None:
     presence = reader.connect(timeout=5)
     assert presence.atr == ATR  # the chip's ATR (ISO/IEC 7816-3) passed through vpcd unchanged
     assert presence.reader_name == READER_NAME
+    # the strict chip refuses BAC before the application is selected (ICAO 9303-11 §4.3)
+    assert reader.transmit(GET_CHALLENGE) == b"\x69\x85"
+    assert reader.transmit(SELECT_EMRTD)[-2:] == b"\x90\x00"
     challenge = reader.transmit(GET_CHALLENGE)
     assert len(challenge) == 10 and challenge[-2:] == b"\x90\x00"
     assert reader.transmit(GET_CHALLENGE)[:8] != challenge[:8]
-    assert reader.transmit(SELECT_EMRTD)[-2:] == b"\x90\x00"
     health = reader.health()
     assert health["reader"] == READER_NAME and health["present"] and health["connected"]
     reader.disconnect()
@@ -85,6 +88,7 @@ def test_apdu_round_trip(vpcd_bridge: Bridge, reader: PcscReader) -> None:
 
 def test_transmit_from_several_threads(vpcd_bridge: Bridge, reader: PcscReader) -> None:
     reader.connect(timeout=5)
+    assert reader.transmit(SELECT_EMRTD)[-2:] == b"\x90\x00"
     answers: list[bytes] = []
     errors: list[BaseException] = []
 
@@ -210,3 +214,40 @@ def test_pcscd_restart_recovers(pcsc_stack: PcscStack, vpcd_bridge: Bridge, read
     result = read_chip(reader, keys(pcsc_cards), ReadPolicy(), trust)  # same object
     assert result.ok, result.reason
     assert reader.health()["service"] is True
+
+
+@pytest.fixture(scope="module")
+def profile_cards(tmp_path_factory: pytest.TempPathFactory) -> IssuedCards:
+    return issue_profiles(tmp_path_factory, "pcsc-profiles", seed=2712)
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_every_card_profile_reads_through_pcscd(profile: str, pcsc_stack: PcscStack,
+                                                profile_cards: IssuedCards,
+                                                reader: PcscReader) -> None:
+    """ICAO access order through the real stack against every simulated-card profile."""
+    if pcsc_stack.pcscd is None or pcsc_stack.pcscd.poll() is not None:
+        pcsc_stack.stop_pcscd()
+        pcsc_stack.start_pcscd()
+    wait_card(False)
+    number = profile_cards.profile_number(profile)
+    bridge = pcsc_stack.bridge(profile_cards.card(number))
+    try:
+        bridge.wait_ready()
+        wait_card(True)
+        info = profile_cards.info(number)
+        keys = KeyMaterial.from_mrz(*info["mrz"])
+        trust = TrustStore.from_folder(profile_cards.trust)
+        assert reader.connect(timeout=5).atr == atr_for(PROFILES[profile])
+        via_pcsc = read_chip(reader, keys, ReadPolicy(), trust)
+        via_sim = read_chip(SimCardReader(profile_cards.card(number), realtime=False), keys,
+                            ReadPolicy(), trust)
+        assert via_pcsc.ok, via_pcsc.reason
+        assert via_pcsc.assurance is Assurance.CHIP_ANCHORED
+        assert via_pcsc.access == ("bac" if profile == "bac-only" else "pace-can")
+        assert via_pcsc.identity == via_sim.identity
+        assert via_pcsc.data_groups == via_sim.data_groups
+        assert via_pcsc.apdu_count == via_sim.apdu_count
+    finally:
+        bridge.stop()
+        wait_card(False)

@@ -18,6 +18,7 @@ from firmware_sim.bridges.vpcd import CTRL_ATR, CTRL_ON, CTRL_RESET, VpcdCard
 from firmware_sim.card import ATR, Faults, issue_cards
 
 GET_CHALLENGE = bytes.fromhex("0084000008")
+SELECT_EMRTD = bytes.fromhex("00A4040C07A0000002471001")
 
 
 class FakeVpcd:
@@ -89,13 +90,15 @@ def test_protocol_and_removal(card_dir: Path, vpcd: FakeVpcd) -> None:
         assert card.wait_ready(5)
         vpcd.send(bytes([CTRL_ON]))
         vpcd.send(bytes([CTRL_RESET]))
+        assert vpcd.exchange(GET_CHALLENGE) == b"\x69\x85"  # strict: select the application
+        assert vpcd.exchange(SELECT_EMRTD) == b"\x90\x00"
         answer = vpcd.exchange(GET_CHALLENGE)
         assert answer is not None and len(answer) == 10 and answer[-2:] == b"\x90\x00"
         card.remove_after(1)
         assert vpcd.exchange(GET_CHALLENGE) is not None
         assert vpcd.exchange(GET_CHALLENGE) is None  # removed, unanswered
         assert card.wait_connected(5, connected=False)
-        assert not card.inserted and card.apdu_count == 2
+        assert not card.inserted and card.apdu_count == 4
         card.insert()
         vpcd.accept()
         assert vpcd.exchange(bytes([CTRL_ATR])) == ATR
@@ -107,8 +110,9 @@ def test_tag_loss_re_presents_the_card(card_dir: Path, vpcd: FakeVpcd) -> None:
                     reinsert_delay_s=0.05)
     with card.start():
         vpcd.accept()
-        assert vpcd.exchange(GET_CHALLENGE) is not None  # 10 bytes
-        assert vpcd.exchange(GET_CHALLENGE) is None  # 20 > 15: the tag is lost
+        assert vpcd.exchange(SELECT_EMRTD) == b"\x90\x00"  # 2 bytes
+        assert vpcd.exchange(GET_CHALLENGE) is not None  # 12 bytes
+        assert vpcd.exchange(GET_CHALLENGE) is None  # 22 > 15: the tag is lost
         vpcd.accept()  # presented again after the delay
         vpcd.send(bytes([CTRL_ON]))
         assert vpcd.exchange(GET_CHALLENGE) is not None

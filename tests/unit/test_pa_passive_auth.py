@@ -45,7 +45,7 @@ def trust() -> TrustStore:
 def _verify(sod_bytes: bytes, trust: TrustStore | None, dgs: dict[int, bytes] | None = None,
             **kw: Any) -> PassiveAuthResult:
     return verify(parse_sod(sod_bytes), sample_dgs() if dgs is None else dgs, trust,
-                  kw.get("at", NOW))
+                  kw.get("at", NOW), issued_on=kw.get("issued_on"))
 
 
 SIGNERS = [
@@ -194,14 +194,31 @@ def test_algorithm_key_mismatch(trust: TrustStore) -> None:
     assert "ds_signature: rsa-pkcs1v15-with-sha256 needs an RSA key" in result.reasons
 
 
-def test_expired_ds(trust: TrustStore) -> None:
+def test_ds_expired_after_issue_is_valid_under_the_chain_model(trust: TrustStore) -> None:
     ds = make_cert("DS expired", ec_key("brainpoolP256r1", 3), pki().csca_bp512,
-                   not_before=NOW - timedelta(days=3000), not_after=NOW - timedelta(days=1))
-    result = _verify(make_sod(signer=ds), trust)
+                   not_before=NOW - timedelta(days=300), not_after=NOW - timedelta(days=1))
+    issued = (NOW - timedelta(days=200)).date()
+    result = _verify(make_sod(signer=ds), trust, issued_on=issued)
+    assert result.validity is True, result.reasons
+    assert result.chip_anchored and result.assurance == "chip-anchored"
+    assert result.validity_reference == f"date of issue {issued.isoformat()}"
+    # no date of issue and no signing time: the DS expiry alone proves nothing either way
+    unknown = _verify(make_sod(signer=ds), trust)
+    assert unknown.validity is True and unknown.validity_reference.startswith("unknown")
+
+
+def test_ds_expired_before_issue_fails(trust: TrustStore) -> None:
+    ds = make_cert("DS expired", ec_key("brainpoolP256r1", 3), pki().csca_bp512,
+                   not_before=NOW - timedelta(days=300), not_after=NOW - timedelta(days=100))
+    result = _verify(make_sod(signer=ds), trust, issued_on=(NOW - timedelta(days=50)).date())
     assert result.validity is False
     assert result.csca_chain is True
     assert result.chip_signed and not result.chip_anchored
-    assert any(r.startswith("validity: document signer certificate expired") for r in result.reasons)
+    assert any(r.startswith("validity: document signer certificate expired") and
+               "before the document was issued" in r for r in result.reasons)
+    early = _verify(make_sod(signer=ds), trust, issued_on=(NOW - timedelta(days=310)).date())
+    assert early.validity is False
+    assert any("not valid before" in r for r in early.reasons)
 
 
 def test_ds_not_yet_valid(trust: TrustStore) -> None:
@@ -210,7 +227,35 @@ def test_ds_not_yet_valid(trust: TrustStore) -> None:
     assert any("not valid before" in r for r in result.reasons)
 
 
-def test_expired_csca() -> None:
+def test_signing_time_is_the_reference_when_present(trust: TrustStore) -> None:
+    from asn1crypto import core
+
+    ds = make_cert("DS expired", ec_key("brainpoolP256r1", 3), pki().csca_bp512,
+                   not_before=NOW - timedelta(days=300), not_after=NOW - timedelta(days=100))
+    signed_in = NOW - timedelta(days=150)
+    sod = make_sod(signer=ds, extra_attrs=[
+        {"type": "signing_time", "values": [core.UTCTime(signed_in)]}])
+    assert parse_sod(sod).signed_data.signing_time == signed_in
+    # the signing time wins over a date of issue the DS did not cover
+    result = _verify(sod, trust, issued_on=(NOW - timedelta(days=50)).date())
+    assert result.validity is True, result.reasons
+    assert result.validity_reference == f"signing time {signed_in.isoformat()}"
+    late = make_sod(signer=ds, extra_attrs=[
+        {"type": "signing_time", "values": [core.UTCTime(NOW - timedelta(days=20))]}])
+    failed = _verify(late, trust)
+    assert failed.validity is False
+    assert any("before EF.SOD was signed" in r for r in failed.reasons)
+
+
+def test_malformed_signing_time_is_refused() -> None:
+    from asn1crypto import core
+
+    sod = make_sod(extra_attrs=[{"type": "signing_time", "values": [core.UTCTime(NOW)] * 2}])
+    with pytest.raises(SodError, match="signing-time attribute must have exactly one value"):
+        parse_sod(sod)
+
+
+def test_csca_valid_when_it_issued_the_ds_may_expire_later() -> None:
     csca = make_cert("CSCA old", ec_key("secp256r1", 7), ca=True,
                      not_before=NOW - timedelta(days=5000), not_after=NOW - timedelta(days=10))
     ds = make_cert("DS under old CSCA", ec_key("secp256r1", 8), csca,
@@ -218,9 +263,37 @@ def test_expired_csca() -> None:
     store = TrustStore()
     store.add_certificate(csca.der)
     result = _verify(make_sod(signer=ds), store)
+    assert result.csca_chain is True and result.validity is True, result.reasons
+    assert result.chip_anchored
+
+
+def test_csca_expired_before_it_issued_the_ds() -> None:
+    csca = make_cert("CSCA old", ec_key("secp256r1", 7), ca=True,
+                     not_before=NOW - timedelta(days=5000), not_after=NOW - timedelta(days=200))
+    ds = make_cert("DS under old CSCA", ec_key("secp256r1", 8), csca,
+                   not_before=NOW - timedelta(days=100), not_after=NOW + timedelta(days=100))
+    store = TrustStore()
+    store.add_certificate(csca.der)
+    result = _verify(make_sod(signer=ds), store)
     assert result.csca_chain is True and result.validity is False
-    assert any(r.startswith("validity: CSCA") and "expired" in r for r in result.reasons)
+    assert any(r.startswith("validity: CSCA") and "expired" in r and
+               "before it issued the document signer certificate" in r for r in result.reasons)
     assert not result.chip_anchored
+
+
+def test_ds_claiming_a_trusted_csca_with_a_foreign_key_is_forged(trust: TrustStore) -> None:
+    forger = make_cert("CSCA forger", ec_key("brainpoolP256r1", 9), ca=True)
+    unknown_ds = make_cert("DS forged", ec_key("brainpoolP256r1", 10), forger)
+    # the forger issues a DS under the trusted CSCA's name, signed with its own key
+    posing = dataclasses.replace(forger, name=pki().csca_bp512.name)
+    forged = make_cert("DS forged", ec_key("brainpoolP256r1", 10), posing)
+    result = _verify(make_sod(signer=forged), trust)
+    assert result.ds_signature and result.hashes_ok
+    assert result.issuer_status == "forged-signer" and result.forged_signer
+    assert result.assurance is None and result.csca_chain is False
+    assert any("forged document signer" in r for r in result.reasons)
+    unknown = _verify(make_sod(signer=unknown_ds), trust)
+    assert unknown.issuer_status == "unknown-csca" and unknown.assurance == "chip-signed"
 
 
 def test_naive_time_is_utc(trust: TrustStore) -> None:

@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from asn1crypto import algos, cms, core, keys
@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from edge_agent.icao import ecparams
+from edge_agent.icao import ecparams, sod
 from edge_agent.icao.sod import LDSSecurityObject
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -58,7 +58,7 @@ def rsa_key(index: int = 0, bits: int = 2048) -> rsa.RSAPrivateKey:
 
 
 def _pss(hash_name: str) -> padding.PSS:
-    return padding.PSS(mgf=padding.MGF1(_HASHES[hash_name]()), salt_length=_HASHES[hash_name].digest_size)
+    return padding.PSS(mgf=padding.MGF1(_HASHES[hash_name]()), salt_length=_HASHES[hash_name]().digest_size)
 
 
 def sign(key: PrivateKey, data: bytes, hash_name: str, scheme: str = "default") -> bytes:
@@ -169,9 +169,9 @@ def make_cert(
             critical=False,
         )
     if isinstance(signer_key, rsa.RSAPrivateKey) and scheme == "pss":
-        cert = builder.sign(signer_key, _HASHES[hash_name](), rsa_padding=_pss(hash_name))
+        cert = builder.sign(signer_key, cast(Any, _HASHES[hash_name]()), rsa_padding=_pss(hash_name))
     else:
-        cert = builder.sign(signer_key, _HASHES[hash_name]())
+        cert = builder.sign(signer_key, cast(Any, _HASHES[hash_name]()))
     return Issued(key, cert.public_bytes(serialization.Encoding.DER), subject_name)
 
 
@@ -471,22 +471,62 @@ def test_test_pki_csca_has_explicit_brainpool512_parameters() -> None:
     # specifiedCurve (RFC 3279 §2.3.5), not a namedCurve OID, whatever a library makes of it
     assert params.name == "specified"
     assert csca["signature_algorithm"]["algorithm"].native == "sha512_ecdsa"
-    spec = params.chosen
-    assert spec["field_id"]["field_type"].native == "prime_field"
-    bp512 = ecparams.CURVES_BY_NAME["brainpoolP512r1"]
-    size = bp512.byte_length
-    base = bytes(spec["base"].native)
-    assert base == b"\x04" + bp512.gx.to_bytes(size, "big") + bp512.gy.to_bytes(size, "big")
-    assert ecparams.match_named_curve(
-        int(spec["field_id"]["parameters"].native),
-        int.from_bytes(spec["curve"]["a"].native, "big"),
-        int.from_bytes(spec["curve"]["b"].native, "big"),
-        bp512.gx, bp512.gy,
-        int(spec["order"].native),
-        int(spec["cofactor"].native),
-    ) is bp512
-    key = pki().csca_bp512.key
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
-    numbers = key.public_key().public_numbers()
-    point = bytes(csca["tbs_certificate"]["subject_public_key_info"]["public_key"])
-    assert ecparams.decode_point(bp512, point) == (numbers.x, numbers.y)
+    # the locked cryptography (51.0.1) maps these explicit parameters to the named curve itself,
+    # so passive authentication loads and verifies such a CSCA natively
+    key = x509.load_der_x509_certificate(pki().csca_bp512.der).public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "brainpoolP512r1"
+    spki = csca["tbs_certificate"]["subject_public_key_info"].dump()
+    loaded = sod.load_public_key(spki)
+    assert isinstance(loaded, ec.EllipticCurvePublicKey)
+    assert loaded.public_numbers() == key.public_numbers()
+
+
+@pytest.mark.parametrize(("curve", "native"), [
+    ("brainpoolP512r1", True), ("brainpoolP384r1", True), ("brainpoolP320r1", True),
+    ("brainpoolP224r1", True), ("secp256r1", True), ("secp224r1", True),
+    ("brainpoolP192r1", False), ("brainpoolP160r1", False), ("secp256k1", True),
+])
+def test_explicit_parameters_go_native_where_cryptography_can(curve: str, native: bool) -> None:
+    """cryptography first; explicit secp224r1/secp256k1 map to its named curves; only the
+    curves it has no implementation for fall back to the integer arithmetic."""
+    c = ecparams.CURVES_BY_NAME[curve]
+    d = 0x1234567890ABCDEF % c.n
+    point = ecparams.scalar_mult(c, d, (c.gx, c.gy))
+    assert point is not None
+    size = c.byte_length
+    spki = keys.PublicKeyInfo({
+        "algorithm": {"algorithm": "ec", "parameters": keys.ECDomainParameters(
+            name="specified", value=specified_domain(curve))},
+        "public_key": b"\x04" + point[0].to_bytes(size, "big") + point[1].to_bytes(size, "big"),
+    }).dump()
+    loaded = sod.load_public_key(spki)
+    assert isinstance(loaded, ec.EllipticCurvePublicKey) is native
+    assert isinstance(loaded, sod.ExplicitEcPublicKey) is not native
+    digest = hashlib.sha256(b"signed attributes").digest()
+    r, s = ecdsa_sign_digest(c, d, digest, k=0xC0FFEE)
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    algorithm = sod.SignatureAlgorithm("1.2.840.10045.4.3.2", "ecdsa", "sha256")
+    sod.verify_signature(loaded, algorithm, b"signed attributes", encode_dss_signature(r, s))
+    with pytest.raises(sod.SignatureError):
+        sod.verify_signature(loaded, algorithm, b"signed attributez", encode_dss_signature(r, s))
+
+
+def test_no_import_cycle_between_curve_arithmetic_and_explicit_parameters() -> None:
+    import ast
+    from pathlib import Path
+
+    root = Path(ecparams.__file__).parent
+
+    def imports(name: str) -> set[str]:
+        tree = ast.parse((root / f"{name}.py").read_text(encoding="utf-8"))
+        found: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        return {m for m in found if m.startswith("edge_agent.icao")}
+
+    assert "edge_agent.icao.ecparams" not in imports("ec")
+    assert imports("curves") == set()
+    assert "edge_agent.icao.ec" in imports("ecparams")

@@ -78,9 +78,10 @@ def test_apdu_count_is_the_minimum_for_the_chunk_size(issued: Path) -> None:
                            ReadPolicy(max_chunk=chunk))
         assert result.ok
         reads = sum(math.ceil(size / chunk) for size in sizes.values())
-        # SELECT EF.CardAccess, MSE:Set AT + 4 General Authenticate, SELECT application,
-        # Chip Authentication (MSE:Set AT + General Authenticate), then only READ BINARYs.
-        assert result.apdu_count == reads + 1 + 5 + 1 + 2
+        # EF.CardAccess by short EF identifier (no SELECT), MSE:Set AT + 4 General
+        # Authenticate, SELECT application under SM, Chip Authentication (MSE:Set AT + General
+        # Authenticate), then only READ BINARYs.
+        assert result.apdu_count == reads + 5 + 1 + 2
 
 
 def test_mrz_gives_can_and_qr_gives_can(issued: Path, trust: TrustStore) -> None:
@@ -295,3 +296,72 @@ def test_mutated_responses_never_crash_or_mislead(issued: Path, trust: TrustStor
     else:
         assert result.failure is not None and result.reason
         assert result.identity is None
+
+
+# -- trust decisions (passive authentication's chain model) -----------------------------------
+
+def test_lifetime_card_reads_chip_anchored_in_2050_after_its_signer_expired(
+        tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from cryptography import x509
+
+    issue_cards(tmp_path, 12, seed=58)
+    lifetime = [folder for folder in sorted((tmp_path / "cards").iterdir())
+                if json.loads((folder / "card.json").read_text("utf-8"))["person"]["expiry"]
+                is None]
+    assert lifetime, "no card issued at 58 or later among the twelve"
+    folder = lifetime[0]
+    info = json.loads((folder / "card.json").read_text("utf-8"))
+    assert info["mrz"][1][8:14] == "991231"  # no expiry in the MRZ
+    in_2050 = datetime(2050, 6, 1, tzinfo=UTC)
+    ds = x509.load_pem_x509_certificate((tmp_path / "pki" / "ds.pem").read_bytes())
+    csca = x509.load_pem_x509_certificate((tmp_path / "pki" / "csca.pem").read_bytes())
+    assert ds.not_valid_after_utc < in_2050 and csca.not_valid_after_utc < in_2050
+    trust = TrustStore.from_folder(tmp_path / "trust")
+    result = read_chip(SimCardReader(folder, realtime=False), KeyMaterial.from_mrz(*info["mrz"]),
+                       trust=trust, now=lambda: in_2050)
+    assert result.ok, result.reason
+    assert result.assurance is Assurance.CHIP_ANCHORED
+    assert result.identity is not None and result.identity.date_of_expiry is None
+    assert result.validity_reference is not None
+    assert result.validity_reference.startswith("date of issue ")
+    assert result.checks["csca_chain"].status is CheckStatus.PASSED
+
+
+def test_signer_expired_before_the_card_was_issued_is_rejected(issued: Path,
+                                                               trust: TrustStore) -> None:
+    _, info = card(issued)
+    result = read_chip(reader_for(issued, expired_signer=True),
+                       KeyMaterial.from_can(info["can"]), trust=trust)
+    assert result.failure is FailureReason.SIGNER_EXPIRED
+    assert "before the document was issued" in result.reason
+
+
+def test_forged_signer_naming_the_trusted_csca_is_rejected(issued: Path,
+                                                           trust: TrustStore) -> None:
+    _, info = card(issued)
+    keys = KeyMaterial.from_can(info["can"])
+    forged = read_chip(reader_for(issued, forged_signer=True), keys, trust=trust)
+    assert forged.failure is FailureReason.SIGNATURE_INVALID
+    assert "forged document signer" in forged.reason
+    assert forged.issuer_status == "forged-signer"
+    assert forged.checks["csca_chain"].status is CheckStatus.FAILED
+    # without a trust store nobody can tell: only chip-signed, shown as such
+    blind = read_chip(reader_for(issued, forged_signer=True), keys)
+    assert blind.ok and blind.assurance is Assurance.CHIP_SIGNED
+    assert blind.issuer_status == "no-trust-store"
+
+
+def test_unknown_csca_is_shown_differently_from_anchored(issued: Path, trust: TrustStore) -> None:
+    _, info = card(issued)
+    keys = KeyMaterial.from_can(info["can"])
+    unknown = read_chip(reader_for(issued, unknown_csca=True), keys, trust=trust)
+    anchored = read_chip(reader_for(issued), keys, trust=trust)
+    assert unknown.ok and unknown.issuer_status == "unknown-csca"
+    assert anchored.ok and anchored.issuer_status == "anchored"
+    assert unknown.assurance is not None and not unknown.assurance.anchored
+    assert anchored.assurance is not None and anchored.assurance.anchored
+    shown = unknown.to_json()["assurance_text"]
+    assert shown != anchored.to_json()["assurance_text"]
+    assert shown[0].startswith("Chip có chữ ký hợp lệ")  # Vietnamese first

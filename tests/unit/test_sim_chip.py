@@ -20,10 +20,13 @@ from hypothesis import strategies as st
 
 from firmware_sim.card import (
     ATR,
+    DEFAULT_PROFILE,
+    PROFILES,
     Faults,
     SimulatedChip,
     TagLost,
     TimingModel,
+    atr_for,
     crypto,
     issue_cards,
     load_card,
@@ -109,6 +112,8 @@ class Terminal:
     # -- access --------------------------------------------------------------------------
     def bac(self, mrz_information: str) -> None:
         keys = BacKeys.from_mrz(mrz_information)
+        # plain SELECT first: a strict chip answers GET CHALLENGE 6985 before it
+        assert self.plain(bytes.fromhex("00A4040C07A0000002471001"))[1] == 0x9000
         rnd_icc, sw = self.plain(bytes.fromhex("0084000008"))
         assert sw == 0x9000
         rnd_ifd, k_ifd = os.urandom(8), os.urandom(16)
@@ -514,3 +519,76 @@ def test_dg14_ca_oid_matches_card_access(issued: Path) -> None:
     ca_oid = bytes.fromhex("060A04007F00070202030202")  # id-CA-ECDH-AES-CBC-CMAC-128
     assert ca_oid in (card / "ef" / "CardAccess.bin").read_bytes()
     assert ca_oid in (card / "ef" / "DG14.bin").read_bytes()
+
+
+# -- profiles: what the strict default refuses, as real chips do --------------------------------
+def _profiled(card: Path, profile: str) -> tuple[SimulatedChip, Terminal]:
+    chip = load_card(card, profile=profile)
+    assert chip.power_on() == atr_for(PROFILES[profile])
+    return chip, Terminal(chip)
+
+
+SELECT_APP = bytes.fromhex("00A4040C07A0000002471001")
+MSE_PACE_CAN = bytes([0, 0x22, 0xC1, 0xA4, 15]) + tlv(0x80, PACE_ECDH_GM_AES_128) + tlv(0x83, b"\x02")
+
+
+def test_strict_is_the_default_profile(issued: Path) -> None:
+    chip = load_card(issued / "cards" / "0001")
+    assert chip.profile == PROFILES[DEFAULT_PROFILE] == PROFILES["strict"]
+    assert chip.power_on() == ATR == atr_for(PROFILES["strict"])
+
+
+def test_strict_refuses_bac_before_select_and_pace_after_it(issued: Path) -> None:
+    card = issued / "cards" / "0001"
+    _chip, t = _profiled(card, "strict")
+    assert t.plain(bytes.fromhex("0084000008")) == (b"", 0x6985)
+    assert t.plain(SELECT_APP)[1] == 0x9000
+    challenge, sw = t.plain(bytes.fromhex("0084000008"))
+    assert sw == 0x9000 and len(challenge) == 8
+    assert t.plain(MSE_PACE_CAN)[1] == 0x6985  # PACE runs at the MF level
+    _chip, t = _profiled(card, "lenient")
+    assert t.plain(bytes.fromhex("0084000008"))[1] == 0x9000  # the old, forgiving order
+    assert t.plain(SELECT_APP)[1] == 0x9000
+    assert t.plain(MSE_PACE_CAN)[1] == 0x9000
+
+
+def test_strict_no_mf_reaches_card_access_by_fid_only(issued: Path) -> None:
+    card = issued / "cards" / "0001"
+    _chip, t = _profiled(card, "strict-no-mf")
+    assert t.plain(bytes.fromhex("00A4000C023F00"))[1] == 0x6D00
+    assert t.plain(bytes.fromhex("00B09C0000"))[1] == 0x6A86
+    assert t.plain(bytes.fromhex("00A4020C02011C"))[1] == 0x9000
+    data, sw = t.plain(bytes.fromhex("00B0000000"))
+    assert sw == 0x9000 and data == (card / "ef" / "CardAccess.bin").read_bytes()
+    _chip, t = _profiled(card, "strict")
+    assert t.plain(bytes.fromhex("00B09C0000"))[0] == (card / "ef" / "CardAccess.bin").read_bytes()
+    assert t.plain(SELECT_APP)[1] == 0x9000
+    assert t.plain(bytes.fromhex("00B09C0000"))[1] == 0x6A82  # an EF of the MF, not the app
+
+
+def test_bac_only_has_no_card_access_and_no_pace(issued: Path) -> None:
+    card = issued / "cards" / "0001"
+    chip, t = _profiled(card, "bac-only")
+    assert t.plain(bytes.fromhex("00B09C0000"))[1] == 0x6A82
+    assert t.plain(bytes.fromhex("00A4020C02011C"))[1] == 0x6A82
+    assert t.plain(MSE_PACE_CAN)[1] == 0x6A80
+    t.bac(str(card_json(card)["mrz_information"]))
+    assert chip.access == "BAC" and t.alg == "3DES"
+    assert t.read_file(0x0101) == (card / "ef" / "DG1.bin").read_bytes()
+
+
+@pytest.mark.parametrize(("profile", "sw"), [("strict", 0x6700), ("extended", 0x9000),
+                                             ("lenient", 0x9000)])
+def test_responses_beyond_short_length_need_advertised_extended_length(
+        issued: Path, profile: str, sw: int) -> None:
+    card = issued / "cards" / "0001"
+    _chip, t = _profiled(card, profile)
+    t.bac(str(card_json(card)["mrz_information"]))
+    # 0xE8 bytes of DG2 under 3DES SM: DO87 of 244 bytes, DO99, DO8E → 258 > 256
+    data, got = t.sm(0xB0, 0x82, 0, le=0xE8)
+    assert got == sw
+    if sw == 0x9000:
+        assert data == (card / "ef" / "DG2.bin").read_bytes()[:0xE8]
+    ext = bytes.fromhex("00B0000000" + "0400")
+    _chip, t = _profiled(card, profile)
+    assert t.plain(ext)[1] == (0x6700 if profile == "strict" else 0x6985)  # 6985: no EF yet

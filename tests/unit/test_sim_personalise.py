@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from asn1crypto import cms, core
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from PIL import Image
@@ -272,3 +273,28 @@ def test_cli_issue_layout_and_baked_faults(
 
 def test_cli_rejects_unknown_fault(tmp_path: Path) -> None:
     assert main(["issue", "--out", str(tmp_path), "--fault", "melted"]) == 2
+
+
+def test_forged_signer_names_the_trusted_csca_but_does_not_verify(out: Path) -> None:
+    trusted = x509.load_pem_x509_certificate((out / "trust" / "csca.pem").read_bytes())
+    card = out / "cards" / "0001"
+    forged = _signer_cert(load_card(card, faults=Faults(forged_signer=True)).fs.contents)
+    assert forged.issuer == trusted.subject
+    with pytest.raises((ValueError, TypeError, InvalidSignature)):
+        forged.verify_directly_issued_by(trusted)
+    expired = _signer_cert(load_card(card, faults=Faults(expired_signer=True)).fs.contents)
+    issued = dt.date.fromisoformat(json.loads((card / "card.json").read_text())["person"][
+        "issue_date"])
+    assert expired.not_valid_after_utc.date() < issued  # expired before the card was issued
+
+
+def test_cli_issue_profile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["issue", "--out", str(tmp_path), "--profile", "bac-only"]) == 0
+    capsys.readouterr()
+    doc = json.loads((tmp_path / "cards" / "0001" / "card.json").read_text(encoding="utf-8"))
+    assert doc["options"]["profile"] == "bac-only"
+    chip = load_card(tmp_path / "cards" / "0001")
+    assert chip.profile.name == "bac-only" and "CardAccess" not in chip.fs.contents
+    assert load_card(tmp_path / "cards" / "0001", profile="lenient").profile.name == "lenient"
+    with pytest.raises(SystemExit):
+        main(["issue", "--out", str(tmp_path), "--profile", "forgiving"])
