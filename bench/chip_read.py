@@ -28,6 +28,7 @@ from typing import Any
 from edge_agent.icao import ec
 from edge_agent.icao.trust import TrustStore
 from edge_agent.reading import KeyMaterial, ReadPolicy, read_chip
+from edge_agent.trust_folder import load_trust_folder
 from firmware_sim.card import TimingModel, issue_cards
 from firmware_sim.sim_reader import SimCardReader
 
@@ -76,7 +77,7 @@ def run(reads: int, realistic_reads: int) -> list[dict[str, Any]]:
         issue_cards(out, 1, seed=2026)
         card = out / "cards" / "0001"
         info = json.loads((card / "card.json").read_text(encoding="utf-8"))
-        trust = TrustStore.from_folder(out / "trust")
+        trust = load_trust_folder(out / "trust")
         for access in ("pace", "bac"):
             keys = (KeyMaterial.from_can(info["can"]) if access == "pace"
                     else KeyMaterial.from_mrz(*info["mrz"]))

@@ -36,6 +36,7 @@ from drivers.nfc import NfcReader
 from edge_agent.icao import ec
 from edge_agent.icao.trust import TrustStore
 from edge_agent.reading import KeyMaterial, ReadPolicy, read_chip
+from edge_agent.trust_folder import load_trust_folder
 from firmware_sim.bridges.nfc_udp import UdpTagBridge
 from firmware_sim.bridges.pn532 import Pn532Simulator
 from firmware_sim.card import TimingModel, issue_cards
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         issue_cards(out, 1, seed=2026)
         card = out / "cards" / "0001"
         info = json.loads((card / "card.json").read_text(encoding="utf-8"))
-        trust = TrustStore.from_folder(out / "trust")
+        trust = load_trust_folder(out / "trust")
         keys = KeyMaterial.from_can(info["can"])
         rows = [measure(name, card, keys, trust, args.apdus, args.reads) for name in TRANSPORTS]
     print(f"APDU round trip over {args.apdus} SELECTs; full read (PACE-CAN, CA, DG1/13/14/15, "

@@ -46,6 +46,7 @@ from drivers.pcsc import PcscReader  # noqa: E402
 from edge_agent.icao import ec  # noqa: E402
 from edge_agent.icao.trust import TrustStore  # noqa: E402
 from edge_agent.reading import KeyMaterial, ReadPolicy, read_chip  # noqa: E402
+from edge_agent.trust_folder import load_trust_folder
 from firmware_sim.card import TimingModel, issue_cards  # noqa: E402
 from firmware_sim.sim_reader import SimCardReader  # noqa: E402
 from tests.hil.pcsc_fixtures import READER_NAME, PcscStack, wait_card  # noqa: E402
@@ -130,7 +131,7 @@ def run(apdus: int, reads: int, realistic_reads: int) -> list[dict[str, Any]]:
         card = out / "cards" / "0001"
         info = json.loads((card / "card.json").read_text(encoding="utf-8"))
         keys = KeyMaterial.from_can(info["can"])
-        trust = TrustStore.from_folder(out / "trust")
+        trust = load_trust_folder(out / "trust")
         stack = PcscStack(Path(tmp) / "pcscd")
         try:
             stack.setup()

@@ -47,7 +47,6 @@ from edge_agent.flows import (
 )
 from edge_agent.flows.model import Outcome
 from edge_agent.icao import ec
-from edge_agent.icao.trust import TrustStore
 from edge_agent.insurance import make_adapter
 from edge_agent.kiosk import KioskState, VerdictView, create_app
 from edge_agent.kiosk.app import ALLOWED_HOSTS, QuietRequestHandler, loopback_hosts
@@ -57,6 +56,7 @@ from edge_agent.outbox.builder import payload_builder
 from edge_agent.reading import KeyMaterial, NoKeyMaterialError, ReadPolicy, read_chip
 from edge_agent.reading.policy import CloneCheck
 from edge_agent.stay_register import StayRegister
+from edge_agent.trust_folder import load_trust_folder
 from edge_agent.uplink import DeviceHealth, Uplink
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class Agent:
                 config.outbox.path.name + ".stays"))
             self.stays.reconcile(self.outbox)
             self.flow.restore_stays(self.stays.open_stays())
-        self.trust = (TrustStore.from_folder(config.chip.trust_dir)
+        self.trust = (load_trust_folder(config.chip.trust_dir)
                       if config.chip.trust_dir else None)
         self.policy = ReadPolicy(read_dg2=config.chip.dg2,
                                  clone_check=CloneCheck(config.chip.clone_check.value),

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from edge_agent.icao.trust import TrustError, TrustStore
+from edge_agent.trust_folder import load_trust_folder
 
 
 class CliError(Exception):
@@ -29,6 +30,6 @@ def load_trust(folder: Path | None) -> TrustStore | None:
     if not folder.is_dir():
         raise CliError(f"trust folder {folder} does not exist")
     try:
-        return TrustStore.from_folder(folder)
+        return load_trust_folder(folder)
     except (TrustError, OSError) as exc:
         raise CliError(f"trust folder {folder}: {exc}") from None

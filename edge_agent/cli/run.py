@@ -23,7 +23,7 @@ from drivers.uri import open_reader, open_scanner
 from edge_agent.agent import Agent
 from edge_agent.cli.common import CliError, print_json
 from edge_agent.config import Config, ConfigError, load_config, load_keys
-from edge_agent.icao.trust import TrustStore
+from edge_agent.trust_folder import load_trust_folder
 
 
 def register(commands: Any) -> None:
@@ -94,7 +94,7 @@ def doctor_checks(config: Config) -> list[dict[str, Any]]:
         results.append(_check(f"scanner {uri}", scanner_check))
     if config.chip.trust_dir is not None:
         trust_dir = config.chip.trust_dir
-        results.append(_check("trust store", lambda: f"{len(TrustStore.from_folder(trust_dir))}"
+        results.append(_check("trust store", lambda: f"{len(load_trust_folder(trust_dir))}"
                                                      " CSCA certificates"))
     if config.broker.tls and config.broker.cert is not None:
         cert_path = config.broker.cert

@@ -5,7 +5,7 @@ CA certificate (basicConstraints cA TRUE, keyUsage keyCertSign; RFC 5280 §4.2.1
 self-signed or a *link* certificate (new CSCA key certified by the previous one). Both kinds are
 accepted as trust anchors; Document Signer certificates chain to one directly.
 
-Sources (:meth:`TrustStore.from_folder`): PEM or DER certificates (``*.pem *.crt *.cer *.der``)
+Sources (:meth:`TrustStore.from_files`): PEM or DER certificates (``*.pem *.crt *.cer *.der``)
 and ICAO master lists (``*.ml``): CMS SignedData (RFC 5652) with eContentType
 ``id-icao-cscaMasterList`` (2.23.136.1.1.2) over::
 
@@ -13,7 +13,8 @@ and ICAO master lists (``*.ml``): CMS SignedData (RFC 5652) with eContentType
 
 A master list's CMS signature is verified, and its Master List Signer certificate must be in the
 list or be issued by a CSCA in the list (or already trusted) (ICAO 9303-12 §9). Everything that is
-not loaded is reported with a reason in :attr:`TrustStore.report`. The only I/O is reading files.
+not loaded is reported with a reason in :attr:`TrustStore.report`. No I/O here: the agent reads
+the folder (:mod:`edge_agent.trust_folder`) and passes the files' contents in.
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ import binascii
 import hashlib
 import hmac
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from asn1crypto import core
@@ -47,6 +47,13 @@ from edge_agent.icao.sod import (
 
 CERTIFICATE_SUFFIXES = frozenset({".pem", ".crt", ".cer", ".der"})
 MASTER_LIST_SUFFIXES = frozenset({".ml"})
+
+
+def _suffix(name: str) -> str:
+    """The lower-case suffix of the last component of ``name`` (``""`` when it has none)."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    dot = base.rfind(".")
+    return base[dot:].lower() if dot > 0 else ""
 
 _PEM_BLOCK = re.compile(
     rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----(.*?)"
@@ -124,7 +131,7 @@ class SkippedEntry:
 
 @dataclass(slots=True)
 class LoadReport:
-    """What :meth:`TrustStore.from_folder` loaded and what it skipped, with reasons."""
+    """What :meth:`TrustStore.from_files` loaded and what it skipped, with reasons."""
 
     loaded: list[LoadedEntry] = field(default_factory=list)
     skipped: list[SkippedEntry] = field(default_factory=list)
@@ -364,48 +371,39 @@ class TrustStore:
         return f"{signer.subject!r} is neither in the list nor issued by a listed CSCA ({detail})"
 
     @classmethod
-    def from_folder(cls, path: str | Path, *, require_signer_chain: bool = True) -> TrustStore:
-        """Load every certificate and master list under ``path`` (recursively, sorted by name).
+    def from_files(cls, files: Iterable[tuple[str, bytes]], *,
+                   require_signer_chain: bool = True) -> TrustStore:
+        """Load certificates and master lists given as ``(name, content)`` pairs.
 
-        Files with other suffixes, unreadable or malformed files, non-CA certificates and master
-        lists that fail verification are skipped; :attr:`report` lists loaded and skipped items.
-        Master lists are loaded after the single certificates, so a list signed under a CSCA
-        given as a file verifies.
+        The kind of each entry comes from its name's suffix (:data:`CERTIFICATE_SUFFIXES`,
+        :data:`MASTER_LIST_SUFFIXES`). Entries with other suffixes, malformed content, non-CA
+        certificates and master lists that fail verification are skipped; :attr:`report` lists
+        loaded and skipped items. Master lists are loaded after the single certificates, so a
+        list signed under a CSCA given as a file verifies. No I/O: reading a folder is
+        :func:`edge_agent.trust_folder.load_trust_folder`.
         """
         store = cls()
-        folder = Path(path)
-        if not folder.is_dir():
-            raise TrustError(f"trust store folder {folder} does not exist")
-        files = sorted(p for p in folder.rglob("*") if p.is_file())
-        master_lists: list[Path] = []
-        for file in files:
-            suffix = file.suffix.lower()
+        master_lists: list[tuple[str, bytes]] = []
+        for name, data in files:
+            suffix = _suffix(name)
             if suffix in MASTER_LIST_SUFFIXES:
-                master_lists.append(file)
+                master_lists.append((name, data))
             elif suffix in CERTIFICATE_SUFFIXES:
-                store._load_certificate_file(file)
+                store._load_certificate_blob(name, data)
             else:
                 store.report.skipped.append(
-                    SkippedEntry(str(file), f"unsupported file type {suffix or '(none)'!r}")
+                    SkippedEntry(name, f"unsupported file type {suffix or '(none)'!r}")
                 )
-        for file in master_lists:
+        for name, data in master_lists:
             try:
-                data = file.read_bytes()
                 store.add_master_list(
-                    data, source=str(file), require_signer_chain=require_signer_chain
+                    data, source=name, require_signer_chain=require_signer_chain
                 )
             except TrustError as exc:
-                store.report.skipped.append(SkippedEntry(str(file), exc.reason))
-            except OSError as exc:
-                store.report.skipped.append(SkippedEntry(str(file), f"unreadable: {exc}"))
+                store.report.skipped.append(SkippedEntry(name, exc.reason))
         return store
 
-    def _load_certificate_file(self, file: Path) -> None:
-        try:
-            data = file.read_bytes()
-        except OSError as exc:
-            self.report.skipped.append(SkippedEntry(str(file), f"unreadable: {exc}"))
-            return
+    def _load_certificate_blob(self, file: str, data: bytes) -> None:
         blobs: list[tuple[str, bytes]] = []
         if b"-----BEGIN" in data:
             blocks = _PEM_BLOCK.findall(data)

@@ -16,8 +16,8 @@ import pytest
 
 from drivers.card_reader import CardEvent, CardLostError, ReaderUnavailableError
 from drivers.nfc import NfcReader, parse_ats, pcsc_atr
-from edge_agent.icao.trust import TrustStore
 from edge_agent.reading import Assurance, FailureReason, KeyMaterial, ReadPolicy, read_chip
+from edge_agent.trust_folder import load_trust_folder
 from firmware_sim.bridges.nfc_udp import TypeAPicc, historical_bytes
 from firmware_sim.bridges.pn532 import (
     ACK,
@@ -49,7 +49,7 @@ def _comparable(result: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def reference(nfc_cards: IssuedCards) -> dict[str, Any]:
     """The read through the in-process simulator (zero timing): what every transport must give."""
-    trust = TrustStore.from_folder(nfc_cards.trust)
+    trust = load_trust_folder(nfc_cards.trust)
     reader = SimCardReader(nfc_cards.card(1), realtime=False)
     result = read_chip(reader, KeyMaterial.from_can(nfc_cards.info(1)["can"]), ReadPolicy(), trust)
     assert result.ok and result.assurance is Assurance.CHIP_ANCHORED, result.reason
@@ -57,7 +57,7 @@ def reference(nfc_cards: IssuedCards) -> dict[str, Any]:
 
 
 def _read(reader: Any, nfc_cards: IssuedCards, policy: ReadPolicy | None = None) -> Any:
-    trust = TrustStore.from_folder(nfc_cards.trust)
+    trust = load_trust_folder(nfc_cards.trust)
     keys = KeyMaterial.from_can(nfc_cards.info(1)["can"])
     return read_chip(reader, keys, policy or ReadPolicy(), trust)
 
@@ -95,7 +95,7 @@ def test_every_card_profile_reads_through_nfcpy(profile: str, transport: str,
     number = profile_cards.profile_number(profile)
     folder = profile_cards.card(number)
     keys = KeyMaterial.from_mrz(*profile_cards.info(number)["mrz"])
-    trust = TrustStore.from_folder(profile_cards.trust)
+    trust = load_trust_folder(profile_cards.trust)
     expected = _comparable(read_chip(SimCardReader(folder, realtime=False), keys, ReadPolicy(),
                                      trust))
     bridge = nfc_bridge_factory(transport, card=folder)

@@ -18,6 +18,7 @@ from drivers.card_reader import CardEvent, CardLostError, NoCardError, ReaderUna
 from drivers.pcsc import PcscReader
 from edge_agent.icao.trust import TrustStore
 from edge_agent.reading import Assurance, FailureReason, KeyMaterial, ReadPolicy, read_chip
+from edge_agent.trust_folder import load_trust_folder
 from firmware_sim.card import ATR, PROFILE_NAMES, PROFILES, atr_for
 from firmware_sim.sim_reader import SimCardReader
 from tests.hil.issued import issue_profiles
@@ -61,7 +62,7 @@ def reader() -> Iterator[PcscReader]:
 
 @pytest.fixture(scope="module")
 def trust(pcsc_cards: IssuedCards) -> TrustStore:
-    return TrustStore.from_folder(pcsc_cards.trust)
+    return load_trust_folder(pcsc_cards.trust)
 
 
 def keys(cards: IssuedCards) -> KeyMaterial:
@@ -237,7 +238,7 @@ def test_every_card_profile_reads_through_pcscd(profile: str, pcsc_stack: PcscSt
         wait_card(True)
         info = profile_cards.info(number)
         keys = KeyMaterial.from_mrz(*info["mrz"])
-        trust = TrustStore.from_folder(profile_cards.trust)
+        trust = load_trust_folder(profile_cards.trust)
         assert reader.connect(timeout=5).atr == atr_for(PROFILES[profile])
         via_pcsc = read_chip(reader, keys, ReadPolicy(), trust)
         via_sim = read_chip(SimCardReader(profile_cards.card(number), realtime=False), keys,

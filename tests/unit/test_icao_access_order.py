@@ -25,6 +25,7 @@ from edge_agent.icao.status import SELECT_MF as SELECT_MF_CONTEXT
 from edge_agent.icao.status import ApplicationNotSelected, NotFound, SelectMfRefused
 from edge_agent.icao.trust import TrustStore
 from edge_agent.reading import Assurance, FailureReason, KeyMaterial, ReadPolicy, read_chip
+from edge_agent.trust_folder import load_trust_folder
 from firmware_sim.card import ATR, PROFILE_NAMES, PROFILES, Faults, atr_for, issue_cards, load_card
 from firmware_sim.sim_reader import SimCardReader
 
@@ -46,7 +47,7 @@ def issued(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trust(issued: Path) -> TrustStore:
-    return TrustStore.from_folder(issued / "trust")
+    return load_trust_folder(issued / "trust")
 
 
 def card(issued: Path, profile: str) -> tuple[Path, dict[str, Any]]:

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from edge_agent.icao.passive_auth import verify
 from edge_agent.icao.sod import parse_sod
 from edge_agent.icao.trust import MasterListError, TrustError, TrustStore
+from edge_agent.trust_folder import load_trust_folder
 from tests.unit.test_pa_pki import (
     NOW,
     OID_SOD,
@@ -182,7 +183,7 @@ def test_from_folder(tmp_path: Path) -> None:
     (sub / "bad_signature.ml").write_bytes(
         master_list([p.csca_rsa.der], p.ml_signer, signature_override=bytes(70)))
 
-    store = TrustStore.from_folder(tmp_path)
+    store = load_trust_folder(tmp_path)
     subjects = {a.subject.split(",")[0] for a in store}
     assert subjects == {"CN=CSCA Test Vietnam", "CN=CSCA Test RSA", "CN=CSCA Test Other",
                         "CN=CSCA Test Third", "CN=CSCA Test Fourth"}
@@ -205,7 +206,7 @@ def test_from_folder(tmp_path: Path) -> None:
 
 def test_from_folder_missing(tmp_path: Path) -> None:
     with pytest.raises(TrustError, match="does not exist"):
-        TrustStore.from_folder(tmp_path / "nope")
+        load_trust_folder(tmp_path / "nope")
 
 
 def test_pem_without_certificate_block(tmp_path: Path) -> None:
@@ -213,6 +214,6 @@ def test_pem_without_certificate_block(tmp_path: Path) -> None:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption())
     (tmp_path / "key.pem").write_bytes(key_pem)
-    store = TrustStore.from_folder(tmp_path)
+    store = load_trust_folder(tmp_path)
     assert len(store) == 0
     assert store.report.skipped[0].reason == "no PEM CERTIFICATE block"

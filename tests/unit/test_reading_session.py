@@ -24,6 +24,7 @@ from edge_agent.reading import (
     read_chip,
 )
 from edge_agent.reading.policy import CloneCheck
+from edge_agent.trust_folder import load_trust_folder
 from firmware_sim.card import Faults, issue_cards
 from firmware_sim.sim_reader import SimCardReader
 
@@ -37,7 +38,7 @@ def issued(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trust(issued: Path) -> TrustStore:
-    return TrustStore.from_folder(issued / "trust")
+    return load_trust_folder(issued / "trust")
 
 
 def card(issued: Path, number: int = 1) -> tuple[Path, dict[str, Any]]:
@@ -318,7 +319,7 @@ def test_lifetime_card_reads_chip_anchored_in_2050_after_its_signer_expired(
     ds = x509.load_pem_x509_certificate((tmp_path / "pki" / "ds.pem").read_bytes())
     csca = x509.load_pem_x509_certificate((tmp_path / "pki" / "csca.pem").read_bytes())
     assert ds.not_valid_after_utc < in_2050 and csca.not_valid_after_utc < in_2050
-    trust = TrustStore.from_folder(tmp_path / "trust")
+    trust = load_trust_folder(tmp_path / "trust")
     result = read_chip(SimCardReader(folder, realtime=False), KeyMaterial.from_mrz(*info["mrz"]),
                        trust=trust, now=lambda: in_2050)
     assert result.ok, result.reason
