@@ -571,10 +571,10 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
     if items:
         add_rollups(session, items)
         bump_occupancy(session, report.movements, now)
+    if ctx.limiter is not None:  # intervals that ended before this batch's rejections
+        report.suppressed.extend(record_suppressed(session, ctx.limiter.due(now), now))
     for incoming, rejection in rejections:
         report.outcomes.append(record_rejection(session, incoming, rejection, ctx, now))
-    if ctx.limiter is not None:
-        report.suppressed.extend(record_suppressed(session, ctx.limiter.due(now), now))
     session.flush()
     order = {id(m): i for i, m in enumerate(batch)}
     report.outcomes.sort(key=lambda o: order[id(o.incoming)])
