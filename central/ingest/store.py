@@ -18,6 +18,7 @@ only for the end of a transaction (:func:`process`).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -594,8 +595,17 @@ def record_rejection(session: Session, incoming: Incoming, rejection: Rejection,
         return Outcome(incoming, "rejected", rejection, recorded=False)
     session.add(IngestRejection(at=now, reason=rejection.reason.value,
                                 topic=incoming.topic[:200], device_id=rejection.device_id,
-                                detail=rejection.detail))
+                                detail=printable(rejection.detail)))
     return Outcome(incoming, "rejected", rejection)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def printable(detail: str) -> str:
+    """A detail with its control characters (a member name quoted in a schema message) as
+    ``\\xNN``: PostgreSQL text refuses NUL, and logs should not carry the others."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", detail)
 
 
 def record_suppressed(session: Session, suppressed: list[Suppressed],

@@ -51,6 +51,7 @@ from central.ingest.store import (
     RejectionLimiter,
     check_seq_gaps,
     dead_letter,
+    printable,
     process,
     record_suppressed,
 )
@@ -240,7 +241,7 @@ class IngestWorker:
                 continue
             log.warning("rejected %s from %s: %s (%s)", outcome.incoming.topic.split("/")[-1],
                         outcome.rejection.device_id or "?", outcome.rejection.reason.value,
-                        outcome.rejection.detail)
+                        printable(outcome.rejection.detail))
         for item in report.suppressed:
             log.warning("rate limit on %s: %s", item.device_id, item.detail())
 

@@ -164,6 +164,11 @@ def test_every_schema_value_fits_its_column(schema: dict[str, Any], pointer: str
             high = longest(node)
             assert high is not None, f"{pointer}: string without a bound"
             assert high <= col.type.length, (pointer, high, col.type.length)
+            # PostgreSQL text refuses NUL: free text needs a pattern that excludes it.
+            assert "enum" in node or "const" in node or "pattern" in node, pointer
+            if "pattern" in node:
+                assert not any(re.fullmatch(node["pattern"], "\x00" * n)
+                               for n in range(1, high + 1)), pointer
         else:
             raise AssertionError(f"{pointer}: type {types} not walked")
 
