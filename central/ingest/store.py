@@ -593,8 +593,9 @@ def record_rejection(session: Session, incoming: Incoming, rejection: Rejection,
     if ctx.limiter is not None and not ctx.limiter.admit(_limit_key(incoming, rejection),
                                                          rejection.reason.value, now):
         return Outcome(incoming, "rejected", rejection, recorded=False)
+    device_id = rejection.device_id[:64] if rejection.device_id else None
     session.add(IngestRejection(at=now, reason=rejection.reason.value,
-                                topic=incoming.topic[:200], device_id=rejection.device_id,
+                                topic=incoming.topic[:200], device_id=device_id,
                                 detail=printable(rejection.detail)))
     return Outcome(incoming, "rejected", rejection)
 
@@ -614,7 +615,8 @@ def record_suppressed(session: Session, suppressed: list[Suppressed],
     for item in suppressed:
         session.add(IngestRejection(at=now, reason=Reason.RATE_LIMITED.value,
                                     topic=f"checkin/v1/{item.device_id}"[:200],
-                                    device_id=item.device_id if item.device_id != "?" else None,
+                                    device_id=item.device_id[:64] if item.device_id != "?"
+                                    else None,
                                     detail=item.detail()))
     return suppressed
 
@@ -626,10 +628,13 @@ def dead_letter(session: Session, incoming: Incoming, exc: BaseException, ctx: I
     ``event_id`` and ``seq``; the caller acknowledges it, so it blocks nothing any more."""
     where = split_topic(incoming.topic)
     device_id = where[0] if where else None
-    decoded = decode(incoming)
     ident = ""
-    if isinstance(decoded, Decoded) and decoded.kind == "event":
-        ident = f" (event_id {decoded.message['event_id']}, seq {decoded.message['seq']})"
+    try:
+        decoded = decode(incoming)
+        if isinstance(decoded, Decoded) and decoded.kind == "event":
+            ident = f" (event_id {decoded.message['event_id']}, seq {decoded.message['seq']})"
+    except Exception:  # the record must be written whatever the message
+        ident = " (undecodable)"
     cause = getattr(exc, "orig", None) or exc  # the driver's class, e.g. NumericValueOutOfRange
     rejection = Rejection(Reason.DEAD_LETTER, f"{type(cause).__name__}{ident}", device_id)
     return record_rejection(session, incoming, rejection, ctx, utc(now or datetime.now(UTC)))
