@@ -132,6 +132,11 @@ def test_every_value_the_status_schema_allows_is_stored(h: Harness) -> None:
     with h.session() as s:
         dev = s.get(Device, GATE)
         assert dev is not None and (dev.version, dev.outbox_depth) == (version, 2**31 - 1)
+    # Free text that reaches JSON columns may hold any character, NUL included.
+    assert results(h.send(h.status(GATE, readers={"\x00pcsc:\x7f": {
+        "state": "error", "detail": "\x00" * 200}}))) == ["status"]
+    assert results(h.send(h.ev(WARD, "visit", details={
+        "insurance": "valid", "department": "\x00\x01 Khoa Nội"}))) == ["stored"]
 
 
 def _stay_details(stay_id: str, room: str = "204") -> dict[str, Any]:
