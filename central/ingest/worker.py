@@ -206,7 +206,7 @@ class IngestWorker:
         try:
             report = self._commit(batch)
         except Exception as exc:
-            if _unavailable(exc):
+            if _unavailable(exc) and (_retryable_error(exc) or not self._database_answers()):
                 raise
             if len(batch) > 1:  # isolate the message at fault
                 report = BatchReport()
@@ -223,6 +223,17 @@ class IngestWorker:
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         self._account(report)
         return report
+
+    def _database_answers(self) -> bool:
+        """Whether the database runs a trivial query: when it does, an operational error of a
+        batch (e.g. PostgreSQL's ``program_limit_exceeded``) came from a message, not from an
+        outage, and the message is isolated like any other."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(1))
+        except Exception:
+            return False
+        return True
 
     def _account(self, report: BatchReport) -> None:
         """Metrics of every outcome; a log line per RECORDED rejection and per rate-limit
@@ -333,11 +344,16 @@ class IngestWorker:
 
 
 def _unavailable(exc: BaseException) -> bool:
-    """The database itself failed (connection lost, server down, locked past the retries):
-    no message is at fault, so none is dead-lettered; the batch stays unacknowledged."""
+    """The database itself may have failed (connection lost, server down, locked past the
+    retries): then no message is at fault, none is dead-lettered, and the batch stays
+    unacknowledged (the worker stops; its supervisor restarts it and the broker redelivers)."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, (OperationalError, InterfaceError))
+
+
+def _retryable_error(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) and _retryable(exc)
 
 
 def _retryable(exc: DBAPIError) -> bool:

@@ -319,3 +319,18 @@ def test_a_message_that_fails_its_batch_is_dead_lettered_and_blocks_nothing(
     # A redelivered copy is dead-lettered again, alone; the worker still runs.
     assert results(worker.store(batch[2:3])) == ["dead-letter"]
     assert h.count(IngestRejection) == 2 and not worker.stopping.is_set()
+
+
+def test_an_unreachable_database_dead_letters_nothing(h: Harness, tmp_path: Any) -> None:
+    """An outage is no message's fault: the batch fails as a whole (not acknowledged, the
+    broker redelivers after the restart) and nothing is dead-lettered."""
+    from sqlalchemy.exc import OperationalError
+
+    from central.db.engine import make_engine
+
+    gone = make_engine(f"sqlite:///{tmp_path / 'missing' / 'central.sqlite3'}")
+    worker = IngestWorker(CentralSettings(), gone, centre_key=h.centre, data_key=h.data_key)
+    event = h.devices[GATE].event()
+    with pytest.raises(OperationalError):
+        worker.store([Incoming(f"checkin/v1/{GATE}/events", wire_bytes(event))])
+    gone.dispose()
