@@ -201,7 +201,7 @@ def _build(rig: Rig, spec: tuple[Any, ...]) -> tuple[list[tuple[str, str, bytes]
     return [(GATE, "status", _status(gate, **{member: value}))], []
 
 
-@settings(max_examples=25, deadline=None, derandomize=True,
+@settings(max_examples=60, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(specs=st.lists(message, min_size=1, max_size=10))
 def test_no_message_stops_or_stalls_ingest(rig: Rig, specs: list[tuple[Any, ...]]) -> None:
