@@ -215,11 +215,12 @@ class IngestWorker:
                     report.outcomes.extend(part.outcomes)
                     report.movements.extend(part.movements)
                 return report
-            log.error("message on %s failed the store (%s): dead-lettered", batch[0].topic,
-                      type(getattr(exc, "orig", None) or exc).__name__,
-                      exc_info=not isinstance(exc, DBAPIError))
             with self.sessions() as session, session.begin():
-                report = BatchReport([dead_letter(session, batch[0], exc, self.ctx)])
+                outcome = dead_letter(session, batch[0], exc, self.ctx)
+            if outcome.recorded and not isinstance(exc, DBAPIError):  # a bug: its traceback
+                log.error("message on %s failed the store: dead-lettered", batch[0].topic,
+                          exc_info=exc)
+            report = BatchReport([outcome])
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         self._account(report)
         return report

@@ -334,3 +334,25 @@ def test_an_unreachable_database_dead_letters_nothing(h: Harness, tmp_path: Any)
     with pytest.raises(OperationalError):
         worker.store([Incoming(f"checkin/v1/{GATE}/events", wire_bytes(event))])
     gone.dispose()
+
+
+def test_a_bug_on_one_message_is_dead_lettered_with_its_device(
+        h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not only database refusals: any exception a message causes in the store (here an
+    injected fault in the stay upsert) isolates it, names its device, and keeps the rest."""
+    from central.ingest import store
+
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(store, "_store_stay", broken)
+    worker = IngestWorker(CentralSettings(database_url=h.url), h.engine,
+                          centre_key=h.centre, data_key=h.data_key)
+    now = datetime.now(UTC)
+    batch = [Incoming(t, wire_bytes(b), received_at=now) for t, b in (
+        h.ev(GATE), h.ev(DESK, "stay.start"), h.ev(GATE))]
+    assert results(worker.store(batch)) == ["stored", "dead-letter", "stored"]
+    with h.session() as s:
+        row = s.execute(select(IngestRejection.device_id, IngestRejection.detail)).one()
+    assert row[0] == DESK and (row[1] or "").startswith("RuntimeError")
+    assert h.count(Event) == 2 and h.count(Stay) == 0
