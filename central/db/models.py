@@ -112,7 +112,8 @@ class Device(Base):
     gap_since: Mapped[datetime | None]
     """When ``last_seq > contiguous_seq`` began (None without a gap): the ``seq-gap`` alarm is
     raised once the gap outlives the grace period (central.ingest.store)."""
-    version: Mapped[str | None] = mapped_column(String(32))
+    version: Mapped[str | None] = mapped_column(String(40))
+    """As the status sent it (status.v1: at most 40 characters)."""
     outbox_depth: Mapped[int | None] = mapped_column(Integer)
     oldest_undelivered_at: Mapped[datetime | None]
     health: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -10,4 +10,8 @@ DUPLICATES = Counter("central_ingest_duplicates_total",
 STATUSES = Counter("central_ingest_status_total", "Status messages applied")
 REJECTIONS = Counter("central_ingest_rejections_total", "Messages refused, by reason",
                      ["reason"])
+REJECTIONS_NOT_RECORDED = Counter(
+    "central_ingest_rejections_not_recorded_total",
+    "Rejections only counted, not stored nor logged one by one (per-device rate limit), by "
+    "reason; included in central_ingest_rejections_total", ["reason"])
 BATCH_SECONDS = Histogram("central_ingest_batch_seconds", "Time to store and commit a batch")

@@ -18,9 +18,11 @@ only for the end of a transaction (:func:`process`).
 from __future__ import annotations
 
 import logging
+import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -40,7 +42,7 @@ from central.counting import (
     utc,
 )
 from central.db.bulk import insert_rows
-from central.db.models import Alarm, Device, Event, IngestRejection, Stay
+from central.db.models import Alarm, Device, Event, IngestRejection, Site, Stay
 from central.ingest.crypto import ed25519_public
 from central.ingest.validate import (
     Decoded,
@@ -52,10 +54,70 @@ from central.ingest.validate import (
     check_event,
     check_status,
     decode,
+    parse_date,
     parse_time,
+    split_topic,
 )
 
 log = logging.getLogger("central.ingest")
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    """Rejections of one device not recorded one by one during an interval (rate limit)."""
+
+    device_id: str
+    since: datetime
+    until: datetime
+    reasons: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.reasons.values())
+
+    def detail(self) -> str:
+        listed = ", ".join(f"{reason} × {n}" for reason, n in sorted(self.reasons.items()))
+        return (f"{self.total} further rejections not recorded one by one between "
+                f"{self.since.isoformat(timespec='seconds')} and "
+                f"{self.until.isoformat(timespec='seconds')}: {listed}")
+
+
+class RejectionLimiter:
+    """Bounds the rejection rows and log lines one device can cause (docs/protocol.md §4.10).
+
+    Per device (the topic's device level: the broker's ACL ties it to the certificate) and per
+    ``interval``, the first ``rows`` rejections are recorded and logged one by one; the rest are
+    only counted, per reason, and summed up in ONE ``rate-limited`` row and ONE log line when
+    the interval ends. Only rejections are limited: a valid event is always stored (a flood
+    costs the signature checks, never the events of the same or another device).
+    """
+
+    def __init__(self, interval: timedelta = timedelta(seconds=60), rows: int = 20) -> None:
+        self.interval = interval
+        self.rows = rows
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[datetime, int, dict[str, int]]] = {}
+
+    def admit(self, device_id: str, reason: str, now: datetime) -> bool:
+        """True: record this rejection; False: counted in the interval's summary only."""
+        with self._lock:
+            start, seen, suppressed = self._windows.get(device_id, (now, 0, {}))
+            seen += 1
+            if seen > self.rows:
+                suppressed[reason] = suppressed.get(reason, 0) + 1
+            self._windows[device_id] = (start, seen, suppressed)
+            return seen <= self.rows
+
+    def due(self, now: datetime, *, everything: bool = False) -> list[Suppressed]:
+        """Close the intervals that have ended (all of them with ``everything``)."""
+        out: list[Suppressed] = []
+        with self._lock:
+            for device_id, (start, _seen, suppressed) in list(self._windows.items()):
+                if everything or now - start >= self.interval:
+                    del self._windows[device_id]
+                    if suppressed:
+                        out.append(Suppressed(device_id, start, now, suppressed))
+        return out
 
 
 @dataclass(frozen=True)
@@ -67,6 +129,11 @@ class IngestContext:
     max_future_skew: timedelta
     seq_gap_grace: timedelta = timedelta(seconds=60)
     """A seq gap becomes a ``seq-gap`` alarm once it has lasted this long."""
+    max_age: timedelta | None = None
+    """An event (or status ``at``) older than this at receipt is ``too-old`` (the events'
+    retention horizon in the worker: older events would be purged at once)."""
+    limiter: RejectionLimiter | None = None
+    """Rate limit of rejection rows and log lines (None: every rejection recorded)."""
 
 
 @dataclass(frozen=True)
@@ -76,12 +143,16 @@ class Outcome:
     incoming: Incoming
     result: str
     rejection: Rejection | None = None
+    recorded: bool = True
+    """False for a rejection only counted (the device's rate limit): not stored, not logged."""
 
 
 @dataclass
 class BatchReport:
     outcomes: list[Outcome] = field(default_factory=list)
     movements: list[Movement] = field(default_factory=list)
+    suppressed: list[Suppressed] = field(default_factory=list)
+    """Intervals of the rejection limit that ended with this batch (logged once each)."""
 
     def count(self, result: str) -> int:
         return sum(1 for o in self.outcomes if o.result == result)
@@ -123,11 +194,50 @@ def _lock_devices(session: Session, ids: Sequence[str]) -> dict[str, Device]:
     return {d.id: d for d in rows}
 
 
-def _view(device: Device | None) -> DeviceView | None:
+def _view(device: Device | None, site_kinds: dict[str, str]) -> DeviceView | None:
     if device is None:
         return None
     return DeviceView(device.id, device.site_id, _public(bytes(device.signing_public_key)),
-                      bool(device.revoked))
+                      bool(device.revoked), site_kinds.get(device.site_id))
+
+
+def _site_kinds(session: Session, site_ids: Sequence[str]) -> dict[str, str]:
+    if not site_ids:
+        return {}
+    return {site_id: str(getattr(kind, "value", kind)) for site_id, kind in session.execute(
+        select(Site.id, Site.kind).where(Site.id.in_(sorted(set(site_ids)))))}
+
+
+class StayOwnerConflict(RuntimeError):
+    """A stay row of another site or device appeared between the check and the upsert (a
+    concurrent worker): the batch fails, is retried message by message, and the check then
+    refuses the message (``stay-owner-mismatch``)."""
+
+
+def _stay_owners(session: Session, candidates: list[tuple[ValidEvent, Device]]
+                 ) -> dict[int, Rejection]:
+    """Stay events whose ``stay_id`` belongs to another site or device (stored, or opened
+    earlier in the batch): index → rejection. A stay belongs to the site and device whose event
+    first created it (docs/protocol.md §4.10); nothing of it is overwritten by another."""
+    stays = {i: str(ev.message["details"]["stay_id"]) for i, (ev, _d) in enumerate(candidates)
+             if ev.message["kind"] in ("stay.start", "stay.end")}
+    if not stays:
+        return {}
+    owners: dict[str, tuple[str, str]] = {
+        stay_id: (site_id, device_id) for stay_id, site_id, device_id in session.execute(
+            select(Stay.stay_id, Stay.site_id, Stay.device_id).where(
+                Stay.stay_id.in_(sorted(set(stays.values())))))}
+    refused: dict[int, Rejection] = {}
+    for index, stay_id in stays.items():
+        ev = candidates[index][0]
+        mine = (str(ev.message["site_id"]), ev.device_id)
+        owner = owners.setdefault(stay_id, mine)
+        if owner != mine:
+            refused[index] = Rejection(
+                Reason.STAY_OWNER_MISMATCH,
+                f"stay {stay_id} belongs to another "
+                f"{'site' if owner[0] != mine[0] else 'device'}", ev.device_id)
+    return refused
 
 
 def _insert_events(session: Session, candidates: list[tuple[ValidEvent, Device]]
@@ -234,7 +344,7 @@ def _store_stay(session: Session, ev: ValidEvent, data_key: bytes | None) -> Non
     if data_key is None or ev.personal is None:
         raise RuntimeError("stay events need the data key and an opened box")
     sealed = encrypt_personal(data_key, stay_id, ev.personal)
-    expected = date.fromisoformat(details["expected_departure"])
+    expected = parse_date(details["expected_departure"])
     values: dict[str, Any] = {
         "stay_id": stay_id, "site_id": msg["site_id"], "device_id": ev.device_id,
         "subject": msg["subject"], "started_at": ev.occurred_at,
@@ -251,7 +361,14 @@ def _store_stay(session: Session, ev: ValidEvent, data_key: bytes | None) -> Non
             "deadline_at", "personal_sealed")}
     else:
         update_set = {"ended_at": stmt.excluded.ended_at}
-    session.execute(stmt.on_conflict_do_update(index_elements=["stay_id"], set_=update_set))
+    # Only the owner's row is updated (the check in process() refused the others; this guards
+    # against a concurrent worker creating the row in between).
+    written = session.execute(stmt.on_conflict_do_update(
+        index_elements=["stay_id"], set_=update_set,
+        where=(Stay.site_id == stmt.excluded.site_id)
+        & (Stay.device_id == stmt.excluded.device_id)).returning(Stay.stay_id)).first()
+    if written is None:
+        raise StayOwnerConflict(f"stay {stay_id} is another site's or device's")
 
 
 def _advance_seq(session: Session, device: Device, seqs: list[int], now: datetime,
@@ -322,13 +439,16 @@ def check_seq_gaps(session: Session, now: datetime, grace: timedelta) -> list[st
     return raised
 
 
-def _apply_status(session: Session, decoded: Decoded, device: Device, now: datetime) -> None:
+def _apply_status(session: Session, decoded: Decoded, device: Device, now: datetime,
+                  max_future_skew: timedelta) -> None:
     msg = decoded.message
     if msg["state"] == "online":
         at = parse_time(msg["at"])
         health = device.health or {}
-        previous = health.get("at")
-        if isinstance(previous, str) and parse_time(previous) > at:
+        previous = _stored_time(health.get("at"))
+        # A stored ``at`` beyond the skew limit (accepted before the bound existed) is no
+        # reference: it would hide every later heartbeat.
+        if previous is not None and at < previous <= now + max_future_skew:
             return  # an older heartbeat delivered late (another worker, a redelivery)
         device.state = "online"
         device.last_seen = min(at, now) if decoded.incoming.retain else now
@@ -347,6 +467,15 @@ def _apply_status(session: Session, decoded: Decoded, device: Device, now: datet
         if msg.get("version"):
             device.version = msg["version"]
         raise_offline_alarm(session, device, now, msg.get("reason") or "offline-status")
+
+
+def _stored_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
 
 
 def raise_offline_alarm(session: Session, device: Device, now: datetime, reason: str) -> None:
@@ -378,7 +507,8 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
     decoded = [decode(m) for m in batch]
     ids = sorted({d.device_id for d in decoded if isinstance(d, Decoded)})
     devices = _read_devices(session, ids)
-    views = {device_id: _view(device) for device_id, device in devices.items()}
+    kinds = _site_kinds(session, [d.site_id for d in devices.values()])
+    views = {device_id: _view(device, kinds) for device_id, device in devices.items()}
     stored: list[ValidEvent] = []
     candidates: list[tuple[ValidEvent, Device]] = []
     statuses: list[Decoded] = []
@@ -389,14 +519,16 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
             continue
         device = devices.get(item.device_id)
         if item.kind == "status":
-            rejected = check_status(item, views.get(item.device_id))
+            rejected = check_status(item, views.get(item.device_id),
+                                    max_future_skew=ctx.max_future_skew, max_age=ctx.max_age)
             if rejected is not None:
                 rejections.append((incoming, rejected))
                 continue
             statuses.append(item)
             continue
         checked = check_event(item, views.get(item.device_id),
-                              max_future_skew=ctx.max_future_skew, centre_key=ctx.centre_key)
+                              max_future_skew=ctx.max_future_skew, centre_key=ctx.centre_key,
+                              max_age=ctx.max_age)
         if isinstance(checked, Rejection):
             rejections.append((incoming, checked))
             continue
@@ -406,6 +538,10 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
                 Reason.SEALED_STAY_UNOPENABLE, "collector has no data key", device.id)))
             continue
         candidates.append((checked, device))
+    foreign = _stay_owners(session, candidates)
+    if foreign:
+        rejections.extend((candidates[i][0].incoming, r) for i, r in sorted(foreign.items()))
+        candidates = [c for i, c in enumerate(candidates) if i not in foreign]
     for (checked, _device), result in zip(candidates,
                                           _insert_events(session, candidates), strict=True):
         if isinstance(result, Rejection):
@@ -423,7 +559,7 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
     seen = sorted({ev.device_id for ev, _ in candidates} | {d.device_id for d in statuses})
     locked = _lock_devices(session, seen)
     for item in statuses:
-        _apply_status(session, item, locked[item.device_id], now)
+        _apply_status(session, item, locked[item.device_id], now, ctx.max_future_skew)
         report.outcomes.append(Outcome(item.incoming, "status"))
     for device_id in sorted({ev.device_id for ev, _ in candidates}):
         device = locked[device_id]
@@ -436,22 +572,69 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
     if items:
         add_rollups(session, items)
         bump_occupancy(session, report.movements, now)
+    if ctx.limiter is not None:  # intervals that ended before this batch's rejections
+        report.suppressed.extend(record_suppressed(session, ctx.limiter.due(now), now))
     for incoming, rejection in rejections:
-        session.add(IngestRejection(at=now, reason=rejection.reason.value,
-                                    topic=incoming.topic[:200], device_id=rejection.device_id,
-                                    detail=rejection.detail))
-        report.outcomes.append(Outcome(incoming, "rejected", rejection))
+        report.outcomes.append(record_rejection(session, incoming, rejection, ctx, now))
     session.flush()
     order = {id(m): i for i, m in enumerate(batch)}
     report.outcomes.sort(key=lambda o: order[id(o.incoming)])
     return report
 
 
-def internal_error(session: Session, incoming: Incoming, exc: BaseException,
-                   now: datetime | None = None) -> Outcome:
-    """Record a message that made the store fail on its own (a bug): counted, not retried."""
-    rejection = Rejection(Reason.INTERNAL_ERROR, type(exc).__name__)
-    session.add(IngestRejection(at=utc(now or datetime.now(UTC)), reason=rejection.reason.value,
-                                topic=incoming.topic[:200], device_id=None,
-                                detail=rejection.detail))
+def _limit_key(incoming: Incoming, rejection: Rejection) -> str:
+    where = split_topic(incoming.topic)
+    return rejection.device_id or (where[0] if where else "?")
+
+
+def record_rejection(session: Session, incoming: Incoming, rejection: Rejection,
+                     ctx: IngestContext, now: datetime) -> Outcome:
+    """A rejection row, unless the device's rate limit says only to count it."""
+    if ctx.limiter is not None and not ctx.limiter.admit(_limit_key(incoming, rejection),
+                                                         rejection.reason.value, now):
+        return Outcome(incoming, "rejected", rejection, recorded=False)
+    device_id = rejection.device_id[:64] if rejection.device_id else None
+    session.add(IngestRejection(at=now, reason=rejection.reason.value,
+                                topic=incoming.topic[:200], device_id=device_id,
+                                detail=printable(rejection.detail)))
     return Outcome(incoming, "rejected", rejection)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def printable(detail: str) -> str:
+    """A detail with its control characters (a member name quoted in a schema message) as
+    ``\\xNN``: PostgreSQL text refuses NUL, and logs should not carry the others."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", detail)
+
+
+def record_suppressed(session: Session, suppressed: list[Suppressed],
+                      now: datetime) -> list[Suppressed]:
+    """One ``rate-limited`` row per device whose interval ended with rejections only counted."""
+    for item in suppressed:
+        session.add(IngestRejection(at=now, reason=Reason.RATE_LIMITED.value,
+                                    topic=f"checkin/v1/{item.device_id}"[:200],
+                                    device_id=item.device_id[:64] if item.device_id != "?"
+                                    else None,
+                                    detail=item.detail()))
+    return suppressed
+
+
+def dead_letter(session: Session, incoming: Incoming, exc: BaseException, ctx: IngestContext,
+                now: datetime | None = None) -> Outcome:
+    """Record a message that made the store fail on its own (a database refusal, a bug) as a
+    ``dead-letter`` rejection naming its device, the error class and, when readable, its
+    ``event_id`` and ``seq``; the caller acknowledges it, so it blocks nothing any more."""
+    where = split_topic(incoming.topic)
+    device_id = where[0] if where else None
+    ident = ""
+    try:
+        decoded = decode(incoming)
+        if isinstance(decoded, Decoded) and decoded.kind == "event":
+            ident = f" (event_id {decoded.message['event_id']}, seq {decoded.message['seq']})"
+    except Exception:  # the record must be written whatever the message
+        ident = " (undecodable)"
+    cause = getattr(exc, "orig", None) or exc  # the driver's class, e.g. NumericValueOutOfRange
+    rejection = Rejection(Reason.DEAD_LETTER, f"{type(cause).__name__}{ident}", device_id)
+    return record_rejection(session, incoming, rejection, ctx, utc(now or datetime.now(UTC)))

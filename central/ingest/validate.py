@@ -3,8 +3,10 @@
 Stage 1 (:func:`decode`, no database): topic, size (docs/protocol.md §9: 16 KiB), JSON,
 schema (with the JSON path of the first problem), topic device = payload ``device_id``
 (§2). Stage 2 (:func:`check_event`, :func:`check_status`, with the device registry): known and
-not revoked, Ed25519 signature (§4.8), registered site = ``site_id``, clock skew, sealed box
-(§4.7) for ``stay.*``.
+not revoked, Ed25519 signature (§4.8), registered site = ``site_id``, time bounds both ways
+and the site kind (§4.10), sealed box (§4.7) for ``stay.*``. Times and dates that match their
+pattern but are no real instant (31 February, year 0, an offset past year 9999) are ``schema``
+rejections naming the device, like integers too long to convert (``malformed-json``).
 
 Rejection reasons (the ``IngestRejection.reason`` column and the ``reason`` label of the
 Prometheus counter): see :class:`Reason`. Details never carry personal data: schema messages
@@ -16,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -41,7 +43,12 @@ class Reason(StrEnum):
     SITE_MISMATCH = "site-mismatch"
     REPLAY = "replay"
     CLOCK_SKEW = "clock-skew"
+    TOO_OLD = "too-old"
+    KIND_NOT_FOR_SITE = "kind-not-for-site"
+    STAY_OWNER_MISMATCH = "stay-owner-mismatch"
     SEALED_STAY_UNOPENABLE = "sealed-stay-unopenable"
+    DEAD_LETTER = "dead-letter"
+    RATE_LIMITED = "rate-limited"
     INTERNAL_ERROR = "internal-error"
 
 
@@ -87,6 +94,8 @@ class DeviceView:
     site_id: str
     public_key: VerifyKey
     revoked: bool
+    site_kind: str | None = None
+    """``heritage``, ``hospital`` or ``accommodation`` (None: not checked)."""
 
 
 @dataclass(frozen=True)
@@ -124,12 +133,61 @@ def scrub(text: str, limit: int = 300) -> str:
     return text[:limit]
 
 
+class BadTime(ValueError):
+    """A time the schema's pattern lets through that is no real instant: 31 February, year
+    0000, or an offset that moves it out of the years 1…9999 (``0001-01-01T00:00+23:00``)."""
+
+
 def parse_time(text: str) -> datetime:
-    """An RFC 3339 time with offset (schema-checked) as an aware UTC datetime."""
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise ValueError("time without offset")
-    return value.astimezone(UTC)
+    """An RFC 3339 time with offset (schema-checked) as an aware UTC datetime.
+
+    Raises :class:`BadTime` (a :class:`ValueError`) for a string that matches the pattern but
+    names no real instant; the result is always within the years 1…9999, which both databases
+    store.
+    """
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if value.tzinfo is None:
+            raise BadTime("time without offset")
+        return value.astimezone(UTC)
+    except BadTime:
+        raise
+    except (ValueError, OverflowError) as exc:
+        raise BadTime(str(exc)) from None
+
+
+def parse_date(text: str) -> date:
+    """A ``YYYY-MM-DD`` date (schema-checked); :class:`BadTime` for 31 February or year 0."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise BadTime(str(exc)) from None
+
+
+SITE_KIND_EVENTS: dict[str, frozenset[str]] = {
+    "heritage": frozenset({"entry", "exit"}),
+    "hospital": frozenset({"visit", "stay.start", "stay.end"}),
+    "accommodation": frozenset({"stay.start", "stay.end"}),
+}
+"""Which kinds a site of each kind can produce (docs/protocol.md §4.2), from the agent's flows:
+a heritage gate (``HeritageGateFlow``) admits and lets out, a hospital reception
+(``HospitalFlow``) records visits, admissions and discharges, an accommodation desk
+(``AccommodationFlow``) checks guests in and out. A ``manual`` event is checked by what it
+``counts_as``, a ``rejected`` one by what was ``attempted`` (when it says): so an
+accommodation desk, which has no manual count, can send neither."""
+
+
+def effective_kind(message: dict[str, Any]) -> str | None:
+    """The kind the site-kind rule checks: ``kind``, ``counts_as`` of a manual event,
+    ``attempted`` of a rejected one (None: a rejection that does not say)."""
+    kind = str(message["kind"])
+    details = message.get("details") or {}
+    if kind == "manual":
+        return str(details.get("counts_as"))
+    if kind == "rejected":
+        attempted = details.get("attempted")
+        return None if attempted is None else str(attempted)
+    return kind
 
 
 def split_topic(topic: str) -> tuple[str, str] | None:
@@ -177,6 +235,8 @@ def decode(incoming: Incoming) -> Decoded | Rejection:
         return Rejection(Reason.MALFORMED_JSON, f"{exc.msg} at {exc.pos}", device_id)
     except RecursionError:
         return Rejection(Reason.MALFORMED_JSON, "nested too deeply", device_id)
+    except ValueError:  # an integer literal over Python's 4300-digit conversion limit
+        return Rejection(Reason.MALFORMED_JSON, "integer literal too long", device_id)
     if not isinstance(obj, dict):
         return Rejection(Reason.MALFORMED_JSON, "payload is not a JSON object", device_id)
     try:
@@ -187,7 +247,34 @@ def decode(incoming: Incoming) -> Decoded | Rejection:
     if named != device_id:
         return Rejection(Reason.TOPIC_DEVICE_MISMATCH,
                          f"payload device_id {named!r} on the topic of {device_id!r}", device_id)
+    bad = _bad_time(kind, obj)
+    if bad is not None:
+        return Rejection(Reason.SCHEMA, bad, device_id)
     return Decoded(kind, device_id, obj, incoming)
+
+
+def _bad_time(kind: str, obj: dict[str, Any]) -> str | None:
+    """The path of a time or date that matches its pattern but is no real one, or None."""
+    if kind == "event":
+        times = [("$.occurred_at", obj["occurred_at"])]
+        dates = [("$.details.expected_departure", obj["details"].get("expected_departure"))]
+    else:
+        times = [("$.at", obj.get("at")),
+                 ("$.oldest_undelivered_at", obj.get("oldest_undelivered_at"))]
+        dates = []
+    for path, text in times:
+        try:
+            if isinstance(text, str):
+                parse_time(text)
+        except BadTime:
+            return f"{path}: not a real date and time within the years 1-9999"
+    for path, text in dates:
+        try:
+            if isinstance(text, str):
+                parse_date(text)
+        except BadTime:
+            return f"{path}: not a real date"
+    return None
 
 
 def _device_checks(decoded: Decoded, device: DeviceView | None,
@@ -210,20 +297,43 @@ def _device_checks(decoded: Decoded, device: DeviceView | None,
     return None
 
 
+def _time_bounds(member: str, at: datetime, received: datetime, max_future_skew: timedelta,
+                 max_age: timedelta | None, device_id: str) -> Rejection | None:
+    """``at`` within [receipt − ``max_age``, receipt + ``max_future_skew``] (docs/protocol.md
+    §4.10)."""
+    if at - received > max_future_skew:
+        return Rejection(Reason.CLOCK_SKEW,
+                         f"{member} {int((at - received).total_seconds())} s after "
+                         f"receipt (limit {int(max_future_skew.total_seconds())} s)",
+                         device_id)
+    if max_age is not None and received - at > max_age:
+        return Rejection(Reason.TOO_OLD,
+                         f"{member} {(received - at).days} days before receipt "
+                         f"(limit {max_age.days} days)", device_id)
+    return None
+
+
 def check_event(decoded: Decoded, device: DeviceView | None, *, max_future_skew: timedelta,
-                centre_key: X25519PrivateKey | None) -> ValidEvent | Rejection:
+                centre_key: X25519PrivateKey | None,
+                max_age: timedelta | None = None) -> ValidEvent | Rejection:
     """Stage 2 for an event."""
     rejected = _device_checks(decoded, device, signed=True)
     if rejected is not None:
         return rejected
+    assert device is not None
     msg = decoded.message
     received = decoded.incoming.received_at.astimezone(UTC)
     occurred = parse_time(msg["occurred_at"])
-    if occurred - received > max_future_skew:
-        return Rejection(Reason.CLOCK_SKEW,
-                         f"occurred_at {int((occurred - received).total_seconds())} s after "
-                         f"receipt (limit {int(max_future_skew.total_seconds())} s)",
-                         decoded.device_id)
+    rejected = _time_bounds("occurred_at", occurred, received, max_future_skew, max_age,
+                            decoded.device_id)
+    if rejected is not None:
+        return rejected
+    kind = effective_kind(msg)
+    allowed = SITE_KIND_EVENTS.get(device.site_kind or "")
+    if allowed is not None and kind is not None and kind not in allowed:
+        return Rejection(Reason.KIND_NOT_FOR_SITE,
+                         f"{msg['kind']} ({kind}) at a {device.site_kind} site "
+                         f"(allowed: {', '.join(sorted(allowed))})", decoded.device_id)
     personal: dict[str, Any] | None = None
     if msg["kind"] in ("stay.start", "stay.end"):
         if centre_key is None:
@@ -243,6 +353,17 @@ def check_event(decoded: Decoded, device: DeviceView | None, *, max_future_skew:
     return ValidEvent(msg, occurred, received, personal, decoded.incoming)
 
 
-def check_status(decoded: Decoded, device: DeviceView | None) -> Rejection | None:
-    """Stage 2 for a status: a ``sig``, when present, must verify (§6; wills are unsigned)."""
-    return _device_checks(decoded, device, signed="sig" in decoded.message)
+def check_status(decoded: Decoded, device: DeviceView | None, *,
+                 max_future_skew: timedelta | None = None,
+                 max_age: timedelta | None = None) -> Rejection | None:
+    """Stage 2 for a status: a ``sig``, when present, must verify (§6; wills are unsigned);
+    ``at``, when present, within the same bounds as an event's ``occurred_at`` (a status dated
+    9999 would otherwise hide every later heartbeat)."""
+    rejected = _device_checks(decoded, device, signed="sig" in decoded.message)
+    if rejected is not None or max_future_skew is None:
+        return rejected
+    at = decoded.message.get("at")
+    if not isinstance(at, str):
+        return None
+    return _time_bounds("at", parse_time(at), decoded.incoming.received_at.astimezone(UTC),
+                        max_future_skew, max_age, decoded.device_id)

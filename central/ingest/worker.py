@@ -37,7 +37,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from central.at_rest import load_data_key
@@ -48,9 +48,12 @@ from central.ingest.crypto import load_centre_key
 from central.ingest.store import (
     BatchReport,
     IngestContext,
+    RejectionLimiter,
     check_seq_gaps,
-    internal_error,
+    dead_letter,
+    printable,
     process,
+    record_suppressed,
 )
 from central.ingest.store import raise_offline_alarm as _raise_offline
 from central.ingest.validate import Incoming
@@ -139,7 +142,8 @@ class IngestWorker:
         if data_key is None and settings.data_key is not None:
             data_key = load_data_key(settings.data_key)
         self.ctx = IngestContext(centre_key, data_key, settings.max_future_skew,
-                                 settings.seq_gap_grace)
+                                 settings.seq_gap_grace, max_age=settings.retention.events,
+                                 limiter=RejectionLimiter())
         self.periodic_s = periodic_s
         self.on_batch = on_batch
         self.queue: queue.Queue[Incoming] = queue.Queue()
@@ -194,38 +198,64 @@ class IngestWorker:
         raise AssertionError("unreachable")
 
     def store(self, batch: list[Incoming]) -> BatchReport:
-        """Store a batch (one transaction); a message that fails on its own is recorded."""
+        """Store a batch (one transaction). When it fails for anything but the database being
+        unreachable, it is retried message by message, and a message that fails on its own is
+        dead-lettered (recorded as a ``dead-letter`` rejection with its device, then
+        acknowledged): one message never stops or blocks the others."""
         started = time.perf_counter()
         try:
             report = self._commit(batch)
-        except DBAPIError:
-            raise
-        except Exception:
-            if len(batch) == 1:
-                log.exception("message on %s failed the store: recorded as internal-error",
-                              batch[0].topic)
-                with self.sessions() as session, session.begin():
-                    report = BatchReport([internal_error(session, batch[0], RuntimeError())])
-            else:  # isolate the message at fault
+        except Exception as exc:
+            if _unavailable(exc) and (_retryable_error(exc) or not self._database_answers()):
+                raise
+            if len(batch) > 1:  # isolate the message at fault
                 report = BatchReport()
                 for item in batch:
                     part = self.store([item])
                     report.outcomes.extend(part.outcomes)
                     report.movements.extend(part.movements)
                 return report
+            with self.sessions() as session, session.begin():
+                outcome = dead_letter(session, batch[0], exc, self.ctx)
+            if outcome.recorded and not isinstance(exc, DBAPIError):  # a bug: its traceback
+                log.error("message on %s failed the store: dead-lettered", batch[0].topic,
+                          exc_info=exc)
+            report = BatchReport([outcome])
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        self._account(report)
+        return report
+
+    def _database_answers(self) -> bool:
+        """Whether the database runs a trivial query: when it does, an operational error of a
+        batch (e.g. PostgreSQL's ``program_limit_exceeded``) came from a message, not from an
+        outage, and the message is isolated like any other."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(1))
+        except Exception:
+            return False
+        return True
+
+    def _account(self, report: BatchReport) -> None:
+        """Metrics of every outcome; a log line per RECORDED rejection and per rate-limit
+        interval that ended (the device's flood summed up once)."""
         results = Counter(outcome.result for outcome in report.outcomes)
         for result, counter in (("stored", metrics.EVENTS_STORED),
                                 ("duplicate", metrics.DUPLICATES), ("status", metrics.STATUSES)):
             if results[result]:
                 counter.inc(results[result])
         for outcome in report.outcomes:
-            if outcome.rejection is not None:
-                metrics.REJECTIONS.labels(outcome.rejection.reason.value).inc()
-                log.warning("rejected %s from %s: %s (%s)", outcome.incoming.topic.split("/")[-1],
-                            outcome.rejection.device_id or "?", outcome.rejection.reason.value,
-                            outcome.rejection.detail)
-        return report
+            if outcome.rejection is None:
+                continue
+            metrics.REJECTIONS.labels(outcome.rejection.reason.value).inc()
+            if not outcome.recorded:
+                metrics.REJECTIONS_NOT_RECORDED.labels(outcome.rejection.reason.value).inc()
+                continue
+            log.warning("rejected %s from %s: %s (%s)", outcome.incoming.topic.split("/")[-1],
+                        outcome.rejection.device_id or "?", outcome.rejection.reason.value,
+                        printable(outcome.rejection.detail))
+        for item in report.suppressed:
+            log.warning("rate limit on %s: %s", item.device_id, item.detail())
 
     def _ack(self, batch: list[Incoming]) -> None:
         for item in batch:  # in arrival order (MQTT 5 §4.6)
@@ -273,6 +303,11 @@ class IngestWorker:
             check_seq_gaps(session, now, self.settings.seq_gap_grace)
         with self.sessions() as session, session.begin():
             closed = close_out(session, now, self.settings.close_time)
+        if self.ctx.limiter is not None:
+            with self.sessions() as session, session.begin():
+                suppressed = record_suppressed(session, self.ctx.limiter.due(now), now)
+            for item in suppressed:
+                log.warning("rate limit on %s: %s", item.device_id, item.detail())
         for device_id in stale:
             log.warning("device %s missed its heartbeats: stale", device_id)
         for c in closed:
@@ -307,6 +342,19 @@ class IngestWorker:
             thread.join(5)
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """The database itself may have failed (connection lost, server down, locked past the
+    retries): then no message is at fault, none is dead-lettered, and the batch stays
+    unacknowledged (the worker stops; its supervisor restarts it and the broker redelivers)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (OperationalError, InterfaceError))
+
+
+def _retryable_error(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) and _retryable(exc)
 
 
 def _retryable(exc: DBAPIError) -> bool:

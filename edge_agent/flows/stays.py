@@ -77,6 +77,9 @@ class StayFlow(FlowBase):
         room = " ".join(value.split())
         if not 1 <= len(room) <= MAX_ROOM_CHARS:
             raise FlowInputError(field, f"must be 1..{MAX_ROOM_CHARS} characters")
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in room):
+            # event.v1 refuses them (docs/protocol.md §4.6): the collector would reject the stay
+            raise FlowInputError(field, "must not contain control characters")
         return room
 
     def _start(self, presentation: ChipPresentation | QrPresentation, *, room: str,

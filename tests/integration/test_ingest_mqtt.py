@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from central.db.models import Device, Event, IngestRejection
 from central.ingest.worker import IngestWorker
 from central.occupancy_publisher import OccupancyPublisher
 from central.registry import enrol_device
-from central.settings import BrokerSettings, CentralSettings
+from central.settings import BrokerSettings, CentralSettings, Retention
 from edge_agent.events.model import Demographics, EventAssurance, EventDraft, EventKind, Method
 from edge_agent.outbox.builder import payload_builder, wire_bytes
 from tests.integration.broker_fixtures import (
@@ -181,7 +181,12 @@ def test_mosquitto_pub_worked_example_is_ingested(broker: Broker, db_url: str,  
     with Session(engine) as s, s.begin():
         enrol_device(s, GATE, "hue-dai-noi", key.public_key(),
                      cert_pem=broker.pki.device(GATE).cert.read_bytes())
-    worker = IngestWorker(settings_for(broker, db_url), engine, periodic_s=3600).start()
+    # The example is dated 2025-04-30 (its signature fixes the date): older than the default
+    # horizon of ingest (retention.events_days, docs/protocol.md §4.10), so the horizon is
+    # widened as §10.1 tells a reader replaying it to.
+    wide = Retention(events=timedelta(days=36500))
+    worker = IngestWorker(settings_for(broker, db_url, retention=wide), engine,
+                          periodic_s=3600).start()
     try:
         script = "set -eu\n" + _worked_example_publishes(broker, tmp_path)
         done = subprocess.run(["bash", "-c", script], env={**os.environ,
@@ -291,3 +296,63 @@ def test_two_workers_one_killed_every_event_stored_exactly_once(
 def _subscribed(broker: Broker) -> int:
     text = broker.log_path.read_text(errors="replace") if broker.log_path.exists() else ""
     return len(re.findall(r"New client connected .* as collector", text))
+
+
+def test_a_flood_of_bad_messages_is_counted_not_written_and_valid_events_all_stored(
+        broker: Broker, db_url: str, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+    """3,000 bad messages from one gate as fast as mosquitto takes them, with valid events of
+    the same gate and of the desk in between: every message gets an outcome (and is counted),
+    the gate costs at most 20 rejection rows and log lines in the interval plus one summary
+    row and line when it ends, and every valid event is stored."""
+    import logging
+    from datetime import UTC
+
+    from central.ingest import metrics
+
+    engine = migrated_engine(db_url)
+    centre = X25519PrivateKey.generate()
+    devices = seed(engine, centre_key=centre)
+    handled: list[int] = []
+    worker = IngestWorker(settings_for(broker, db_url), engine, centre_key=centre,
+                          data_key=bytes(32), periodic_s=3600,
+                          on_batch=lambda r: handled.append(len(r.outcomes))).start()
+    gate_client, desk_client = device_client(broker, GATE), device_client(broker, DESK)
+    before = sum(metrics.REJECTIONS.labels(r)._value.get()
+                 for r in ("malformed-json", "schema"))
+    valid: list[str] = []
+    caplog.set_level(logging.WARNING, logger="central.ingest")
+    try:
+        infos = []
+        for i in range(3000):
+            infos.append(gate_client.publish(f"checkin/v1/{GATE}/events",
+                                             b"{oops" if i % 2 else b'{"v":1}', qos=1))
+            if i % 300 == 0:
+                for device_id, client in ((GATE, gate_client), (DESK, desk_client)):
+                    kind = "entry" if device_id == GATE else "stay.start"
+                    event = devices[device_id].event(kind)
+                    valid.append(event["event_id"])
+                    infos.append(client.publish(f"checkin/v1/{device_id}/events",
+                                                wire_bytes(event), qos=1))
+        for info in infos:
+            info.wait_for_publish(30)
+        assert wait_until(lambda: sum(handled) >= 3000 + len(valid), 60), sum(handled)
+        with Session(engine) as s:
+            assert s.scalar(select(func.count()).select_from(IngestRejection)) == 20
+            assert set(s.scalars(select(Event.event_id)).all()) == set(valid)
+        after = sum(metrics.REJECTIONS.labels(r)._value.get()
+                    for r in ("malformed-json", "schema"))
+        assert after - before == 3000
+        lines = [r for r in caplog.records if r.getMessage().startswith("rejected ")]
+        assert len(lines) == 20
+        worker.periodic(datetime.now(UTC) + timedelta(seconds=61))  # the interval ends
+        with Session(engine) as s:
+            summary = s.scalars(select(IngestRejection.detail).where(
+                IngestRejection.reason == "rate-limited")).one()
+        assert summary is not None and "2980 further rejections" in summary
+        assert len([r for r in caplog.records if "rate limit on" in r.getMessage()]) == 1
+    finally:
+        for client in (gate_client, desk_client):
+            client.disconnect()
+            client.loop_stop()
+        worker.stop()
+        engine.dispose()

@@ -515,6 +515,13 @@ def test_admission_and_discharge_seal_personal_data() -> None:
     assert flow.counts.stays_ended == 1
 
 
+def test_a_ward_with_control_characters_is_refused_before_any_event() -> None:
+    flow, _, outbox = hospital()
+    with pytest.raises(FlowInputError, match="control characters"):
+        flow.admit(chip(MAI), ward="Khoa\x00 3", expected_departure=date(2025, 5, 3))
+    assert outbox.events == []
+
+
 def test_discharge_without_open_stay_or_of_someone_else() -> None:
     flow, _, outbox = hospital()
     verdict = flow.discharge(chip(MAI))
