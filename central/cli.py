@@ -1,13 +1,15 @@
 """``central``: the collector's command line.
 
 ``central migrate|ingest|purge --config FILE`` (storage and ingest), ``central web --config FILE``
-(the dashboard and API), ``central create-admin --config FILE --username NAME``.
+(the dashboard and API), ``central create-admin --config FILE --username NAME``,
+``central broker-acl|broker-sync --config FILE`` (the broker's identities from the registry).
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import logging
 import os
 import sys
@@ -19,6 +21,8 @@ from typing import Any
 from sqlalchemy import select
 from werkzeug.serving import run_simple
 
+from central.broker_acl import BrokerAclError, document
+from central.broker_sync import BrokerSyncError, sync, wanted_from_registry
 from central.db.engine import make_engine, make_sessionmaker
 from central.db.models import Role, User
 from central.ingest.cli import register as register_ingest
@@ -83,6 +87,47 @@ def create_admin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _broker_state(settings: CentralSettings, collectors: list[str] | None) -> Any:
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    with sessions() as session:
+        state = wanted_from_registry(session, collectors or [settings.broker.client_id],
+                                     settings.broker.group)
+    for device_id in state.skipped:
+        print(f"central: device {device_id!r} has a reserved name and gets nothing at the "
+              "broker; revoke it and enrol it under another id", file=sys.stderr)
+    return state
+
+
+def broker_acl(args: argparse.Namespace) -> int:
+    """Write the dynamic-security plugin's file for the broker's first start."""
+    settings = _settings(args.config)
+    try:
+        state = _broker_state(settings, args.collector)
+    except BrokerAclError as exc:
+        raise CentralCliError(str(exc)) from None
+    out = Path(args.output)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(document(state), fh, indent=1)
+    print(f"{out}: {len(state.clients)} identities ({', '.join(sorted(state.clients))[:200]})")
+    return 0
+
+
+def broker_sync(args: argparse.Namespace) -> int:
+    """Bring the running broker to the registry: grant enrolled devices, drop the rest."""
+    settings = _settings(args.config)
+    try:
+        state = _broker_state(settings, args.collector)
+        result = sync(settings.broker, Path(args.cert), Path(args.key), state,
+                      timeout=args.timeout)
+    except (BrokerAclError, BrokerSyncError) as exc:
+        raise CentralCliError(f"broker-sync: {exc}") from None
+    print(f"broker-sync: {len(result.plan.commands)} changes; granted: "
+          f"{', '.join(result.plan.granted) or '-'}; removed: "
+          f"{', '.join(result.plan.removed) or '-'}")
+    return 1 if result.skipped else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="central", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -102,6 +147,23 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--username", required=True)
     admin.add_argument("--password", help="default: CENTRAL_ADMIN_PASSWORD or a prompt")
     admin.set_defaults(handler=create_admin)
+    acl = commands.add_parser("broker-acl",
+                              help="write the broker's dynamic-security file from the registry")
+    acl.add_argument("--config", required=True, type=Path)
+    acl.add_argument("--output", required=True, type=Path)
+    acl.add_argument("--collector", action="append", metavar="CN",
+                     help="an ingest worker's certificate CN (repeat; default broker.client_id)")
+    acl.set_defaults(handler=broker_acl)
+    bsync = commands.add_parser("broker-sync",
+                                help="grant enrolled devices at the broker, remove revoked ones")
+    bsync.add_argument("--config", required=True, type=Path)
+    bsync.add_argument("--cert", required=True, help="the broker-admin client certificate")
+    bsync.add_argument("--key", required=True, help="its private key")
+    bsync.add_argument("--collector", action="append", metavar="CN",
+                       help="an ingest worker's certificate CN (repeat; default "
+                            "broker.client_id; collectors already at the broker are kept)")
+    bsync.add_argument("--timeout", type=float, default=10.0)
+    bsync.set_defaults(handler=broker_sync)
     return parser
 
 

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy.orm import Session
 
+from central.broker_acl import reserved
 from central.db.models import Device, Site, SiteKind
 from central.registry import DEVICE_ID, RegistryError, enrol_device
 
@@ -217,9 +218,13 @@ def enrol(db: Session, *, device_id: str, site: Site, ca: DeviceCA, centre_publi
     The caller commits the session. Raises :class:`EnrolmentError` for an invalid or taken id.
     """
     now = now or datetime.now(UTC)
-    if not DEVICE_ID.match(device_id) or device_id == "sites":
+    if not DEVICE_ID.match(device_id):
         raise EnrolmentError("device id: lower-case letters, digits and inner hyphens, "
-                             "at most 64 characters, not 'sites'")
+                             "at most 64 characters")
+    if reserved(device_id):
+        raise EnrolmentError(f"device id: {device_id!r} is reserved (sites, collector, "
+                             "collector-*, broker*, central*: the broker grants those names "
+                             "more than a device, docs/protocol.md §2)")
     if db.get(Device, device_id) is not None:
         raise EnrolmentError(f"device id: {device_id!r} is already enrolled")
     if direction is not None and direction not in DIRECTIONS:
