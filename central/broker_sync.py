@@ -3,17 +3,21 @@
 ``central broker-acl --output FILE`` writes the dynamic-security plugin's configuration for the
 broker's first start; ``central broker-sync`` connects as ``broker-admin`` and sends the
 commands of :func:`central.broker_acl.plan`: enrolled devices get their role, revoked and
-unknown identities are deleted (and so disconnected, and granted nothing from then on).
+unknown identities are deleted (and so disconnected, and granted nothing from then on). With
+``--crl`` both also rewrite the device CA's CRL (:mod:`central.revocation`), which the broker
+reads again on SIGHUP, so a revoked certificate fails the TLS handshake.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import ssl
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,8 @@ from central.broker_acl import (
     wanted,
 )
 from central.db.models import Device
+from central.enrol import DeviceCA
+from central.revocation import build_crl
 from central.settings import BrokerSettings
 
 CHUNK = 40
@@ -48,6 +54,22 @@ def registry_devices(session: Session) -> list[tuple[str, str]]:
     """``(device_id, site_id)`` of every device that is not revoked."""
     rows = session.execute(select(Device.id, Device.site_id).where(Device.revoked.is_(False)))
     return [(str(d), str(s)) for d, s in rows]
+
+
+def write_crl(session: Session, ca: DeviceCA, path: Path, now: datetime) -> int:
+    """Rewrite the CRL naming every revoked device (atomically; world-readable: the broker
+    reads it and it holds no secret). Returns how many devices it names."""
+    keys = [bytes(k) for k in session.scalars(
+        select(Device.signing_public_key).where(Device.revoked.is_(True)))]
+    pem = build_crl(ca.cert, ca.key, keys, now)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return len(set(keys))
 
 
 def wanted_from_registry(session: Session, collectors: Iterable[str],

@@ -22,9 +22,10 @@ from sqlalchemy import select
 from werkzeug.serving import run_simple
 
 from central.broker_acl import BrokerAclError, document
-from central.broker_sync import BrokerSyncError, sync, wanted_from_registry
+from central.broker_sync import BrokerSyncError, sync, wanted_from_registry, write_crl
 from central.db.engine import make_engine, make_sessionmaker
 from central.db.models import Role, User
+from central.enrol import DeviceCA, EnrolmentError
 from central.ingest.cli import register as register_ingest
 from central.settings import CentralSettings, SettingsError, load_settings
 from central.web import create_app
@@ -98,6 +99,22 @@ def _broker_state(settings: CentralSettings, collectors: list[str] | None) -> An
     return state
 
 
+def _write_crl(settings: CentralSettings, args: argparse.Namespace) -> None:
+    """``--crl FILE`` with the device CA: the revoked devices' certificates, for the broker."""
+    if args.crl is None:
+        return
+    if not (args.device_ca_cert and args.device_ca_key):
+        raise CentralCliError("--crl needs --device-ca-cert and --device-ca-key (it signs it)")
+    try:
+        ca = DeviceCA.load(Path(args.device_ca_cert), Path(args.device_ca_key))
+    except (OSError, ValueError, EnrolmentError) as exc:
+        raise CentralCliError(f"device CA: {exc}") from None
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    with sessions() as session:
+        count = write_crl(session, ca, Path(args.crl), datetime.now(UTC))
+    print(f"{args.crl}: {count} revoked devices (the broker reads it on reload)")
+
+
 def broker_acl(args: argparse.Namespace) -> int:
     """Write the dynamic-security plugin's file for the broker's first start."""
     settings = _settings(args.config)
@@ -105,6 +122,7 @@ def broker_acl(args: argparse.Namespace) -> int:
         state = _broker_state(settings, args.collector)
     except BrokerAclError as exc:
         raise CentralCliError(str(exc)) from None
+    _write_crl(settings, args)
     out = Path(args.output)
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -116,6 +134,7 @@ def broker_acl(args: argparse.Namespace) -> int:
 def broker_sync(args: argparse.Namespace) -> int:
     """Bring the running broker to the registry: grant enrolled devices, drop the rest."""
     settings = _settings(args.config)
+    _write_crl(settings, args)
     try:
         state = _broker_state(settings, args.collector)
         result = sync(settings.broker, Path(args.cert), Path(args.key), state,
@@ -126,6 +145,13 @@ def broker_sync(args: argparse.Namespace) -> int:
           f"{', '.join(result.plan.granted) or '-'}; removed: "
           f"{', '.join(result.plan.removed) or '-'}")
     return 1 if result.skipped else 0
+
+
+def _crl_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--crl", type=Path,
+                        help="also rewrite this CRL of revoked devices (the broker's crlfile)")
+    parser.add_argument("--device-ca-cert", help="the device CA certificate (signs the CRL)")
+    parser.add_argument("--device-ca-key", help="the device CA private key")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     acl.add_argument("--output", required=True, type=Path)
     acl.add_argument("--collector", action="append", metavar="CN",
                      help="an ingest worker's certificate CN (repeat; default broker.client_id)")
+    _crl_arguments(acl)
     acl.set_defaults(handler=broker_acl)
     bsync = commands.add_parser("broker-sync",
                                 help="grant enrolled devices at the broker, remove revoked ones")
@@ -163,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="an ingest worker's certificate CN (repeat; default "
                             "broker.client_id; collectors already at the broker are kept)")
     bsync.add_argument("--timeout", type=float, default=10.0)
+    _crl_arguments(bsync)
     bsync.set_defaults(handler=broker_sync)
     return parser
 

@@ -49,6 +49,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from central.broker_acl import ADMIN, document, plugin_path, wanted
 from central.broker_sync import SyncResult, sync
+from central.revocation import build_crl
 from central.settings import BrokerSettings
 
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto"
@@ -168,6 +169,7 @@ def make_pki(root: Path, devices: tuple[str, ...] = (),
                .sign(ca_key, hashes.SHA256()))
     ca_path = root / "ca.crt"
     ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(ca_key, root / "ca.key")
     pki = Pki(root, ca_path, ca_key, ca_cert, broker=Identity("", ca_path, ca_path))
     pki.broker = _issue(pki, "broker", server=True)
     for device in devices:
@@ -208,6 +210,9 @@ class Broker:
                         "package ships mosquitto_dynamic_security.so)")
         self.dynsec_path.write_text(json.dumps(document(self.wanted())))
         self.dynsec_path.chmod(0o600)
+        self.crl_path = root / "devices.crl"
+        self.crl_path.write_bytes(build_crl(pki.ca_cert, pki.ca_key, [],
+                                            dt.datetime.now(dt.UTC)))
         self.conf_path.write_text(f"""\
 per_listener_settings false
 user {pwd.getpwuid(os.getuid()).pw_name}
@@ -229,6 +234,7 @@ listener {self.port} 127.0.0.1
 cafile {pki.ca}
 certfile {pki.broker.cert}
 keyfile {pki.broker.key}
+crlfile {self.crl_path}
 require_certificate true
 use_identity_as_username true
 use_username_as_clientid true
@@ -277,6 +283,18 @@ tls_version tlsv1.2
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
+
+    def reload(self) -> None:
+        """SIGHUP, as ``systemctl reload mosquitto``: mosquitto 2.0.11 reads its CRL again."""
+        assert self.proc is not None and self.proc.poll() is None, "not running"
+        mark = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if b"Reloading config" in self.log_path.read_bytes()[mark:]:
+                return
+            time.sleep(0.02)
+        pytest.fail(f"mosquitto did not reload\n{self.log_tail()}")
 
     def restart(self) -> None:
         self.stop()

@@ -7,10 +7,15 @@ The attacks: a device subscribing to the collector's share group ``$share/ingest
 through a persistent session left behind), to ``#``, to other devices' and other sites' topics;
 a device publishing as another device or as the centre (config, occupancy); a revoked device
 and a never-enrolled certificate of the same CA; enrolling a device under a collector's name.
+A revoked certificate is refused in the TLS handshake once the broker has reloaded the CRL that
+``central broker-sync --crl`` rewrote; before that, and for a certificate the CRL cannot name,
+it connects but is granted nothing.
 """
 
 from __future__ import annotations
 
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +26,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -31,9 +38,10 @@ from sqlalchemy.orm import Session
 from central.broker_acl import wanted
 from central.cli import main as central_main
 from central.db.models import Event, IngestRejection, Site
-from central.enrol import DeviceCA, EnrolmentError, enrol
+from central.enrol import DeviceCA, EnrolmentError, enrol, issue_certificate
 from central.ingest.worker import IngestWorker
 from central.registry import RegistryError, enrol_device, revoke_device
+from central.revocation import certificate_serial
 from central.settings import BrokerSettings, CentralSettings
 from edge_agent.outbox.builder import wire_bytes
 from tests.integration.broker_fixtures import Broker, make_pki, running_broker, tls_context
@@ -116,6 +124,23 @@ class Dev:
         self.client.loop_stop()
 
 
+def handshake(broker: Broker, name: str) -> str:
+    """A TLS handshake and an MQTT 5 CONNECT with ``name``'s certificate: "ok" when the broker
+    answers the CONNECT, else why the connection failed."""
+    ctx = tls_context(broker.pki, broker.pki.devices[name])
+    try:
+        with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as raw, \
+                ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            client_id = name.encode()
+            body = (b"\x00\x04MQTT\x05\x02\x00\x0a\x00" + len(client_id).to_bytes(2, "big")
+                    + client_id)
+            tls.sendall(bytes([0x10, len(body)]) + body)
+            answer = tls.recv(4)
+            return "ok" if answer[:1] == b"\x20" else f"answer {answer!r}"
+    except (ssl.SSLError, OSError) as exc:
+        return str(exc)
+
+
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[Broker, Any, dict[str, FakeDevice], Path]]:
     devices = {g: HERITAGE for g in GATES} | {EVIL: HERITAGE, OLD: HERITAGE, OTHER: HOSPITAL}
@@ -123,6 +148,18 @@ def world(tmp_path: Path) -> Iterator[tuple[Broker, Any, dict[str, FakeDevice], 
     url = f"sqlite:///{tmp_path / 'central.sqlite3'}"
     engine = migrated_engine(url)
     fakes = seed(engine, sites={HERITAGE: "heritage", HOSPITAL: "hospital"}, devices=devices)
+    # gate-old's certificate as central.enrol issues it: its serial follows from its signing
+    # key, so the CRL can name it after the revocation.
+    ca = DeviceCA(pki.ca_cert, pki.ca_key)
+    raw = fakes[OLD].key.public_key().public_bytes(serialization.Encoding.Raw,
+                                                   serialization.PublicFormat.Raw)
+    tls_key = ec.generate_private_key(ec.SECP256R1())
+    cert = issue_certificate(ca, OLD, tls_key.public_key(), datetime.now(UTC),
+                             serial=certificate_serial(raw))
+    pki.devices[OLD].cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pki.devices[OLD].key.write_bytes(tls_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
     config = tmp_path / "central.toml"
     with running_broker(tmp_path / "broker", pki) as broker:
         config.write_text(f'database_url = "{url}"\n\n[broker]\nurl = "{broker.url}"\n'
@@ -202,32 +239,43 @@ def test_every_device_attack_is_refused_and_no_event_is_lost(
         ghost.close()
         gates_publish()
 
-        # 4. Revocation: the registry revokes gate-old; broker-sync drops its broker identity
-        # (and that of a CA-signed certificate that was never enrolled).
+        # 4. Revocation: the registry revokes gate-old; broker-sync rewrites the CRL and drops
+        # its broker identity (and that of a CA-signed certificate that was never enrolled).
         old = Dev(broker, OLD, persistent=True).connect()
         stranger = Dev(broker, STRANGER).connect()
         opened += [old, stranger]
         assert old.subscribe(f"checkin/v1/{OLD}/config") == 1
         with Session(engine) as s, s.begin():
             revoke_device(s, OLD)
-        assert central_main(["broker-sync", "--config", str(config),
-                             "--cert", str(broker.pki.admin().cert),
-                             "--key", str(broker.pki.admin().key),
+        admin = broker.pki.admin()
+        assert central_main(["broker-sync", "--config", str(config), "--cert", str(admin.cert),
+                             "--key", str(admin.key), "--crl", str(broker.crl_path),
+                             "--device-ca-cert", str(broker.pki.ca),
+                             "--device-ca-key", str(broker.pki.root / "ca.key"),
                              "--collector", "collector", "--collector", "collector-2"]) == 0
         assert old.disconnected.wait(10) and stranger.disconnected.wait(10)
-        for dev in (old, stranger):
-            dev.close()
-            again = Dev(broker, dev.name, persistent=dev.persistent).connect()
+        old.close()
+        stranger.close()
+        # Until the broker reloads its CRL, and for a certificate the CRL cannot name (the
+        # stranger's random serial), the handshake passes but nothing at all is granted.
+        for name, persistent in ((OLD, True), (STRANGER, False)):
+            again = Dev(broker, name, persistent=persistent).connect()
             opened.append(again)
-            # mosquitto 2.0.11 with the plugin accepts the TLS handshake and the CONNECT of a
-            # certificate the CA signed (no CRL) but grants it nothing at all:
-            for topic in (SHARE, f"checkin/v1/{dev.name}/config", "#",
+            assert again.connack == 0
+            for topic in (SHARE, f"checkin/v1/{name}/config", "#",
                           f"checkin/v1/sites/{HERITAGE}/occupancy"):
-                assert again.subscribe(topic) == NOT_AUTHORIZED, (dev.name, topic)
-            for topic in (f"checkin/v1/{dev.name}/events", f"checkin/v1/{dev.name}/status"):
-                assert again.publish(topic, b"{}") == NOT_AUTHORIZED, (dev.name, topic)
+                assert again.subscribe(topic) == NOT_AUTHORIZED, (name, topic)
+            for topic in (f"checkin/v1/{name}/events", f"checkin/v1/{name}/status"):
+                assert again.publish(topic, b"{}") == NOT_AUTHORIZED, (name, topic)
             again.close()
-            assert again.messages == [], dev.name
+            assert again.messages == [], name
+        # After the reload (systemctl reload mosquitto = SIGHUP) the revoked certificate fails
+        # the TLS handshake.
+        broker.reload()
+        assert "certificate revoked" in handshake(broker, OLD)
+        assert handshake(broker, EVIL) == "ok"
+        opened.append(Dev(broker, EVIL).connect())
+        assert opened[-1].connack == 0  # the same CA's other certificates still connect
         gates_publish()
 
         # Everything the gates published is stored, each exactly once; nothing forged arrived.
