@@ -38,7 +38,7 @@ from central.broker_acl import (
 )
 from central.db.models import Device
 from central.enrol import DeviceCA
-from central.revocation import build_crl
+from central.revocation import build_crl, needs_rewrite
 from central.settings import BrokerSettings
 
 CHUNK = 40
@@ -56,20 +56,27 @@ def registry_devices(session: Session) -> list[tuple[str, str]]:
     return [(str(d), str(s)) for d, s in rows]
 
 
-def write_crl(session: Session, ca: DeviceCA, path: Path, now: datetime) -> int:
-    """Rewrite the CRL naming every revoked device (atomically; world-readable: the broker
-    reads it and it holds no secret). Returns how many devices it names."""
+def write_crl(session: Session, ca: DeviceCA, path: Path, now: datetime) -> tuple[int, bool]:
+    """Rewrite the CRL naming every revoked device when that list changed (atomically, mode
+    0644: the broker reads it and it holds no secret). Returns (devices named, rewritten)."""
     keys = [bytes(k) for k in session.scalars(
         select(Device.signing_public_key).where(Device.revoked.is_(True)))]
+    try:
+        current: bytes | None = path.read_bytes()
+    except FileNotFoundError:
+        current = None
+    if not needs_rewrite(current, keys, now):
+        return len(set(keys)), False
     pem = build_crl(ca.cert, ca.key, keys, now)
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.fchmod(fd, 0o644)  # whatever the umask: the broker runs as another user
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    return len(set(keys))
+    return len(set(keys)), True
 
 
 def wanted_from_registry(session: Session, collectors: Iterable[str],

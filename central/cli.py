@@ -111,8 +111,9 @@ def _write_crl(settings: CentralSettings, args: argparse.Namespace) -> None:
         raise CentralCliError(f"device CA: {exc}") from None
     sessions = make_sessionmaker(make_engine(settings.database_url))
     with sessions() as session:
-        count = write_crl(session, ca, Path(args.crl), datetime.now(UTC))
-    print(f"{args.crl}: {count} revoked devices (the broker reads it on reload)")
+        count, rewritten = write_crl(session, ca, Path(args.crl), datetime.now(UTC))
+    print(f"{args.crl}: {count} revoked devices"
+          + (" (rewritten: reload the broker)" if rewritten else " (unchanged)"))
 
 
 def broker_acl(args: argparse.Namespace) -> int:

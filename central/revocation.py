@@ -35,6 +35,25 @@ def certificate_serial(signing_public_key: bytes) -> int:
     return (int.from_bytes(digest[:20], "big") >> 1) or 1
 
 
+def listed(pem: bytes) -> frozenset[int] | None:
+    """The serials a PEM CRL names, or None if it is not a readable CRL."""
+    try:
+        crl = x509.load_pem_x509_crl(pem)
+    except ValueError:
+        return None
+    return frozenset(r.serial_number for r in crl)
+
+
+def needs_rewrite(pem: bytes | None, revoked_keys: Iterable[bytes], now: datetime) -> bool:
+    """True unless ``pem`` already names exactly these devices and has years of validity left
+    (so the broker is reloaded only when the list changes)."""
+    if pem is None or listed(pem) != frozenset(certificate_serial(k) for k in revoked_keys):
+        return True
+    crl = x509.load_pem_x509_crl(pem)
+    next_update = crl.next_update_utc
+    return next_update is None or next_update < now + CRL_VALIDITY / 2
+
+
 def build_crl(ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey,
               revoked_keys: Iterable[bytes], now: datetime) -> bytes:
     """PEM CRL signed by the device CA naming the devices with these signing public keys
