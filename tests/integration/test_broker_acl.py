@@ -270,9 +270,11 @@ def test_every_device_attack_is_refused_and_no_event_is_lost(
             again.close()
             assert again.messages == [], name
         # After the reload (systemctl reload mosquitto = SIGHUP) the revoked certificate fails
-        # the TLS handshake.
+        # the TLS handshake (the client sees the "certificate revoked" alert or just the close).
         broker.reload()
-        assert "certificate revoked" in handshake(broker, OLD)
+        mark = broker.log_path.stat().st_size
+        assert handshake(broker, OLD) != "ok"
+        assert "certificate verify failed" in broker.log_path.read_text()[mark:]
         assert handshake(broker, EVIL) == "ok"
         opened.append(Dev(broker, EVIL).connect())
         assert opened[-1].connack == 0  # the same CA's other certificates still connect
