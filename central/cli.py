@@ -2,7 +2,8 @@
 
 ``central migrate|ingest|purge --config FILE`` (storage and ingest), ``central web --config FILE``
 (the dashboard and API), ``central create-admin --config FILE --username NAME``,
-``central broker-acl|broker-sync --config FILE`` (the broker's identities from the registry).
+``central broker-acl|broker-sync --config FILE`` (the broker's identities from the registry),
+``central broker-identity NAME`` (a collector's or broker-admin's certificate).
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 from werkzeug.serving import run_simple
 
-from central.broker_acl import BrokerAclError, document
+from central.broker_acl import ADMIN, BrokerAclError, collector_name, document
 from central.broker_sync import BrokerSyncError, sync, wanted_from_registry, write_crl
 from central.db.engine import make_engine, make_sessionmaker
 from central.db.models import Role, User
-from central.enrol import DeviceCA, EnrolmentError
+from central.enrol import DeviceCA, EnrolmentError, issue_certificate
 from central.ingest.cli import register as register_ingest
 from central.settings import CentralSettings, SettingsError, load_settings
 from central.web import create_app
@@ -116,6 +119,34 @@ def _write_crl(settings: CentralSettings, args: argparse.Namespace) -> None:
           + (" (rewritten: reload the broker)" if rewritten else " (unchanged)"))
 
 
+def broker_identity(args: argparse.Namespace) -> int:
+    """A collector's or broker-admin's client certificate from the device CA (names that
+    enrolment refuses to mint for a device)."""
+    name = args.name
+    if not (collector_name(name) or name == ADMIN):
+        raise CentralCliError(f"{name!r}: only 'collector', 'collector-<n>' or '{ADMIN}' "
+                              "(devices are enrolled, not issued here)")
+    try:
+        ca = DeviceCA.load(Path(args.device_ca_cert), Path(args.device_ca_key))
+    except (OSError, ValueError, EnrolmentError) as exc:
+        raise CentralCliError(f"device CA: {exc}") from None
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = issue_certificate(ca, name, key.public_key(), datetime.now(UTC))
+    out = Path(args.output_dir)
+    key_path, cert_path = out / f"{name}.key", out / f"{name}.crt"
+    try:
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise CentralCliError(f"{key_path} exists: remove it to issue a new identity") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key.private_bytes(serialization.Encoding.PEM,
+                                   serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    print(f"{cert_path}, {key_path}: {name}")
+    return 0
+
+
 def broker_acl(args: argparse.Namespace) -> int:
     """Write the dynamic-security plugin's file for the broker's first start."""
     settings = _settings(args.config)
@@ -174,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--username", required=True)
     admin.add_argument("--password", help="default: CENTRAL_ADMIN_PASSWORD or a prompt")
     admin.set_defaults(handler=create_admin)
+    ident = commands.add_parser("broker-identity",
+                                help="issue a collector-N or broker-admin client certificate")
+    ident.add_argument("name", help="collector, collector-<n> or broker-admin")
+    ident.add_argument("--device-ca-cert", required=True)
+    ident.add_argument("--device-ca-key", required=True)
+    ident.add_argument("--output-dir", required=True, type=Path)
+    ident.set_defaults(handler=broker_identity)
     acl = commands.add_parser("broker-acl",
                               help="write the broker's dynamic-security file from the registry")
     acl.add_argument("--config", required=True, type=Path)

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import stat
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from central.broker_acl import (
     Acl,
@@ -19,6 +22,7 @@ from central.broker_acl import (
     reserved,
     wanted,
 )
+from central.cli import main as central_main
 from central.enrol import DeviceCA
 from central.revocation import build_crl, certificate_serial, listed, needs_rewrite
 
@@ -111,3 +115,20 @@ def test_crl_names_the_serials_derived_from_revoked_keys() -> None:
     assert 0 < certificate_serial(keys[0]) < 2 ** 159
     with pytest.raises(ValueError):
         certificate_serial(b"short")
+
+
+def test_broker_identity_issues_only_collector_and_admin_names(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]
+                                                               ) -> None:
+    ca = DeviceCA.create()
+    ca.save(tmp_path / "ca.crt", tmp_path / "ca.key")
+    args = ["--device-ca-cert", str(tmp_path / "ca.crt"), "--device-ca-key",
+            str(tmp_path / "ca.key"), "--output-dir", str(tmp_path)]
+    assert central_main(["broker-identity", "gate-1", *args]) == 2
+    assert "only 'collector'" in capsys.readouterr().err
+    assert central_main(["broker-identity", "collector-3", *args]) == 0
+    cert = x509.load_pem_x509_certificate((tmp_path / "collector-3.crt").read_bytes())
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "collector-3"
+    assert cert.issuer == ca.cert.subject
+    assert stat.S_IMODE((tmp_path / "collector-3.key").stat().st_mode) == 0o600
+    assert central_main(["broker-identity", "collector-3", *args]) == 2  # never overwritten
