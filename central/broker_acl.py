@@ -146,7 +146,8 @@ class Wanted:
     clients: Mapping[str, str]
     roles: Mapping[str, frozenset[Acl]]
     skipped: tuple[str, ...] = ()
-    """Registry devices given nothing because their id is reserved (enrolled before the rule)."""
+    """Registry devices given nothing: a reserved id (enrolled before the rule) or a device or
+    site id that is not a lower-case DNS label (no topic can carry it)."""
 
 
 def wanted(devices: Iterable[tuple[str, str]], collectors: Iterable[str] = ("collector",),
@@ -166,11 +167,13 @@ def wanted(devices: Iterable[tuple[str, str]], collectors: Iterable[str] = ("col
         roles[ADMIN_ROLE] = admin_acls()
         clients[admin] = ADMIN_ROLE
     for device_id, site_id in sorted(devices):
-        if reserved(device_id):
+        try:
+            acls = device_acls(device_id, site_id)
+        except BrokerAclError:  # reserved, or an id no topic can carry: granted nothing
             skipped.append(device_id)
             continue
         role = DEVICE_ROLE_PREFIX + device_id
-        roles[role] = device_acls(device_id, site_id)
+        roles[role] = acls
         clients[device_id] = role
     return Wanted(clients, roles, tuple(skipped))
 

@@ -97,8 +97,9 @@ def _broker_state(settings: CentralSettings, collectors: list[str] | None) -> An
         state = wanted_from_registry(session, collectors or [settings.broker.client_id],
                                      settings.broker.group)
     for device_id in state.skipped:
-        print(f"central: device {device_id!r} has a reserved name and gets nothing at the "
-              "broker; revoke it and enrol it under another id", file=sys.stderr)
+        print(f"central: device {device_id!r} gets nothing at the broker: its id is reserved "
+              "or its id or site id is not a lower-case DNS label; revoke it and enrol it "
+              "under another id or site", file=sys.stderr)
     return state
 
 

@@ -60,6 +60,12 @@ def test_reserved_names(name: str, is_reserved: bool, is_collector: bool) -> Non
     assert (reserved(name), collector_name(name)) == (is_reserved, is_collector)
 
 
+def test_devices_no_topic_can_carry_are_skipped_not_fatal() -> None:
+    state = wanted([("gate-1", "a/#"), ("collector-2", "s"), ("gate-2", "s")], ["collector"])
+    assert state.skipped == ("collector-2", "gate-1")
+    assert "gate-2" in state.clients and "gate-1" not in state.clients
+
+
 def test_document_denies_by_default_and_lists_every_identity() -> None:
     doc = document(wanted([("gate-1", "s1"), ("collector-7", "s1")], ["collector", "collector-2"]))
     assert doc["defaultACLAccess"] == {"publishClientSend": False, "publishClientReceive": False,
