@@ -230,7 +230,7 @@ def test_every_device_attack_is_refused_and_no_event_is_lost(
             {t: NOT_AUTHORIZED for t in forged}
         assert evil.publish(f"checkin/v1/{EVIL}/status", b"{}") == 0
         evil.close()
-        assert sorted(evil.messages) == [f"checkin/v1/sites/{HERITAGE}/occupancy"]
+        assert set(evil.messages) == {f"checkin/v1/sites/{HERITAGE}/occupancy"}
 
         # 3. A persistent session that subscribes and leaves: nothing to leave behind.
         ghost = Dev(broker, EVIL, persistent=True).connect()
