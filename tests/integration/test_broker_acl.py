@@ -14,8 +14,10 @@ it connects but is granted nothing.
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -41,7 +43,7 @@ from central.db.models import Event, IngestRejection, Site
 from central.enrol import DeviceCA, EnrolmentError, enrol, issue_certificate
 from central.ingest.worker import IngestWorker
 from central.registry import RegistryError, enrol_device, revoke_device
-from central.revocation import certificate_serial
+from central.revocation import certificate_serial, listed
 from central.settings import BrokerSettings, CentralSettings
 from edge_agent.outbox.builder import wire_bytes
 from tests.integration.broker_fixtures import Broker, make_pki, running_broker, tls_context
@@ -326,3 +328,29 @@ def test_collector_names_cannot_be_enrolled(tmp_path: Path) -> None:
     assert state.skipped == ("collector-1",)
     assert state.clients == {"collector": "collector", "broker-admin": "broker-admin",
                              "gate-1": "device-gate-1"}
+
+
+def test_broker_acl_writes_the_first_start_files_from_the_registry(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'central.sqlite3'}"
+    engine = migrated_engine(url)
+    fakes = seed(engine, sites={HERITAGE: "heritage"},
+                 devices={"gate-1": HERITAGE, "gate-2": HERITAGE})
+    with Session(engine) as s, s.begin():
+        revoke_device(s, "gate-2")
+    ca = DeviceCA.create()
+    ca.save(tmp_path / "ca.crt", tmp_path / "ca.key")
+    config = tmp_path / "central.toml"
+    config.write_text(f'database_url = "{url}"\n', encoding="utf-8")
+    out, crl = tmp_path / "dynamic-security.json", tmp_path / "devices.crl"
+    assert central_main(["broker-acl", "--config", str(config), "--output", str(out),
+                         "--collector", "collector-1", "--collector", "collector-2",
+                         "--crl", str(crl), "--device-ca-cert", str(tmp_path / "ca.crt"),
+                         "--device-ca-key", str(tmp_path / "ca.key")]) == 0
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert [c["username"] for c in doc["clients"]] == ["broker-admin", "collector-1",
+                                                       "collector-2", "gate-1"]
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert stat.S_IMODE(crl.stat().st_mode) == 0o644
+    raw = fakes["gate-2"].key.public_key().public_bytes(serialization.Encoding.Raw,
+                                                        serialization.PublicFormat.Raw)
+    assert listed(crl.read_bytes()) == frozenset({certificate_serial(raw)})
