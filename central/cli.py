@@ -1,13 +1,16 @@
 """``central``: the collector's command line.
 
 ``central migrate|ingest|purge --config FILE`` (storage and ingest), ``central web --config FILE``
-(the dashboard and API), ``central create-admin --config FILE --username NAME``.
+(the dashboard and API), ``central create-admin --config FILE --username NAME``,
+``central broker-acl|broker-sync --config FILE`` (the broker's identities from the registry),
+``central broker-identity NAME`` (a collector's or broker-admin's certificate).
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import logging
 import os
 import sys
@@ -16,11 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 from werkzeug.serving import run_simple
 
+from central.broker_acl import ADMIN, BrokerAclError, collector_name, document
+from central.broker_sync import BrokerSyncError, sync, wanted_from_registry, write_crl
 from central.db.engine import make_engine, make_sessionmaker
 from central.db.models import Role, User
+from central.enrol import DeviceCA, EnrolmentError, issue_certificate
 from central.ingest.cli import register as register_ingest
 from central.settings import CentralSettings, SettingsError, load_settings
 from central.web import create_app
@@ -83,6 +91,102 @@ def create_admin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _broker_state(settings: CentralSettings, collectors: list[str] | None) -> Any:
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    with sessions() as session:
+        state = wanted_from_registry(session, collectors or [settings.broker.client_id],
+                                     settings.broker.group)
+    for device_id in state.skipped:
+        print(f"central: device {device_id!r} gets nothing at the broker: its id is reserved "
+              "or its id or site id is not a lower-case DNS label; revoke it and enrol it "
+              "under another id or site", file=sys.stderr)
+    return state
+
+
+def _write_crl(settings: CentralSettings, args: argparse.Namespace) -> None:
+    """``--crl FILE`` with the device CA: the revoked devices' certificates, for the broker."""
+    if args.crl is None:
+        return
+    if not (args.device_ca_cert and args.device_ca_key):
+        raise CentralCliError("--crl needs --device-ca-cert and --device-ca-key (it signs it)")
+    try:
+        ca = DeviceCA.load(Path(args.device_ca_cert), Path(args.device_ca_key))
+    except (OSError, ValueError, EnrolmentError) as exc:
+        raise CentralCliError(f"device CA: {exc}") from None
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    with sessions() as session:
+        count, rewritten = write_crl(session, ca, Path(args.crl), datetime.now(UTC))
+    print(f"{args.crl}: {count} revoked devices"
+          + (" (rewritten: reload the broker)" if rewritten else " (unchanged)"))
+
+
+def broker_identity(args: argparse.Namespace) -> int:
+    """A collector's or broker-admin's client certificate from the device CA (names that
+    enrolment refuses to mint for a device)."""
+    name = args.name
+    if not (collector_name(name) or name == ADMIN):
+        raise CentralCliError(f"{name!r}: only 'collector', 'collector-<n>' or '{ADMIN}' "
+                              "(devices are enrolled, not issued here)")
+    try:
+        ca = DeviceCA.load(Path(args.device_ca_cert), Path(args.device_ca_key))
+    except (OSError, ValueError, EnrolmentError) as exc:
+        raise CentralCliError(f"device CA: {exc}") from None
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = issue_certificate(ca, name, key.public_key(), datetime.now(UTC))
+    out = Path(args.output_dir)
+    key_path, cert_path = out / f"{name}.key", out / f"{name}.crt"
+    try:
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise CentralCliError(f"{key_path} exists: remove it to issue a new identity") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key.private_bytes(serialization.Encoding.PEM,
+                                   serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    print(f"{cert_path}, {key_path}: {name}")
+    return 0
+
+
+def broker_acl(args: argparse.Namespace) -> int:
+    """Write the dynamic-security plugin's file for the broker's first start."""
+    settings = _settings(args.config)
+    try:
+        state = _broker_state(settings, args.collector)
+    except BrokerAclError as exc:
+        raise CentralCliError(str(exc)) from None
+    _write_crl(settings, args)
+    out = Path(args.output)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(document(state), fh, indent=1)
+    print(f"{out}: {len(state.clients)} identities ({', '.join(sorted(state.clients))[:200]})")
+    return 0
+
+
+def broker_sync(args: argparse.Namespace) -> int:
+    """Bring the running broker to the registry: grant enrolled devices, drop the rest."""
+    settings = _settings(args.config)
+    _write_crl(settings, args)
+    try:
+        state = _broker_state(settings, args.collector)
+        result = sync(settings.broker, Path(args.cert), Path(args.key), state,
+                      timeout=args.timeout)
+    except (BrokerAclError, BrokerSyncError) as exc:
+        raise CentralCliError(f"broker-sync: {exc}") from None
+    print(f"broker-sync: {len(result.plan.commands)} changes; granted: "
+          f"{', '.join(result.plan.granted) or '-'}; removed: "
+          f"{', '.join(result.plan.removed) or '-'}")
+    return 1 if result.skipped else 0
+
+
+def _crl_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--crl", type=Path,
+                        help="also rewrite this CRL of revoked devices (the broker's crlfile)")
+    parser.add_argument("--device-ca-cert", help="the device CA certificate (signs the CRL)")
+    parser.add_argument("--device-ca-key", help="the device CA private key")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="central", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -102,6 +206,32 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--username", required=True)
     admin.add_argument("--password", help="default: CENTRAL_ADMIN_PASSWORD or a prompt")
     admin.set_defaults(handler=create_admin)
+    ident = commands.add_parser("broker-identity",
+                                help="issue a collector-N or broker-admin client certificate")
+    ident.add_argument("name", help="collector, collector-<n> or broker-admin")
+    ident.add_argument("--device-ca-cert", required=True)
+    ident.add_argument("--device-ca-key", required=True)
+    ident.add_argument("--output-dir", required=True, type=Path)
+    ident.set_defaults(handler=broker_identity)
+    acl = commands.add_parser("broker-acl",
+                              help="write the broker's dynamic-security file from the registry")
+    acl.add_argument("--config", required=True, type=Path)
+    acl.add_argument("--output", required=True, type=Path)
+    acl.add_argument("--collector", action="append", metavar="CN",
+                     help="an ingest worker's certificate CN (repeat; default broker.client_id)")
+    _crl_arguments(acl)
+    acl.set_defaults(handler=broker_acl)
+    bsync = commands.add_parser("broker-sync",
+                                help="grant enrolled devices at the broker, remove revoked ones")
+    bsync.add_argument("--config", required=True, type=Path)
+    bsync.add_argument("--cert", required=True, help="the broker-admin client certificate")
+    bsync.add_argument("--key", required=True, help="its private key")
+    bsync.add_argument("--collector", action="append", metavar="CN",
+                       help="an ingest worker's certificate CN (repeat; default "
+                            "broker.client_id; collectors already at the broker are kept)")
+    bsync.add_argument("--timeout", type=float, default=10.0)
+    _crl_arguments(bsync)
+    bsync.set_defaults(handler=broker_sync)
     return parser
 
 

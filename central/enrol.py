@@ -31,9 +31,11 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy.orm import Session
 
+from central.broker_acl import reserved
 from central.db.models import Device, Site, SiteKind
 from central.private_files import write_private
 from central.registry import DEVICE_ID, RegistryError, enrol_device
+from central.revocation import certificate_serial
 
 CERT_DAYS = 3 * 365
 SITE_KINDS = {SiteKind.HERITAGE: "heritage-gate", SiteKind.HOSPITAL: "hospital-reception",
@@ -134,12 +136,15 @@ def centre_public_from_private_file(path: Path) -> bytes:
 
 
 def issue_certificate(ca: DeviceCA, device_id: str, public_key: ec.EllipticCurvePublicKey,
-                      now: datetime) -> x509.Certificate:
-    """A TLS client certificate: CN = device id, clientAuth, signed by the device CA."""
+                      now: datetime, serial: int | None = None) -> x509.Certificate:
+    """A TLS client certificate: CN = device id, clientAuth, signed by the device CA.
+
+    ``serial``: :func:`central.revocation.certificate_serial` of the device's signing key, so the
+    CRL can name it after a revocation (random when not given: collectors, the broker)."""
     return (x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_id)]))
             .issuer_name(ca.cert.subject).public_key(public_key)
-            .serial_number(x509.random_serial_number())
+            .serial_number(serial or x509.random_serial_number())
             .not_valid_before(now - timedelta(minutes=5))
             .not_valid_after(now + timedelta(days=CERT_DAYS))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -217,17 +222,24 @@ def enrol(db: Session, *, device_id: str, site: Site, ca: DeviceCA, centre_publi
     The caller commits the session. Raises :class:`EnrolmentError` for an invalid or taken id.
     """
     now = now or datetime.now(UTC)
-    if not DEVICE_ID.match(device_id) or device_id == "sites":
+    if not DEVICE_ID.match(device_id):
         raise EnrolmentError("device id: lower-case letters, digits and inner hyphens, "
-                             "at most 64 characters, not 'sites'")
+                             "at most 64 characters")
+    if reserved(device_id):
+        raise EnrolmentError(f"device id: {device_id!r} is reserved (sites, collector, "
+                             "collector-*, broker*, central*: the broker grants those names "
+                             "more than a device, docs/protocol.md §2)")
     if db.get(Device, device_id) is not None:
         raise EnrolmentError(f"device id: {device_id!r} is already enrolled")
     if direction is not None and direction not in DIRECTIONS:
         raise EnrolmentError(f"direction: one of {', '.join(DIRECTIONS)}")
     tls_key = ec.generate_private_key(ec.SECP256R1())
-    cert = issue_certificate(ca, device_id, tls_key.public_key(), now)
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     signing = Ed25519PrivateKey.generate()
+    raw_signing = signing.public_key().public_bytes(serialization.Encoding.Raw,
+                                                    serialization.PublicFormat.Raw)
+    cert = issue_certificate(ca, device_id, tls_key.public_key(), now,
+                             serial=certificate_serial(raw_signing))
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     try:
         device = enrol_device(db, device_id, site.id, signing.public_key(), name=name,
                               cert_pem=cert_pem, now=now)

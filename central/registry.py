@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.orm import Session
 
+from central.broker_acl import reserved
 from central.db.models import Device, Site
 
 DEVICE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
@@ -61,8 +62,11 @@ def enrol_device(session: Session, device_id: str, site_id: str,
                  cert_pem: bytes | None = None, fingerprint: str | None = None,
                  now: datetime | None = None) -> Device:
     """Register (or re-key) a device; the caller commits."""
-    if not DEVICE_ID.match(device_id) or device_id == "sites":
-        raise RegistryError("device id must be a lower-case DNS label other than 'sites'")
+    if not DEVICE_ID.match(device_id):
+        raise RegistryError("device id must be a lower-case DNS label")
+    if reserved(device_id):
+        raise RegistryError(f"device id {device_id!r} is reserved for the broker and the "
+                            "collector (docs/protocol.md §2)")
     if session.get(Site, site_id) is None:
         raise RegistryError(f"no site {site_id!r}")
     raw = raw_public_key(public_key)

@@ -1,13 +1,14 @@
 """The whole system on one machine: the README's main job (``bash deploy/start.sh``, which runs
 ``cccd-demo``, :mod:`demo.cli`).
 
-Starts a broker (mosquitto with TLS and the ACL of deploy/), the collector (SQLite, migrations,
-an administrator, enrolled devices, an ingest worker, the web), five agent processes at two
-simulated sites — a heritage site with two entry gates and an exit gate, a hospital with a
-reception desk and a ward admission desk — whose readers are contactless tags on nfcpy's UDP
-transport and whose scanners are pseudo-terminals, and the visitor-traffic generator that owns
-that simulated hardware. Agents and collector run as the same programs an operator deploys;
-the generator never reaches into them.
+Starts a broker (mosquitto with TLS and the configuration of deploy/mosquitto: the
+dynamic-security plugin that ``central broker-sync`` fills from the registry, the CRL), the
+collector (SQLite, migrations, an administrator, enrolled devices, an ingest worker, the web),
+five agent processes at two simulated sites — a heritage site with two entry gates and an
+exit gate, a hospital with a reception desk and a ward admission desk — whose readers are
+contactless tags on nfcpy's UDP transport and whose scanners are pseudo-terminals, and the
+visitor-traffic generator that owns that simulated hardware. Agents and collector run as the
+same programs an operator deploys; the generator never reaches into them.
 
 ``--duration S --check``: run for S seconds, stop the traffic, wait until every agent's outbox is
 delivered, and exit 1 unless the centre's counts equal exactly what the gates accepted.
@@ -43,6 +44,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy import func, select
 
 from central.at_rest import new_data_key
+from central.broker_acl import ADMIN, document, plugin_path, wanted
 from central.db.engine import make_engine, make_sessionmaker
 from central.db.models import (
     ApiToken,
@@ -58,6 +60,7 @@ from central.db.models import (
 from central.enrol import DeviceCA, enrol, issue_certificate
 from central.migrations import upgrade
 from central.private_files import extract_private_zip, private_dir, write_private
+from central.revocation import build_crl
 from central.web.security import hash_password, token_hash
 from firmware_sim.bridges.nfc_udp import UdpTagBridge
 from firmware_sim.bridges.serial_scanner import PtySerialScanner
@@ -190,44 +193,81 @@ def client_certificate(ca: DeviceCA, pki: Path, name: str) -> tuple[Path, Path]:
 # -- the parts ------------------------------------------------------------------------------------
 
 
-def start_broker(system: System, pki: Path, port: int,
+DEPLOY_BROKER_CONF = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / \
+    "cccd-checkin.conf"
+
+
+def broker_config(deploy: str, local: dict[str, str], user: str) -> str:
+    """The deploy broker configuration with this machine's paths and port: every line whose
+    option is in ``local`` gets that value instead (each must occur: a drifting deploy file
+    fails here), everything else — access plugin, CRL check, limits — is kept as deployed."""
+    seen: set[str] = set()
+    lines = [f"user {user}"]
+    for line in deploy.splitlines():
+        option = line.split(" ", 1)[0]
+        if option in local and not line.startswith("#"):
+            seen.add(option)
+            lines.append(f"{option} {local[option]}")
+        else:
+            lines.append(line)
+    missing = set(local) - seen
+    if missing:
+        raise SystemExit(f"{DEPLOY_BROKER_CONF}: no {', '.join(sorted(missing))} line")
+    return "\n".join(lines) + "\n"
+
+
+def start_broker(system: System, pki: Path, port: int, ca: DeviceCA,
                  collectors: tuple[str, ...] = ("collector",)) -> None:
+    """mosquitto with the deploy configuration: the dynamic-security plugin holding the
+    collectors and broker-admin (devices come with :func:`sync_broker` after enrolment) and
+    the device CA's CRL."""
     mosquitto = shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
     if mosquitto is None:
         raise SystemExit("mosquitto is not installed: bash deploy/start.sh installs it "
                          "(apt-get install mosquitto)")
-    acl = system.root / "broker" / "acl"
-    acl.parent.mkdir()
-    (system.root / "broker" / "data").mkdir()
-    template = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "cccd-checkin.acl"
-    acl.write_text(template.read_text(encoding="utf-8").split("# The collector's")[0]
-                   + "".join(f"user {name}\ntopic read checkin/v1/#\n"
-                             "topic write checkin/v1/sites/+/occupancy\n"
-                             "topic write checkin/v1/+/config\n" for name in collectors),
-                   encoding="utf-8")
-    user = pwd.getpwuid(os.getuid()).pw_name
-    conf = system.root / "broker" / "mosquitto.conf"
-    conf.write_text(f"""per_listener_settings false
-user {user}
-allow_anonymous false
-acl_file {acl}
-persistence true
-persistence_location {system.root / "broker" / "data"}/
-max_queued_messages 100000
-log_dest file {system.root / "logs" / "mosquitto.log"}
-listener {port} 127.0.0.1
-cafile {pki / "ca.crt"}
-certfile {pki / "broker.crt"}
-keyfile {pki / "broker.key"}
-require_certificate true
-use_identity_as_username true
-use_username_as_clientid true
-tls_version tlsv1.2
-""", encoding="utf-8")
+    plugin = plugin_path()
+    if plugin is None:
+        raise SystemExit("mosquitto's dynamic-security plugin is missing (Debian's mosquitto "
+                         "package ships mosquitto_dynamic_security.so)")
+    broker = system.root / "broker"
+    (broker / "data").mkdir(parents=True)
+    dynsec = broker / "dynamic-security.json"
+    dynsec.write_text(json.dumps(document(wanted([], collectors))), encoding="utf-8")
+    dynsec.chmod(0o600)
+    client_certificate(ca, pki, ADMIN)
+    crl = broker / "devices.crl"
+    crl.write_bytes(build_crl(ca.cert, ca.key, [], dt.datetime.now(dt.UTC)))
+    conf = broker / "mosquitto.conf"
+    conf.write_text(broker_config(DEPLOY_BROKER_CONF.read_text(encoding="utf-8"), {
+        "plugin": str(plugin), "plugin_opt_config_file": str(dynsec),
+        "persistence_location": f"{broker / 'data'}/",
+        "log_dest": f"file {system.root / 'logs' / 'mosquitto.log'}",
+        "listener": f"{port} 127.0.0.1", "cafile": str(pki / "ca.crt"),
+        "certfile": str(pki / "broker.crt"), "keyfile": str(pki / "broker.key"),
+        "crlfile": str(crl)}, pwd.getpwuid(os.getuid()).pw_name), encoding="utf-8")
     system.broker_argv = [mosquitto, "-c", str(conf)]
     system.spawn("mosquitto", system.broker_argv, "mosquitto.out")
     wait_port(port, "mosquitto")
+
+
+def sync_broker(system: System, central_toml: Path, pki: Path) -> None:
+    """``central broker-sync`` as the operator's timer runs it: the enrolled devices get their
+    own topics at the broker; a rewritten CRL is followed by a reload (SIGHUP)."""
+    crl = system.root / "broker" / "devices.crl"
+    before = crl.read_bytes()
+    central = Path(sys.executable).parent / "central"
+    done = subprocess.run(
+        [str(central), "broker-sync", "--config", str(central_toml),
+         "--cert", str(pki / f"{ADMIN}.crt"), "--key", str(pki / f"{ADMIN}.key"),
+         "--crl", str(crl), "--device-ca-cert", str(pki / "ca.crt"),
+         "--device-ca-key", str(pki / "ca.key")],
+        capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"central broker-sync failed: {done.stderr or done.stdout}")
+    say(done.stdout.strip().splitlines()[-1])
+    if crl.read_bytes() != before:
+        system.process("mosquitto").send_signal(signal.SIGHUP)
 
 
 def wait_port(port: int, what: str, timeout: float = 30) -> None:
@@ -475,13 +515,14 @@ publish_occupancy = {"true" if name == "collector" else "false"}
 """, encoding="utf-8")
         central_toml = configs["collector"]
         say(f"starting mosquitto with TLS on 127.0.0.1:{broker_port}")
-        start_broker(system, pki, broker_port, collectors)
+        start_broker(system, pki, broker_port, ca, collectors)
         say("collector: database, administrator, enrolled devices")
         stations_spec = STATIONS + ((StationSpec("gate-ngo-mon-3", HERITAGE, "entry", True,
                                                   "heritage-gate", "entry", reader="pcsc"),)
                                      if pcsc_slot is not None else ())
         bundles = seed_collector(root, database_url, ca, centre, broker_url, subject_key,
                                  password, stations_spec)
+        sync_broker(system, central_toml, pki)
         ingest_argv = {name: [str(bin_dir / "central"), "ingest", "--config", str(config)]
                        for name, config in configs.items()}
         for name, argv in ingest_argv.items():

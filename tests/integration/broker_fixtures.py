@@ -3,10 +3,13 @@
 * :func:`make_pki`: a CA, a broker certificate for 127.0.0.1 / localhost, device certificates
   (CN = device id) and collector certificates, all ECDSA P-256, made with ``cryptography``.
 * :class:`Broker`: writes ``mosquitto.conf`` (TLS listener on a free 127.0.0.1 port,
-  ``require_certificate``, ``use_identity_as_username`` so the ACL's ``%u`` is the certificate
-  CN, ``use_username_as_clientid`` so no device can take another's client id; persistence in the
-  temp dir so a graceful restart keeps the collector's queued messages), starts
-  ``mosquitto -c``, waits until it listens, stops and restarts it **on the same port**.
+  ``require_certificate``, ``use_identity_as_username`` so the certificate CN is the username,
+  ``use_username_as_clientid`` so no device can take another's client id; persistence in the
+  temp dir so a graceful restart keeps the collector's queued messages) and, as in
+  deploy/mosquitto, the dynamic-security plugin with the identities that
+  :mod:`central.broker_acl` generates from the PKI's devices (each at its site, revoked ones
+  left out), collectors and ``broker-admin``; starts ``mosquitto -c``, waits until it listens,
+  stops and restarts it **on the same port**.
 * :class:`Recorder`: a paho subscriber with a collector certificate and a persistent session
   that records every message's topic and exact payload bytes.
 
@@ -44,23 +47,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from central.broker_acl import ADMIN, document, plugin_path, wanted
+from central.broker_sync import SyncResult, sync
+from central.revocation import build_crl
+from central.settings import BrokerSettings
+
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto"
                                           if Path("/usr/sbin/mosquitto").exists() else None)
 
-ACL = """\
-# Devices: the certificate CN is the username (use_identity_as_username).
-pattern write checkin/v1/%u/events
-pattern write checkin/v1/%u/status
-pattern read checkin/v1/%u/config
-pattern read checkin/v1/sites/+/occupancy
-"""
-
-COLLECTOR_ACL = """\
-user {name}
-topic read checkin/v1/#
-topic write checkin/v1/sites/+/occupancy
-topic write checkin/v1/+/config
-"""
+DEFAULT_SITE = "hue-dai-noi"
 
 
 def require_mosquitto() -> str:
@@ -89,15 +84,30 @@ class Pki:
     broker: Identity
     devices: dict[str, Identity] = field(default_factory=dict)
     collectors: dict[str, Identity] = field(default_factory=dict)
+    sites: dict[str, str] = field(default_factory=dict)
+    """Device id → site id (the registry's view); :data:`DEFAULT_SITE` unless given."""
+    revoked: set[str] = field(default_factory=set)
+    """Devices the registry has revoked: the broker grants them nothing."""
 
     def tls(self, device_id: str) -> tuple[Path, Path, Path]:
         ident = self.device(device_id)
         return (self.ca, ident.cert, ident.key)
 
-    def device(self, device_id: str) -> Identity:
+    def device(self, device_id: str, site: str | None = None) -> Identity:
         if device_id not in self.devices:
             self.devices[device_id] = _issue(self, device_id, server=False)
+        if site is not None or device_id not in self.sites:
+            self.sites[device_id] = site or DEFAULT_SITE
         return self.devices[device_id]
+
+    def admin(self) -> Identity:
+        """The ``broker-admin`` identity that sends dynamic-security commands."""
+        return self.collector(ADMIN)
+
+    def registry(self) -> list[tuple[str, str]]:
+        """``(device_id, site_id)`` of every device not revoked."""
+        return [(d, self.sites.get(d, DEFAULT_SITE)) for d in self.devices
+                if d not in self.revoked]
 
     def collector(self, name: str = "collector") -> Identity:
         if name not in self.collectors:
@@ -140,7 +150,8 @@ def _issue(pki: Pki, cn: str, *, server: bool) -> Identity:
 
 
 def make_pki(root: Path, devices: tuple[str, ...] = (),
-             collectors: tuple[str, ...] = ("collector", "collector-2")) -> Pki:
+             collectors: tuple[str, ...] = ("collector", "collector-2"),
+             sites: dict[str, str] | None = None) -> Pki:
     root.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
@@ -158,12 +169,14 @@ def make_pki(root: Path, devices: tuple[str, ...] = (),
                .sign(ca_key, hashes.SHA256()))
     ca_path = root / "ca.crt"
     ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(ca_key, root / "ca.key")
     pki = Pki(root, ca_path, ca_key, ca_cert, broker=Identity("", ca_path, ca_path))
     pki.broker = _issue(pki, "broker", server=True)
     for device in devices:
-        pki.device(device)
+        pki.device(device, (sites or {}).get(device))
     for name in collectors:
         pki.collector(name)
+    pki.admin()
     return pki
 
 
@@ -189,15 +202,23 @@ class Broker:
         root.mkdir(parents=True, exist_ok=True)
         (root / "data").mkdir(exist_ok=True)
         self.log_path = root / "mosquitto.log"
-        self.acl_path = root / "acl"
+        self.dynsec_path = root / "dynamic-security.json"
         self.conf_path = root / "mosquitto.conf"
-        self.acl_path.write_text(ACL + "".join(COLLECTOR_ACL.format(name=name)
-                                               for name in pki.collectors))
+        plugin = plugin_path()
+        if plugin is None:
+            pytest.fail("mosquitto's dynamic-security plugin is missing (Debian's mosquitto "
+                        "package ships mosquitto_dynamic_security.so)")
+        self.dynsec_path.write_text(json.dumps(document(self.wanted())))
+        self.dynsec_path.chmod(0o600)
+        self.crl_path = root / "devices.crl"
+        self.crl_path.write_bytes(build_crl(pki.ca_cert, pki.ca_key, [],
+                                            dt.datetime.now(dt.UTC)))
         self.conf_path.write_text(f"""\
 per_listener_settings false
 user {pwd.getpwuid(os.getuid()).pw_name}
 allow_anonymous false
-acl_file {self.acl_path}
+plugin {plugin}
+plugin_opt_config_file {self.dynsec_path}
 persistence true
 persistence_location {root / "data"}/
 autosave_interval 0
@@ -213,6 +234,7 @@ listener {self.port} 127.0.0.1
 cafile {pki.ca}
 certfile {pki.broker.cert}
 keyfile {pki.broker.key}
+crlfile {self.crl_path}
 require_certificate true
 use_identity_as_username true
 use_username_as_clientid true
@@ -222,6 +244,16 @@ tls_version tlsv1.2
     @property
     def url(self) -> str:
         return f"mqtts://127.0.0.1:{self.port}"
+
+    def wanted(self) -> Any:
+        collectors = [n for n in self.pki.collectors if n != ADMIN]
+        return wanted(self.pki.registry(), collectors)
+
+    def sync(self) -> SyncResult:
+        """``central broker-sync`` against this broker from the PKI's registry view."""
+        admin = self.pki.admin()
+        return sync(BrokerSettings(url=self.url, ca=self.pki.ca), admin.cert, admin.key,
+                    self.wanted())
 
     def start(self, timeout: float = 10.0) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
@@ -251,6 +283,18 @@ tls_version tlsv1.2
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
+
+    def reload(self) -> None:
+        """SIGHUP, as ``systemctl reload mosquitto``: mosquitto 2.0.11 reads its CRL again."""
+        assert self.proc is not None and self.proc.poll() is None, "not running"
+        mark = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if b"Reloading config" in self.log_path.read_bytes()[mark:]:
+                return
+            time.sleep(0.02)
+        pytest.fail(f"mosquitto did not reload\n{self.log_tail()}")
 
     def restart(self) -> None:
         self.stop()

@@ -50,7 +50,8 @@ CENTRE = X25519PrivateKey.generate()
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"), devices=("gate-01", "gate-02"))
+    return make_pki(tmp_path_factory.mktemp("pki"), devices=("gate-01", "gate-02"),
+                    sites={"gate-01": SITE, "gate-02": SITE})
 
 
 @pytest.fixture
