@@ -12,7 +12,6 @@ import datetime as dt
 import logging
 import signal
 import socket
-import ssl
 import threading
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from edge_agent.agent import Agent
 from edge_agent.cli.common import CliError, print_json
 from edge_agent.config import Config, ConfigError, load_config, load_keys
 from edge_agent.icao.trust import TrustStore
+from edge_agent.uplink.config import TlsFiles
 
 
 def register(commands: Any) -> None:
@@ -116,8 +116,9 @@ def doctor_checks(config: Config) -> list[dict[str, Any]]:
         with socket.create_connection((config.broker.host, config.broker.port), timeout=3) as s:
             if not config.broker.tls:
                 return f"{config.broker.host}:{config.broker.port} reachable (no TLS)"
-            context = ssl.create_default_context(cafile=str(config.broker.ca))
-            context.load_cert_chain(str(config.broker.cert), str(config.broker.key))
+            if config.broker.cert is None or config.broker.key is None:
+                raise ValueError("broker.cert and broker.key are required with mqtts://")
+            context = TlsFiles(config.broker.ca, config.broker.cert, config.broker.key).context()
             with context.wrap_socket(s, server_hostname=config.broker.host) as tls:
                 return f"{config.broker.host}:{config.broker.port} TLS {tls.version()}"
     results.append(_check("broker", broker))
