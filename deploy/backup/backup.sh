@@ -27,5 +27,9 @@ case "$URL" in
     mv "$DEST/central-$STAMP.sqlite3.part" "$DEST/central-$STAMP.sqlite3" ;;
   *) echo "unknown database_url scheme in $CONFIG" >&2; exit 1 ;;
 esac
-ls -1t "$DEST"/central-*.pgdump "$DEST"/central-*.sqlite3 2>/dev/null | tail -n +15 | xargs -r rm --
-echo "backup written: $(ls -1t "$DEST"/central-*.pgdump "$DEST"/central-*.sqlite3 2>/dev/null | head -1)"
+# Keep the newest 14 (file names sort by their UTC time stamp).
+shopt -s nullglob
+backups=("$DEST"/central-*.pgdump "$DEST"/central-*.sqlite3)
+mapfile -t backups < <(printf '%s\n' "${backups[@]}" | sort -r)
+for old in "${backups[@]:14}"; do rm -- "$old"; done
+echo "backup written: ${backups[0]}"
