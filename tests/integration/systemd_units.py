@@ -40,7 +40,7 @@ class UnitFileError(ValueError):
 
 
 @dataclass
-class Unit:
+class UnitFile:
     """One parsed unit file: ``{section: [(key, value), …]}`` in file order."""
 
     name: str
@@ -108,9 +108,9 @@ def expand(value: str, specifiers: dict[str, str]) -> str:
     return re.sub(r"%(.)", one, value)
 
 
-def parse_unit(text: str, name: str = "unit") -> Unit:
+def parse_unit(text: str, name: str = "unit") -> UnitFile:
     """Parse a unit file (systemd.syntax(7)); refuse what it does not understand."""
-    unit = Unit(name)
+    unit = UnitFile(name)
     section: str | None = None
     pending = ""
     for number, raw in enumerate(text.splitlines(), 1):
@@ -143,7 +143,7 @@ def parse_unit(text: str, name: str = "unit") -> Unit:
     return unit
 
 
-def load_unit(file_name: str) -> Unit:
+def load_unit(file_name: str) -> UnitFile:
     return parse_unit((UNITS / file_name).read_text(encoding="utf-8"), file_name)
 
 
@@ -187,7 +187,7 @@ class TestRoot:
 
 @dataclass
 class Started:
-    unit: Unit
+    unit: UnitFile
     proc: subprocess.Popen[bytes]
     log: Path
 
@@ -210,7 +210,7 @@ class Started:
         return code, time.monotonic() - began
 
 
-def start_unit(unit: Unit, root: TestRoot, *, instance: str | None = None,
+def start_unit(unit: UnitFile, root: TestRoot, *, instance: str | None = None,
                extra_env: dict[str, str] | None = None, log_name: str | None = None,
                argv_replace: dict[str, str] | None = None) -> Started:
     """Start the unit's ``ExecStart`` under ``root`` (see the module docstring)."""
@@ -249,7 +249,7 @@ def start_unit(unit: Unit, root: TestRoot, *, instance: str | None = None,
     return Started(unit, proc, log)
 
 
-def run_oneshot(unit: Unit, root: TestRoot, **kwargs: object) -> tuple[int, str]:
+def run_oneshot(unit: UnitFile, root: TestRoot, **kwargs: object) -> tuple[int, str]:
     """A ``Type=oneshot`` unit run to completion (bounded by ``TimeoutStartSec``)."""
     started = start_unit(unit, root, **kwargs)  # type: ignore[arg-type]
     limit = unit.timespan("TimeoutStartSec", 90.0)

@@ -58,7 +58,7 @@ from tests.integration.systemd_units import (
     ROOT,
     UNITS,
     TestRoot,
-    Unit as SystemdUnit,
+    UnitFile,
     UnitFileError,
     doc_block,
     load_unit,
@@ -320,9 +320,10 @@ def test_collector_and_agent_units_start_as_shipped(collector: Collector) -> Non
         etc = root.path("/etc/cccd-checkin")
         with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
             names = set(zf.namelist())
-            assert {"tls/ca.pem", f"tls/{DEVICE}.crt", "keys/device-ed25519.pem"} <= names
-            agent_etc = root.base / "agent-etc"  # the Pi's /etc/cccd-checkin
-            zf.extractall(agent_etc)
+            assert {f"{DEVICE}/tls/ca.pem", f"{DEVICE}/tls/{DEVICE}.crt",
+                    f"{DEVICE}/keys/device-ed25519.pem"} <= names, names
+            zf.extractall(root.base / "bundle")
+        agent_etc = root.base / "bundle" / DEVICE  # its contents go to the Pi's /etc/cccd-checkin
         issued = x509.load_pem_x509_certificate((agent_etc / "tls" / f"{DEVICE}.crt")
                                                 .read_bytes())
         assert issued.issuer == x509.load_pem_x509_certificate(
@@ -338,8 +339,8 @@ def test_collector_and_agent_units_start_as_shipped(collector: Collector) -> Non
         (pi.base / "cards" / "trust").rename(pi_etc / "trust")
         card = pi.base / "cards" / "cards" / "0001"
         example = EXAMPLE.read_text(encoding="utf-8")
-        (pi_etc / "agent.toml").write_text(complete_agent_toml(example, card, pty.path,
-                                                               collector.broker))
+        (pi_etc / "agent.toml").write_text(pi.rewrite(complete_agent_toml(
+            example, card, Path(pty.path), collector.broker)))
         agent_unit = load_unit("cccd-agent.service")
         agent = start_unit(agent_unit, pi)
         kiosk_url = urllib.parse.urlsplit(load_unit("cccd-kiosk.service").exec_start({})[-1])
@@ -380,7 +381,7 @@ def test_web_unit_without_its_secret_stops_without_a_restart_loop(collector: Col
     in RestartPreventExitStatus, and the journal line names the secret."""
     unit = load_unit("cccd-central-web.service")
     secret = collector.root.path("/etc/cccd-checkin/web-secret")
-    broken = SystemdUnit(unit.name, {k: list(v) for k, v in unit.sections.items()})
+    broken = UnitFile(unit.name, {k: list(v) for k, v in unit.sections.items()})
     broken.sections["Service"] = [
         (k, v.replace("--secret-key-file %d/session-secret ", "") if k == "Environment" else v)
         for k, v in broken.sections["Service"]]
