@@ -8,8 +8,8 @@ those of ``central web`` (``--config``, ``--secret-key-file``, ``--device-ca-cer
 ``--host`` and ``--port`` are gunicorn's business (``--bind``) and are refused here.
 
 A missing or unreadable setting raises :class:`central.cli.CentralCliError` with the same
-one-line message ``central web`` prints; gunicorn then stops with "Worker failed to boot"
-(exit 3) instead of restarting the worker for ever.
+one-line message ``central web`` prints. With ``gunicorn --preload`` (the shipped unit) the
+master stops at once (exit 1); without it a worker fails to boot and gunicorn stops with 3.
 """
 
 from __future__ import annotations

@@ -341,6 +341,12 @@ def test_collector_and_agent_units_start_as_shipped(collector: Collector) -> Non
         example = EXAMPLE.read_text(encoding="utf-8")
         (pi_etc / "agent.toml").write_text(pi.rewrite(complete_agent_toml(
             example, card, Path(pty.path), collector.broker)))
+        doctor = run_block(pi, doc_block(OPERATIONS.read_text(encoding="utf-8"),
+                                         "commands doctor"))
+        checks = {line.split()[1].rstrip(":"): line.split()[0]
+                  for line in doctor.splitlines() if line.strip()}
+        assert set(checks.values()) == {"OK"}, doctor
+        assert {"keys", "reader", "scanner", "broker", "device", "clock"} <= set(checks)
         agent_unit = load_unit("cccd-agent.service")
         agent = start_unit(agent_unit, pi)
         kiosk_url = urllib.parse.urlsplit(load_unit("cccd-kiosk.service").exec_start({})[-1])
@@ -377,8 +383,8 @@ def test_collector_and_agent_units_start_as_shipped(collector: Collector) -> Non
 
 
 def test_web_unit_without_its_secret_stops_without_a_restart_loop(collector: Collector) -> None:
-    """A missing credential: gunicorn exits 3 ("worker failed to boot"), which the unit lists
-    in RestartPreventExitStatus, and the journal line names the secret."""
+    """A missing credential: gunicorn (``--preload``) stops before any worker, with a status the
+    unit lists in RestartPreventExitStatus, and the journal line names the secret."""
     unit = load_unit("cccd-central-web.service")
     secret = collector.root.path("/etc/cccd-checkin/web-secret")
     broken = UnitFile(unit.name, {k: list(v) for k, v in unit.sections.items()})
@@ -389,7 +395,7 @@ def test_web_unit_without_its_secret_stops_without_a_restart_loop(collector: Col
                          argv_replace={"127.0.0.1:8000": f"127.0.0.1:{free_port()}"})
     code = started.proc.wait(60)
     assert secret.exists()
-    assert str(code) in (unit.get("RestartPreventExitStatus") or "").split()
+    assert str(code) in (unit.get("RestartPreventExitStatus") or "").split(), started.output()
     assert "no session secret" in started.output()
 
 
