@@ -53,7 +53,12 @@ from tests.integration.broker_fixtures import (
     _issue,
     free_port,
 )
-from tests.integration.pg_fixtures import PG_BIN, PgServer, postgres_server  # noqa: F401
+from tests.integration.pg_fixtures import (  # noqa: F401 - the fixture, used by name
+    PG_BIN,
+    PgServer,
+    migrated_engine,
+    postgres_server,
+)
 from tests.integration.systemd_units import (
     ROOT,
     UNITS,
@@ -446,3 +451,32 @@ def test_backup_unit_and_restore(collector: Collector) -> None:
         if word.startswith("cccd-"):
             name = re.sub(r"@[^.]*$", "@", word.strip("'"))
             assert (UNITS / f"{name}.service").exists() or (UNITS / name).exists(), word
+
+
+def test_backup_and_restore_of_an_sqlite_collector(tmp_path: Path) -> None:
+    """The same scripts on the one-machine database (SQLite's online backup and restore)."""
+    db = tmp_path / "central.sqlite3"
+    config = tmp_path / "central.toml"
+    config.write_text(f'database_url = "sqlite:///{db}"\n', encoding="utf-8")
+    engine = migrated_engine(f"sqlite:///{db}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO units (code, name, level) VALUES "
+                              "('99', 'Đơn vị sao lưu', 'province')"))
+        scripts = ROOT / "deploy" / "backup"
+        done = subprocess.run([str(scripts / "backup.sh"), str(config), str(tmp_path / "b")],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        backups = list((tmp_path / "b").glob("central-*.sqlite3"))
+        assert len(backups) == 1 and done.stdout.strip().endswith(str(backups[0]))
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM units WHERE code = '99'"))
+        engine.dispose()
+        done = subprocess.run([str(scripts / "restore.sh"), str(config), str(backups[0])],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT name FROM units WHERE code = '99'")) == \
+                "Đơn vị sao lưu"
+    finally:
+        engine.dispose()
