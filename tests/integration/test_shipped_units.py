@@ -273,7 +273,9 @@ def seed_site(engine: Engine) -> None:
                        capacity=6000))
 
 
-def enrol_through_the_web(web_port: int) -> bytes:
+def enrol_through_the_web(web_port: int) -> tuple[Http, bytes]:
+    """Log in as the guide's administrator and enrol the device; the logged-in client and the
+    bundle."""
     client = Http(web_port)
     login = client.request("GET", "/login")
     done = client.request("POST", "/login", {"username": "admin", "password": ADMIN_PASSWORD,
@@ -287,7 +289,19 @@ def enrol_through_the_web(web_port: int) -> bytes:
     assert bundle.status == 200, bundle.body[:500]  # type: ignore[attr-defined]
     assert bundle.headers["Content-Type"] == "application/zip"
     data: bytes = bundle.body  # type: ignore[attr-defined]
-    return data
+    return client, data
+
+
+def open_live_stream(client: Http) -> http.client.HTTPConnection:
+    """A dashboard's server-sent-events stream, left open (it holds a gunicorn thread)."""
+    conn = http.client.HTTPConnection("127.0.0.1", client.port, timeout=30)
+    conn.request("GET", "/dashboard/stream", headers={
+        "Cookie": "; ".join(f"{k}={v}" for k, v in client.cookies.items())})
+    response = conn.getresponse()
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    assert response.readline()  # the first event arrived
+    return conn
 
 
 def complete_agent_toml(example: str, card: Path, scanner_tty: Path, broker: Broker) -> str:
@@ -312,6 +326,7 @@ def test_collector_and_agent_units_start_as_shipped(collector: Collector) -> Non
     web = start_unit(web_unit, root, argv_replace={"127.0.0.1:8000": f"127.0.0.1:{web_port}"})
     ingest = start_unit(load_unit("cccd-central-ingest@.service"), root, instance="1")
     agent = None
+    stream: http.client.HTTPConnection | None = None
     pty = PtySerialScanner(terminator=b"\r", link=root.base / "ttyACM0")
     recorder = Recorder(collector.broker, (f"checkin/v1/{DEVICE}/status",),
                         name="collector-2").start()
@@ -321,7 +336,8 @@ def test_collector_and_agent_units_start_as_shipped(collector: Collector) -> Non
         assert "gunicorn" in (page.headers.get("Server") or ""), dict(page.headers)
         assert b'name="password"' in page.body  # type: ignore[attr-defined]
 
-        bundle = enrol_through_the_web(web_port)
+        admin, bundle = enrol_through_the_web(web_port)
+        stream = open_live_stream(admin)  # still open when the web unit is stopped
         etc = root.path("/etc/cccd-checkin")
         with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
             names = set(zf.namelist())
@@ -382,8 +398,11 @@ def test_collector_and_agent_units_start_as_shipped(collector: Collector) -> Non
             if started is not None:
                 results[name] = started.stop()
         pty.close()
+        if stream is not None:
+            stream.close()
     for name, (code, _) in results.items():
         assert code == 0, (name, code)
+    assert stream is not None  # the web unit stopped in time with a live stream open
     assert "Traceback" not in web.output() + ingest.output() + (agent.output() if agent else "")
 
 
