@@ -3,16 +3,26 @@
 # web and ingest services first; start them again afterwards (ingest resumes from the broker's
 # persistent session, and devices resend whatever the centre did not acknowledge).
 #   deploy/backup/restore.sh CENTRAL_TOML BACKUP_FILE
+# PostgreSQL's password is read from PGPASSFILE, never passed on a command line.
 set -euo pipefail
+umask 077
+[ "$#" -eq 2 ] || { echo "usage: $0 CENTRAL_TOML BACKUP_FILE" >&2; exit 2; }
 CONFIG="$1"; FILE="$2"
+[ -f "$FILE" ] || { echo "no backup file $FILE" >&2; exit 1; }
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=deploy/backup/pgenv.sh
+source "$HERE/pgenv.sh"
 URL="$(python3 -c 'import sys,tomllib; print(tomllib.load(open(sys.argv[1],"rb")).get("database_url","sqlite:///var/central.sqlite3"))' "$CONFIG")"
+TMP="$(mktemp -d)"; trap 'rm -rf "$TMP"' EXIT
 case "$URL" in
   postgresql*)
-    pg_url="${URL/postgresql+psycopg/postgresql}"
-    pg_restore --clean --if-exists --no-owner --dbname="$pg_url" "$FILE" ;;
+    pg_environment "$URL" "$TMP"
+    pg_restore --clean --if-exists --no-owner --exit-on-error --single-transaction \
+      --dbname="$PGDATABASE" "$FILE" ;;
   sqlite*)
     db="${URL#sqlite:///}"
     cp "$db" "$db.before-restore" 2>/dev/null || true
-    sqlite3 "$FILE" ".backup '$db'" ;;
+    sqlite3 "$db" ".restore '$FILE'" ;;
+  *) echo "unknown database_url scheme in $CONFIG" >&2; exit 1 ;;
 esac
 echo "restored $FILE"

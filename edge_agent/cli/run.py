@@ -12,7 +12,6 @@ import datetime as dt
 import logging
 import signal
 import socket
-import ssl
 import threading
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from edge_agent.agent import Agent
 from edge_agent.cli.common import CliError, print_json
 from edge_agent.config import Config, ConfigError, load_config, load_keys
 from edge_agent.trust_folder import load_trust_folder
+from edge_agent.uplink.config import TlsFiles
 
 
 def register(commands: Any) -> None:
@@ -74,6 +74,26 @@ def _check(name: str, fn: Any) -> dict[str, Any]:
         return {"check": name, "ok": False, "detail": f"{type(exc).__name__}: {exc}"}
 
 
+class UnavailableError(RuntimeError):
+    """A reader or scanner that opened but reports itself unusable."""
+
+
+def _healthy(health: dict[str, Any]) -> str:
+    """The health report of a reader or scanner as a line, or :class:`UnavailableError`.
+
+    Opening a PC/SC reader does not talk to pcscd, so its health is what tells: the service
+    must answer (``service``) and the configured reader must be attached (``reader``). A
+    scanner's ``state`` must be ``ok`` (not ``disconnected``, ``closed`` or ``exhausted``).
+    """
+    if health.get("service") is False:
+        raise UnavailableError(f"PC/SC service (pcscd) not answering: {health}")
+    if "service" in health and health.get("reader") is None:
+        raise UnavailableError(f"no such PC/SC reader attached: {health}")
+    if "state" in health and health["state"] != "ok":
+        raise UnavailableError(f"state {health['state']}: {health}")
+    return str(health)
+
+
 def doctor_checks(config: Config) -> list[dict[str, Any]]:
     """The checks, each ``{"check", "ok", "detail"}``."""
     results = [_check("keys", lambda: (load_keys(config.keys), "signing, sealing and subject "
@@ -82,13 +102,15 @@ def doctor_checks(config: Config) -> list[dict[str, Any]]:
         def reader_check(uri: str = uri) -> str:
             with open_reader(uri) as reader:
                 health = getattr(reader, "health", None)
-                return str(health()) if callable(health) else f"{reader.name} opened"
+                if not callable(health):
+                    return f"{reader.name} opened"
+                return _healthy(health())
         results.append(_check(f"reader {uri}", reader_check))
     for uri in config.scanners:
         def scanner_check(uri: str = uri) -> str:
             scanner = open_scanner(uri)
             try:
-                return str(scanner.health())
+                return _healthy(scanner.health())
             finally:
                 scanner.close()
         results.append(_check(f"scanner {uri}", scanner_check))
@@ -116,8 +138,9 @@ def doctor_checks(config: Config) -> list[dict[str, Any]]:
         with socket.create_connection((config.broker.host, config.broker.port), timeout=3) as s:
             if not config.broker.tls:
                 return f"{config.broker.host}:{config.broker.port} reachable (no TLS)"
-            context = ssl.create_default_context(cafile=str(config.broker.ca))
-            context.load_cert_chain(str(config.broker.cert), str(config.broker.key))
+            if config.broker.cert is None or config.broker.key is None:
+                raise ValueError("broker.cert and broker.key are required with mqtts://")
+            context = TlsFiles(config.broker.ca, config.broker.cert, config.broker.key).context()
             with context.wrap_socket(s, server_hostname=config.broker.host) as tls:
                 return f"{config.broker.host}:{config.broker.port} TLS {tls.version()}"
     results.append(_check("broker", broker))

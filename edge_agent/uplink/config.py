@@ -16,18 +16,29 @@ class UplinkConfigError(ValueError):
 
 
 class TlsFiles(NamedTuple):
-    """PEM files: the CA that signed the broker, the device certificate and its key."""
+    """PEM files: the CA that signed the broker (``None``: the system's trust store), the device
+    certificate and its key."""
 
-    ca: Path | str
+    ca: Path | str | None
     cert: Path | str
     key: Path | str
 
     def context(self) -> ssl.SSLContext:
-        """TLS 1.2+ client context that checks the broker's name and presents the device cert."""
+        """TLS 1.2+ client context that checks the broker's name and presents the device cert.
+
+        Without a CA file the broker is verified against the system store (OpenSSL's default
+        verify paths: ``/etc/ssl/certs`` on Debian, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``),
+        the documented default of ``broker.ca`` (docs/configuration.md).
+        """
         for name, value in zip(self._fields, self, strict=True):
-            if not Path(value).is_file():
+            if value is None and name == "ca":
+                continue
+            if value is None or not Path(value).is_file():
                 raise UplinkConfigError(f"TLS {name} file {value} does not exist")
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca))
+        if self.ca is None:
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        else:
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca))
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(str(self.cert), str(self.key))
         return ctx
