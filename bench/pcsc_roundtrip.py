@@ -10,8 +10,8 @@ needed; any other pcscd is stopped for the run), then measures in one run:
 - APDU round trip (median and p99 over ``--apdus`` SELECT of the eMRTD application, then as
   many GET CHALLENGE, which a strict chip answers only with the application selected), through
   ``drivers.pcsc.PcscReader``, through raw ``smartcard.scard`` calls (the driver's own overhead
-  is the difference), and through the in-process simulator ``firmware_sim.sim_reader.SimCardReader`` with
-  zero timing;
+  is the difference), and through the in-process simulator
+  ``firmware_sim.sim_reader.SimCardReader`` with zero timing;
 - full card read (``read_chip``, PACE-CAN, default ``ReadPolicy``: DG14, DG1, DG13, DG15, SOD,
   Chip Authentication), median and max over ``--reads`` reads, same three paths minus raw;
 - optionally (``--realistic-reads``) full reads with the bridge sleeping the chip's realistic

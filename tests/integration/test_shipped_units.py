@@ -330,7 +330,7 @@ def open_live_stream(client: Http) -> http.client.HTTPConnection:
 
 
 def complete_agent_toml(example: str, card: Path, scanner_tty: Path, broker: Broker) -> str:
-    """docs/operations.md §2.4: readers and scanners by URI, the broker URL; nothing else."""
+    """docs/operations.md §2 (step 4): readers and scanners by URI, the broker URL; nothing else."""
     changed = example.replace('uris = ["pcsc"]', f'uris = ["sim:{card}"]', 1)
     changed = changed.replace("serial:/dev/ttyACM0?", f"serial:{scanner_tty}?", 1)
     changed = changed.replace('url = "mqtts://broker.example.vn:8883"',
