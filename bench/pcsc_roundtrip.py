@@ -46,7 +46,7 @@ from drivers.pcsc import PcscReader  # noqa: E402
 from edge_agent.icao import ec  # noqa: E402
 from edge_agent.icao.trust import TrustStore  # noqa: E402
 from edge_agent.reading import KeyMaterial, ReadPolicy, read_chip  # noqa: E402
-from edge_agent.trust_folder import load_trust_folder
+from edge_agent.trust_folder import load_trust_folder  # noqa: E402
 from firmware_sim.card import TimingModel, issue_cards  # noqa: E402
 from firmware_sim.sim_reader import SimCardReader  # noqa: E402
 from tests.hil.pcsc_fixtures import READER_NAME, PcscStack, wait_card  # noqa: E402
