@@ -17,6 +17,10 @@ from flask import Flask, Response, abort, jsonify, render_template, request
 from edge_agent.kiosk.state import KioskState
 
 DeskHandler = Callable[[str, dict[str, Any]], dict[str, Any]]
+CanHandler = Callable[[str, str], dict[str, Any]]
+"""``(lane, can) -> result``: six digits typed on the CAN pad (tap first)."""
+DirectionHandler = Callable[[str], dict[str, Any]]
+"""``(direction) -> result``: the gatekeeper's VÀO / RA choice at a both-way gate."""
 """``(action, fields) -> result``: the agent's desk actions (manual count, admit, discharge,
 check-in, check-out). Raises ``ValueError`` with a message for the receptionist."""
 DESK_HEADER = "X-Kiosk-Desk"
@@ -29,19 +33,27 @@ TEXTS = {
         "entries": "Lượt vào hôm nay", "exits": "Lượt ra hôm nay", "occupancy": "Đang trong khu",
         "capacity": "Sức chứa", "offline": "Mất kết nối — đã lưu trên thiết bị",
         "backlog": "sự kiện chờ gửi", "estimated": "ước tính",
+        "entry": "VÀO", "exit": "RA", "can": "6 số cuối số CCCD", "ok": "Đọc thẻ",
+        "clear": "Xoá",
     },
     "en": {
         "title": "CCCD check-in", "waiting": "Tap the CCCD card or scan its QR code",
         "entries": "Entries today", "exits": "Exits today", "occupancy": "Inside now",
         "capacity": "Capacity", "offline": "No connection to the centre — events are kept here",
         "backlog": "events waiting", "estimated": "estimated",
+        "entry": "IN", "exit": "OUT", "can": "Last 6 digits of the ID number", "ok": "Read",
+        "clear": "Clear",
     },
 }
 
 
 def create_app(state: KioskState, *, keepalive_s: float = 15.0,
-               desk: DeskHandler | None = None, desk_actions: tuple[str, ...] = ()) -> Flask:
-    """A kiosk app bound to ``state``; ``desk`` enables the desk page and its actions."""
+               desk: DeskHandler | None = None, desk_actions: tuple[str, ...] = (),
+               can: CanHandler | None = None,
+               choose_direction: DirectionHandler | None = None) -> Flask:
+    """A kiosk app bound to ``state``; ``desk`` enables the desk page and its actions, ``can``
+    the CAN pad (``POST /can``), ``choose_direction`` the VÀO / RA choice
+    (``POST /direction``). Every POST needs the :data:`DESK_HEADER` header (CSRF)."""
     app = Flask(__name__)
     app.config["JSON_AS_ASCII"] = False
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
@@ -69,12 +81,35 @@ def create_app(state: KioskState, *, keepalive_s: float = 15.0,
         except ValueError as exc:
             return jsonify({"error": str(exc)}), 422
 
+    def _post(handler: Callable[[dict[str, Any]], dict[str, Any]]) -> tuple[Response, int]:
+        if request.headers.get(DESK_HEADER) != "1":
+            abort(403)
+        fields = request.get_json(silent=True)
+        if not isinstance(fields, dict):
+            return jsonify({"error": "the body must be a JSON object"}), 400
+        try:
+            return jsonify(handler(fields)), 200
+        except ValueError as exc:
+            return jsonify({"error": str(exc)}), 422
+
+    @app.post("/can")
+    def can_pad() -> tuple[Response, int]:
+        if can is None:
+            abort(404)
+        return _post(lambda f: can(str(f.get("lane", "")), str(f.get("can", ""))))
+
+    @app.post("/direction")
+    def direction() -> tuple[Response, int]:
+        if choose_direction is None:
+            abort(404)
+        return _post(lambda f: choose_direction(str(f.get("direction", ""))))
+
     @app.get("/")
     def page() -> str:
         snapshot = state.snapshot
         texts = TEXTS.get(snapshot.language, TEXTS["vi"])
         return render_template("kiosk.html", texts=texts, lang=snapshot.language,
-                               snapshot=snapshot)
+                               snapshot=snapshot, header=DESK_HEADER)
 
     @app.get("/state")
     def current() -> Response:

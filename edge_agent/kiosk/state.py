@@ -31,6 +31,11 @@ class Snapshot:
     device_name: str = ""
     site_name: str = ""
     direction: str = ""
+    """``entry`` | ``exit`` at a gate (at a both-way gate: the one chosen on the kiosk)."""
+    choose_direction: bool = False
+    """A both-way gate: the kiosk shows the VÀO / RA choice."""
+    can_lane: str | None = None
+    """A card lies on this lane's reader without keys: the kiosk shows the CAN pad."""
     language: str = "vi"
     verdict: VerdictView | None = None
     entries_today: int = 0

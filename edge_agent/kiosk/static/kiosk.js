@@ -5,6 +5,38 @@
   const waiting = script.dataset.waiting;
   const $ = (id) => document.getElementById(id);
   let resetTimer = null;
+  let canLane = null;
+  let digits = "";
+
+  function post(path, body) {
+    const headers = { "Content-Type": "application/json" };
+    headers[script.dataset.header] = "1";  // custom header: no cross-site POST (CSRF)
+    return fetch(path, { method: "POST", headers: headers, body: JSON.stringify(body) });
+  }
+
+  document.querySelectorAll("button.dir").forEach(function (button) {
+    button.addEventListener("click", function () {
+      post("/direction", { direction: button.dataset.direction });
+    });
+  });
+  document.querySelectorAll("button.key").forEach(function (button) {
+    button.addEventListener("click", function () {
+      const key = button.dataset.key;
+      if (key === "clear") { digits = ""; }
+      else if (key === "ok") {
+        if (canLane !== null) { post("/can", { lane: canLane, can: digits }); }
+        digits = "";
+      } else if (digits.length < 6) { digits += key; }
+      $("can-digits").textContent = digits.replace(/./g, "•");
+    });
+  });
+
+  function idle(box) {
+    box.className = "verdict idle";
+    $("verdict-title").textContent = waiting;
+    $("verdict-message").textContent = "";
+    $("verdict-person").textContent = "";
+  }
 
   function apply(state) {
     $("entries").textContent = state.entries_today;
@@ -20,21 +52,23 @@
     link.className = "link " + (state.online ? "online" : "offline");
     link.textContent = state.online ? (state.backlog ? state.backlog + " " + link.dataset.backlog : "")
                                     : link.dataset.offline + (state.backlog ? " · " + state.backlog + " " + link.dataset.backlog : "");
+    $("directions").hidden = !state.choose_direction;
+    document.querySelectorAll("button.dir").forEach(function (button) {
+      button.classList.toggle("chosen", button.dataset.direction === state.direction);
+    });
+    canLane = state.can_lane;
+    $("canpad").hidden = canLane === null;
+    if (canLane === null) { digits = ""; $("can-digits").textContent = ""; }
     const v = state.verdict;
     const box = $("verdict");
-    if (!v) { return; }
+    if (!v) { clearTimeout(resetTimer); idle(box); return; }
     box.className = "verdict " + (v.accepted ? (v.warning ? "warning" : "accepted") : "rejected");
     $("verdict-title").textContent = v.title;
     $("verdict-message").textContent = v.message || "";
     $("verdict-person").textContent = [v.masked_id, v.name].filter(Boolean).join(" · ");
     box.dataset.at = v.at;
     clearTimeout(resetTimer);
-    resetTimer = setTimeout(function () {
-      box.className = "verdict idle";
-      $("verdict-title").textContent = waiting;
-      $("verdict-message").textContent = "";
-      $("verdict-person").textContent = "";
-    }, 4000);
+    if (canLane === null) { resetTimer = setTimeout(function () { idle(box); }, 4000); }
   }
 
   function connect() {
