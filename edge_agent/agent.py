@@ -338,6 +338,9 @@ class Agent:
         return DeviceHealth(readers=wire_health(readers), scanners=wire_health(scanners))
 
     def _set_health(self, name: str, health: Health) -> None:
+        if self.health_state.get(name) != health:
+            (log.info if health.state is HealthState.OK else log.warning)(
+                "%s: %s %s", name, health.state.value, health.detail)
         self.health_state[name] = health
         if name.startswith("reader "):
             self.metrics.reader_up.labels(device=name[7:]).set(
@@ -547,15 +550,17 @@ class Agent:
                 self._set_health(name, Health.error(exc))
                 self._stop.wait(1.0)
             except Exception as exc:  # a driver bug must not end the reader for good
-                log.exception("%s", name)
-                self._set_health(name, Health.error(f"{type(exc).__name__}: {exc}"))
+                health = Health.error(f"{type(exc).__name__}: {exc}")
+                if self.health_state.get(name) != health:
+                    log.exception("%s", name)
+                self._set_health(name, health)
                 self._stop.wait(1.0)
 
     def _reader_once(self, uri: str) -> None:
         name = f"reader {uri}"
         try:
             reader = self.readers.get(uri) or self._open_reader(uri)
-        except ReaderError as exc:
+        except Exception as exc:  # ReaderError, or a driver that cannot even load (bad URI)
             self._set_health(name, Health.absent(exc))
             self._stop.wait(2.0)
             return
@@ -644,7 +649,7 @@ class Agent:
         while not self._stop.is_set():
             try:
                 scanner = self.scanners.get(uri) or self._open_scanner(uri)
-            except (ScannerError, OSError) as exc:
+            except Exception as exc:  # ScannerError, OSError, or a bad URI
                 self._set_health(name, Health.absent(exc))
                 self._stop.wait(2.0)
                 continue
