@@ -11,7 +11,7 @@ scanner threads saw (:meth:`Presentations.scanned`, :meth:`~Presentations.card_p
   BAC keys, or the CAN typed on the kiosk pad), then call ``read_finished``;
 - :class:`Prompt` — what the lane's kiosk shows while it waits (tap, CAN pad, idle).
 
-Rules (docs/design.md §2.1 "Flows"; CAN and BAC keys from the card: docs/cccd.md §4):
+Rules (docs/design.md §2.1 "Flows"; CAN and BAC keys from the card: docs/cccd.md §2):
 
 1. A chip read is *expected* after a card QR only when the QR's lane has a reader and
    ``chip_after_qr`` is set. Otherwise the QR is decided at once — no waiting.
@@ -19,7 +19,7 @@ Rules (docs/design.md §2.1 "Flows"; CAN and BAC keys from the card: docs/cccd.m
    lane's readers (not read yet) is read at once with the QR's keys; a card tapped within the
    window is read; when the window closes, the QR is decided alone.
 3. Tap first: a card on a reader of an idle lane waits for its keys. With ``can_pad`` the kiosk
-   offers a 6-digit pad (the CAN: the last 6 digits of the ID number, docs/cccd.md §4); a CAN or
+   offers a 6-digit pad (the CAN: the last 6 digits of the ID number, docs/cccd.md §2); a CAN or
    a card QR then reads the card. A CAN may also be typed before the tap (armed like a QR; it
    expires silently: it is not a visit).
 4. Consecutive visitors are never merged or dropped: a second card QR while the first is armed
