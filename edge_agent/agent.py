@@ -511,7 +511,7 @@ class Agent:
             self.kiosk.update(verdict=None, can_lane=None)
             return
         title, message, reason = PROMPTS[prompt.kind]
-        self.kiosk.update(verdict=VerdictView(accepted=prompt.kind is PromptKind.TAP,
+        self.kiosk.update(verdict=VerdictView(accepted=prompt.kind is not PromptKind.BAD_CAN,
                                               title=title, message=message,
                                               masked_id=prompt.masked_id, reason=reason,
                                               warning=True),

@@ -33,7 +33,7 @@ TEXTS = {
         "entries": "Lượt vào hôm nay", "exits": "Lượt ra hôm nay", "occupancy": "Đang trong khu",
         "capacity": "Sức chứa", "offline": "Mất kết nối — đã lưu trên thiết bị",
         "backlog": "sự kiện chờ gửi", "estimated": "ước tính",
-        "entry": "VÀO", "exit": "RA", "can": "6 số cuối số CCCD", "ok": "Đọc thẻ",
+        "entry": "VÀO", "exit": "RA", "can": "6 số cuối số CCCD", "ok": "Đọc",
         "clear": "Xoá",
     },
     "en": {

@@ -31,6 +31,31 @@
     });
   });
 
+  // A short, distinct sound per verdict (Web Audio, nothing fetched): accepted one high tone,
+  // warning two middle tones, rejected three low tones (the gate buzzer's patterns).
+  const SOUNDS = { accepted: [880, 1], warning: [660, 2], rejected: [330, 3] };
+  let audio = null;
+  let lastAt = null;
+  let primed = false;  // the state at page load is not a new verdict: no sound for it
+  function beep(kind) {
+    const sound = SOUNDS[kind];
+    if (!sound) { return; }
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      for (let i = 0; i < sound[1]; i += 1) {
+        const start = audio.currentTime + i * 0.18;
+        const osc = audio.createOscillator();
+        const gain = audio.createGain();
+        osc.frequency.value = sound[0];
+        gain.gain.setValueAtTime(0.2, start);
+        gain.gain.setValueAtTime(0, start + 0.12);
+        osc.connect(gain).connect(audio.destination);
+        osc.start(start);
+        osc.stop(start + 0.13);
+      }
+    } catch (e) { /* no audio device: the screen and the gate buzzer still say it */ }
+  }
+
   function idle(box) {
     box.className = "verdict idle";
     $("verdict-title").textContent = waiting;
@@ -61,8 +86,16 @@
     if (canLane === null) { digits = ""; $("can-digits").textContent = ""; }
     const v = state.verdict;
     const box = $("verdict");
-    if (!v) { clearTimeout(resetTimer); idle(box); return; }
-    box.className = "verdict " + (v.accepted ? (v.warning ? "warning" : "accepted") : "rejected");
+    const wasPrimed = primed;
+    primed = true;
+    if (!v) { clearTimeout(resetTimer); idle(box); lastAt = null; return; }
+    // Counts and the link change often: a verdict already shown (or already reset to idle) is
+    // not shown again, and sounds once.
+    if (wasPrimed && v.at === lastAt) { return; }
+    const kind = v.accepted ? (v.warning ? "warning" : "accepted") : "rejected";
+    box.className = "verdict " + kind;
+    if (wasPrimed) { beep(kind); }
+    lastAt = v.at;
     $("verdict-title").textContent = v.title;
     $("verdict-message").textContent = v.message || "";
     $("verdict-person").textContent = [v.masked_id, v.name].filter(Boolean).join(" · ");
