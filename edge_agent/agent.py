@@ -43,7 +43,7 @@ from edge_agent.config import (
     load_keys,
 )
 from edge_agent.desk import parse_manual, parse_stay
-from edge_agent.events.model import EventDraft
+from edge_agent.events.model import EventDraft, EventKind
 from edge_agent.events.signing import sign_event
 from edge_agent.flows import (
     AccommodationFlow,
@@ -201,6 +201,7 @@ class Agent:
                                 site_name=config.device.site_id,
                                 direction=self._direction_label(),
                                 choose_direction=self.both_way,
+                                site_kind=config.device.site_kind.value,
                                 language=config.device.language.value)
         tls = ((config.broker.ca, config.broker.cert, config.broker.key)
                if config.broker.tls else None)
@@ -388,7 +389,8 @@ class Agent:
         warning = bool(verdict.warnings) or outcome is Outcome.ALREADY_COUNTED
         self.kiosk.show(VerdictView(accepted=verdict.accepted, title=verdict.title,
                                     message=verdict.message, masked_id=verdict.masked_id,
-                                    name=verdict.name, reason=verdict.reason, warning=warning))
+                                    name=verdict.name, reason=verdict.reason, warning=warning,
+                                    assurance=_assurance(verdict)))
         plan = plan_for(verdict, gate=isinstance(self.flow, HeritageGateFlow))
         try:
             self.outputs.signal(check_verdict(plan.signal))
@@ -407,7 +409,9 @@ class Agent:
         depth = self.outbox.depth()
         self.metrics.outbox_depth.set(depth)
         self.metrics.uplink_connected.set(1 if stats.connected else 0)
+        stays = len(self.flow.open_stays) if isinstance(self.flow, StayFlow) else 0
         self.kiosk.update(entries_today=counts.entries, exits_today=counts.exits,
+                          visits_today=counts.visits, open_stays=stays,
                           occupancy=counts.occupancy, capacity=counts.capacity,
                           occupancy_estimated=counts.occupancy_estimated,
                           online=stats.connected, backlog=depth)
@@ -658,6 +662,8 @@ class Agent:
             try:
                 scan = scanner.read(timeout=0.5)
             except ScannerError as exc:
+                if self._stop.is_set():
+                    break  # closed by stop()
                 self._set_health(name, Health.error(exc))
                 self._stop.wait(1.0)
                 continue
@@ -666,6 +672,14 @@ class Agent:
                     self.on_scan(scan, uri)
                 except Exception:  # one bad presentation must not end the scanner for good
                     log.exception("scan from %s", uri)
+
+
+def _assurance(verdict: Verdict) -> str | None:
+    """The assurance of what the verdict recorded (none for a rejection or a repeat)."""
+    for draft in verdict.drafts:
+        if draft.kind is not EventKind.REJECTED:
+            return draft.assurance.value
+    return None
 
 
 def _one_lane(config: Config) -> LaneConfig:

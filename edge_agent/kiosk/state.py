@@ -21,6 +21,9 @@ class VerdictView:
     name: str | None = None
     reason: str | None = None
     warning: bool = False
+    assurance: str | None = None
+    """How sure the verdict is: ``chip-anchored`` | ``chip-signed`` | ``qr`` | ``vneid-qr`` |
+    ``manual`` (docs/protocol.md §4.3); the kiosk shows it in distinct words and colours."""
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
 
 
@@ -38,8 +41,12 @@ class Snapshot:
     """A card lies on this lane's reader without keys: the kiosk shows the CAN pad."""
     language: str = "vi"
     verdict: VerdictView | None = None
+    site_kind: str = ""
     entries_today: int = 0
     exits_today: int = 0
+    visits_today: int = 0
+    open_stays: int = 0
+    """Hospital in-patients or accommodation guests this device checked in and not out."""
     occupancy: int | None = None
     capacity: int | None = None
     occupancy_estimated: bool = False

@@ -98,3 +98,56 @@ def test_direction_choice_and_can_pad(served: tuple[Gate, str], browser: Browser
     expect(page.locator("#verdict-title")).to_have_text("Mời vào")
     assert gate.cans == [("1", "833820")]
     page.close()
+
+
+def serve(state: KioskState) -> tuple[Any, str]:
+    server = make_server("127.0.0.1", 0, create_app(state, keepalive_s=1.0), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+def test_assurance_in_words_and_colours_and_near_capacity(browser: Browser) -> None:
+    state = KioskState(site_kind="heritage-gate", occupancy=50, capacity=100)
+    server, base = serve(state)
+    try:
+        page = browser.new_page(viewport={"width": 800, "height": 480})
+        page.goto(base + "/")
+        occupancy = page.locator("#occupancy")
+        expect(occupancy).to_have_text("50 / 100")
+        expect(occupancy).to_have_class("big")
+        state.update(occupancy=95)
+        expect(occupancy).to_have_class("big near", timeout=5000)
+        state.update(occupancy=100)
+        expect(occupancy).to_have_class("big full", timeout=5000)
+        badge = page.locator("#verdict-assurance")
+        words = {}
+        for assurance in ("chip-anchored", "chip-signed", "qr", "vneid-qr"):
+            state.show(VerdictView(accepted=True, title="Mời vào", masked_id="********3820",
+                                   assurance=assurance))
+            expect(badge).to_have_class(f"assurance {assurance}", timeout=5000)
+            expect(badge).to_be_visible()
+            words[assurance] = badge.inner_text()
+        assert words["chip-anchored"] == "Chip đã xác thực"
+        assert words["chip-signed"] == "Chip — chưa rõ nơi cấp"
+        assert len(set(words.values())) == 4  # distinct words for each
+        state.show(VerdictView(accepted=False, title="Từ chối", reason="qr-invalid"))
+        expect(badge).to_be_hidden(timeout=5000)
+        page.close()
+    finally:
+        server.shutdown()
+
+
+def test_hospital_desk_shows_visits_and_stays(browser: Browser) -> None:
+    state = KioskState(site_kind="hospital-reception", visits_today=3, open_stays=2)
+    server, base = serve(state)
+    try:
+        page = browser.new_page(viewport={"width": 800, "height": 480})
+        page.goto(base + "/")
+        expect(page.locator("#visits")).to_have_text("3")
+        expect(page.locator("#stays")).to_have_text("2")
+        assert page.locator("#entries").count() == 0
+        state.update(visits_today=4)
+        expect(page.locator("#visits")).to_have_text("4", timeout=5000)
+        page.close()
+    finally:
+        server.shutdown()

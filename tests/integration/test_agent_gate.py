@@ -168,6 +168,8 @@ def test_card_on_the_reader_is_read_when_the_qr_arrives(
         wait(lambda: agent.kiosk.snapshot.can_lane == "1" and bool(agent.scanners))
         pty.scan(info["qr"].encode("utf-8"))  # tap window is 60 s: only the chip read is quick
         wait(lambda: agent.flow.counts.entries == 1)
+        verdict = agent.kiosk.snapshot.verdict
+        assert verdict is not None and verdict.assurance == "chip-anchored"
         (event,) = outbox_events(agent)
     finally:
         agent.stop()
@@ -191,6 +193,8 @@ def test_qr_decided_at_once_without_a_reader_and_health_of_a_missing_reader(
         # Lane "a" has no reader: with a 60 s tap window, the QR is still decided at once.
         pty.scan(info["qr"].encode("utf-8"))
         wait(lambda: agent.flow.counts.entries == 1, timeout=10)
+        verdict = agent.kiosk.snapshot.verdict
+        assert verdict is not None and verdict.assurance == "qr"  # shown as QR-only
         pty.scan(b"not a card")
         wait(lambda: agent.flow.counts.rejected == 1, timeout=10)
         wait(lambda: f"reader {missing}" in agent.health_state)

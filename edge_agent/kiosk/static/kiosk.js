@@ -58,20 +58,34 @@
 
   function idle(box) {
     box.className = "verdict idle";
+    $("verdict-assurance").hidden = true;
     $("verdict-title").textContent = waiting;
     $("verdict-message").textContent = "";
     $("verdict-person").textContent = "";
   }
 
+  function setText(id, value) {
+    const el = $(id);
+    if (el) { el.textContent = value; }
+  }
+
   function apply(state) {
-    $("entries").textContent = state.entries_today;
-    $("exits").textContent = state.exits_today;
+    setText("entries", state.entries_today);
+    setText("exits", state.exits_today);
+    setText("visits", state.visits_today);
+    setText("stays", state.open_stays);
     const occ = $("occupancy");
-    if (state.occupancy === null || state.capacity === null) {
+    if (!occ) {
+      // a desk: no occupancy
+    } else if (state.occupancy === null || state.capacity === null) {
       occ.textContent = "–";
+      occ.className = "big";
     } else {
       occ.textContent = state.occupancy + " / " + state.capacity +
         (state.occupancy_estimated ? " (" + occ.dataset.estimated + ")" : "");
+      // Near capacity (90 %) amber, at or over capacity red.
+      occ.className = "big" + (state.occupancy >= state.capacity ? " full"
+        : state.occupancy >= 0.9 * state.capacity ? " near" : "");
     }
     const link = $("link");
     link.className = "link " + (state.online ? "online" : "offline");
@@ -96,6 +110,10 @@
     box.className = "verdict " + kind;
     if (wasPrimed) { beep(kind); }
     lastAt = v.at;
+    const badge = $("verdict-assurance");
+    badge.hidden = !v.assurance;
+    badge.className = "assurance" + (v.assurance ? " " + v.assurance : "");
+    badge.textContent = v.assurance ? (badge.getAttribute("data-" + v.assurance) || v.assurance) : "";
     $("verdict-title").textContent = v.title;
     $("verdict-message").textContent = v.message || "";
     $("verdict-person").textContent = [v.masked_id, v.name].filter(Boolean).join(" · ");
