@@ -34,6 +34,7 @@ from drivers.outputs import (
 )
 from drivers.uri import open_reader, open_scanner
 from edge_agent import __version__
+from edge_agent.cccd import mask_id
 from edge_agent.config import (
     Config,
     Direction,
@@ -58,6 +59,8 @@ from edge_agent.flows import (
     VneidDecoder,
     make_flow,
 )
+from edge_agent.flows.base import display_name
+from edge_agent.flows.identify import Person, from_chip, from_qr
 from edge_agent.flows.model import Outcome
 from edge_agent.health import Health, HealthState, wire_health
 from edge_agent.icao import ec
@@ -173,6 +176,7 @@ class Agent:
         if insurance is None and config.device.site_kind is SiteKind.HOSPITAL_RECEPTION:
             insurance = make_adapter(config.insurance.adapter.value, config.insurance.url,
                                      config.insurance.timeout_s)
+        self._vneid = vneid
         self.flow: FlowBase = make_flow(config, self.keys.subject_key, clock=clock,
                                         commit=self._commit, insurance=insurance, vneid=vneid)
         self.stays: StayRegister | None = None
@@ -240,7 +244,8 @@ class Agent:
         self._spawn("tap window", self._tick_loop)
         self.uplink.start()
         app = create_app(self.kiosk, desk=self.desk, desk_actions=self.flow.ACTIONS,
-                         can=self.enter_can, choose_direction=self.choose_direction)
+                         can=self.enter_can, choose_direction=self.choose_direction,
+                         desk_pin=self.config.kiosk.desk_pin, selected=self.selected)
         kiosk = make_server(self.config.kiosk.host, self.config.kiosk.port, app, threaded=True)
         self._servers.append(kiosk)
         self._spawn("kiosk", kiosk.serve_forever)
@@ -450,6 +455,22 @@ class Agent:
         self.metrics.presentations.labels(method=method, outcome=verdict.outcome.value).inc()
         self._show(verdict)
         return verdict
+
+    def selected(self) -> dict[str, Any] | None:
+        """Who the desk's next action is for: masked ID and name as the kiosk may show them."""
+        with self._lock:
+            held = self._held
+        if held is None or time.monotonic() - held[1] > HOLD_S:
+            return None
+        presentation, at = held
+        person = (from_chip(presentation, self.clock().date())
+                  if isinstance(presentation, ChipPresentation)
+                  else from_qr(presentation, self._vneid))
+        if not isinstance(person, Person):
+            return None
+        return {"masked_id": mask_id(person.id_number),
+                "name": display_name(person.full_name, self.config.device.name_display),
+                "age_s": round(time.monotonic() - at, 1)}
 
     def desk(self, action: str, fields: dict[str, Any]) -> dict[str, Any]:
         """A desk action from the kiosk's desk page; ValueError for the receptionist."""

@@ -208,6 +208,8 @@ class KioskConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     allow_remote: bool = False
+    desk_pin: str | None = None
+    """4-8 digits unlocking the desk page on the kiosk unit (None: the desk is not locked)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,13 +474,17 @@ def _is_loopback(host: str) -> bool:
 
 
 def _kiosk(root: dict[str, Any]) -> KioskConfig:
-    t = _table(root, "kiosk", {"host", "port", "allow_remote"})
+    t = _table(root, "kiosk", {"host", "port", "allow_remote", "desk_pin"})
     host = t.get_str("host", default="127.0.0.1") or "127.0.0.1"
     allow_remote = t.get_bool("allow_remote", False)
     if not allow_remote and not _is_loopback(host):
         raise ConfigError("kiosk.host", f"{host!r} is not a loopback address; the kiosk shows "
                           "personal data and listens on 127.0.0.1 unless kiosk.allow_remote = true")
-    return KioskConfig(host=host, port=t.get_int("port", 8080, 1, 65535), allow_remote=allow_remote)
+    pin = t.get_str("desk_pin")
+    if pin is not None and not (4 <= len(pin) <= 8 and pin.isascii() and pin.isdigit()):
+        raise ConfigError("kiosk.desk_pin", "must be 4 to 8 digits (a string: \"2468\")")
+    return KioskConfig(host=host, port=t.get_int("port", 8080, 1, 65535),
+                       allow_remote=allow_remote, desk_pin=pin)
 
 
 def _insurance(root: dict[str, Any], kind: SiteKind) -> InsuranceConfig:

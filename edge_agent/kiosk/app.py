@@ -8,17 +8,27 @@ timing the stream out.
 
 from __future__ import annotations
 
+import hmac
+import os
 import queue
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import Flask, Response, abort, jsonify, render_template, request
+from flask import Flask, Response, abort, jsonify, render_template, request, session
 
 from edge_agent.kiosk.state import KioskState
 
 DeskHandler = Callable[[str, dict[str, Any]], dict[str, Any]]
 CanHandler = Callable[[str, str], dict[str, Any]]
 """``(lane, can) -> result``: six digits typed on the CAN pad (tap first)."""
+SelectedProvider = Callable[[], dict[str, Any] | None]
+"""The person selected for the desk's actions (masked ID, name, seconds since), or None."""
+DESK_IDLE_S = 15 * 60
+"""An unlocked desk locks again after this long without an action."""
+PIN_TRIES = 5
+PIN_LOCKOUT_S = 60.0
 DirectionHandler = Callable[[str], dict[str, Any]]
 """``(direction) -> result``: the gatekeeper's VÀO / RA choice at a both-way gate."""
 """``(action, fields) -> result``: the agent's desk actions (manual count, admit, discharge,
@@ -56,13 +66,69 @@ TEXTS = {
 def create_app(state: KioskState, *, keepalive_s: float = 15.0,
                desk: DeskHandler | None = None, desk_actions: tuple[str, ...] = (),
                can: CanHandler | None = None,
-               choose_direction: DirectionHandler | None = None) -> Flask:
+               choose_direction: DirectionHandler | None = None,
+               desk_pin: str | None = None,
+               selected: SelectedProvider | None = None) -> Flask:
     """A kiosk app bound to ``state``; ``desk`` enables the desk page and its actions, ``can``
     the CAN pad (``POST /can``), ``choose_direction`` the VÀO / RA choice
-    (``POST /direction``). Every POST needs the :data:`DESK_HEADER` header (CSRF)."""
+    (``POST /direction``). Every POST needs the :data:`DESK_HEADER` header (CSRF).
+
+    ``desk_pin``: the desk page and its actions need the PIN first (``POST /desk/unlock``; a
+    session cookie, SameSite=Strict, signed with a key made at start, valid
+    :data:`DESK_IDLE_S` after the last action; :data:`PIN_TRIES` wrong PINs lock the pad for
+    :data:`PIN_LOCKOUT_S`). ``selected`` feeds ``GET /desk/selected``."""
     app = Flask(__name__)
     app.config["JSON_AS_ASCII"] = False
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
+    app.config.update(SECRET_KEY=os.urandom(32), SESSION_COOKIE_SAMESITE="Strict",
+                      SESSION_COOKIE_HTTPONLY=True)
+    tries = {"failed": 0, "until": 0.0}
+    tries_lock = threading.Lock()
+
+    def unlocked() -> bool:
+        if desk_pin is None:
+            return True
+        at = session.get("desk_at")
+        if not isinstance(at, (int, float)) or time.time() - at > DESK_IDLE_S:
+            session.pop("desk_at", None)
+            return False
+        session["desk_at"] = time.time()
+        return True
+
+    @app.post("/desk/unlock")
+    def desk_unlock() -> tuple[Response, int]:
+        if desk is None or desk_pin is None:
+            abort(404)
+        if request.headers.get(DESK_HEADER) != "1":
+            abort(403)
+        fields = request.get_json(silent=True)
+        pin = str(fields.get("pin", "")) if isinstance(fields, dict) else ""
+        with tries_lock:
+            if time.monotonic() < tries["until"]:
+                return jsonify({"error": "Thử lại sau 1 phút / Try again in a minute"}), 429
+            if hmac.compare_digest(pin.encode(), desk_pin.encode()):
+                tries["failed"] = 0
+                session["desk_at"] = time.time()
+                return jsonify({"unlocked": True}), 200
+            tries["failed"] += 1
+            if tries["failed"] >= PIN_TRIES:
+                tries["failed"], tries["until"] = 0, time.monotonic() + PIN_LOCKOUT_S
+        return jsonify({"error": "Sai mã PIN / Wrong PIN"}), 403
+
+    @app.post("/desk/lock")
+    def desk_lock() -> tuple[Response, int]:
+        if request.headers.get(DESK_HEADER) != "1":
+            abort(403)
+        session.pop("desk_at", None)
+        return jsonify({"unlocked": False}), 200
+
+    @app.get("/desk/selected")
+    def desk_selected() -> Response:
+        if desk is None:
+            abort(404)
+        if not unlocked():
+            abort(403)
+        return jsonify({"selected": selected() if selected is not None else None})
 
     @app.get("/desk")
     def desk_page() -> str:
@@ -71,13 +137,14 @@ def create_app(state: KioskState, *, keepalive_s: float = 15.0,
         snapshot = state.snapshot
         texts = TEXTS.get(snapshot.language, TEXTS["vi"])
         return render_template("desk.html", texts=texts, lang=snapshot.language,
-                               actions=desk_actions, header=DESK_HEADER)
+                               actions=desk_actions, header=DESK_HEADER,
+                               locked=not unlocked())
 
     @app.post("/desk/<action>")
     def desk_action(action: str) -> tuple[Response, int]:
         if desk is None or action not in desk_actions:
             abort(404)
-        if request.headers.get(DESK_HEADER) != "1":
+        if request.headers.get(DESK_HEADER) != "1" or not unlocked():
             abort(403)
         fields = request.get_json(silent=True)
         if not isinstance(fields, dict):
@@ -115,7 +182,8 @@ def create_app(state: KioskState, *, keepalive_s: float = 15.0,
         snapshot = state.snapshot
         texts = TEXTS.get(snapshot.language, TEXTS["vi"])
         return render_template("kiosk.html", texts=texts, lang=snapshot.language,
-                               snapshot=snapshot, header=DESK_HEADER)
+                               snapshot=snapshot, header=DESK_HEADER,
+                               desk=desk is not None and bool(desk_actions))
 
     @app.get("/state")
     def current() -> Response:

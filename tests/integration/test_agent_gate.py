@@ -170,6 +170,10 @@ def test_card_on_the_reader_is_read_when_the_qr_arrives(
         wait(lambda: agent.flow.counts.entries == 1)
         verdict = agent.kiosk.snapshot.verdict
         assert verdict is not None and verdict.assurance == "chip-anchored"
+        chosen = agent.selected()  # what the desk page shows as selected: masked
+        assert chosen is not None and chosen["masked_id"] == verdict.masked_id
+        assert chosen["masked_id"].endswith(info["person"]["id_number"][-4:])
+        assert info["person"]["id_number"][:8] not in str(chosen)
         (event,) = outbox_events(agent)
     finally:
         agent.stop()

@@ -274,3 +274,58 @@ def test_can_pad_and_direction_posts_need_the_custom_header() -> None:
     assert "VÀO" in html and "RA" in html and 'data-direction="exit"' in html
     assert create_app(KioskState()).test_client().post(
         "/can", json={}, headers=headers).status_code == 404
+
+
+def test_desk_pin_locks_the_desk_page_and_its_actions() -> None:
+    done: list[str] = []
+
+    def desk(action: str, fields: dict[str, Any]) -> dict[str, Any]:
+        done.append(action)
+        return {"title": "ok"}
+
+    app = create_app(KioskState(), desk=desk, desk_actions=("manual",), desk_pin="2468",
+                     selected=lambda: {"masked_id": "********3820", "name": "Oanh", "age_s": 2})
+    client = app.test_client()
+    headers = {DESK_HEADER: "1"}
+    assert 'id="desk-unlock"' in client.get("/desk").get_data(as_text=True)
+    assert client.post("/desk/manual", json={"reason": "child"}, headers=headers).status_code == 403
+    assert client.get("/desk/selected").status_code == 403
+    assert client.post("/desk/unlock", json={"pin": "1111"}, headers=headers).status_code == 403
+    assert client.post("/desk/unlock", json={"pin": "2468"}).status_code == 403  # no header
+    assert client.post("/desk/unlock", json={"pin": "2468"}, headers=headers).status_code == 200
+    page = client.get("/desk").get_data(as_text=True)
+    assert 'id="desk-unlock"' not in page and 'data-action="manual"' in page
+    assert client.get("/desk/selected").get_json()["selected"]["masked_id"] == "********3820"
+    assert client.post("/desk/manual", json={"reason": "child"}, headers=headers).status_code == 200
+    assert client.post("/desk/lock", json={}, headers=headers).status_code == 200
+    assert client.post("/desk/manual", json={"reason": "child"}, headers=headers).status_code == 403
+    assert done == ["manual"]
+    # Another browser (no cookie) is still locked; the kiosk page links to the desk.
+    assert app.test_client().get("/desk/selected").status_code == 403
+    assert 'href="/desk"' in client.get("/").get_data(as_text=True)
+
+
+def test_wrong_pins_lock_the_pad_for_a_while() -> None:
+    app = create_app(KioskState(), desk=lambda a, f: {}, desk_actions=("manual",),
+                     desk_pin="2468")
+    client = app.test_client()
+    headers = {DESK_HEADER: "1"}
+    codes = [client.post("/desk/unlock", json={"pin": "0000"}, headers=headers).status_code
+             for _ in range(5)]
+    assert codes == [403] * 5
+    assert client.post("/desk/unlock", json={"pin": "2468"}, headers=headers).status_code == 429
+
+
+def test_without_a_pin_the_desk_is_open_as_before() -> None:
+    app = create_app(KioskState(), desk=lambda a, f: {"title": "ok"}, desk_actions=("manual",))
+    client = app.test_client()
+    assert client.post("/desk/manual", json={}, headers={DESK_HEADER: "1"}).status_code == 200
+    assert client.post("/desk/unlock", json={}, headers={DESK_HEADER: "1"}).status_code == 404
+
+
+@pytest.mark.parametrize("pin", ['"12"', '"123456789"', '"12a4"', "2468"])
+def test_desk_pin_configuration(pin: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(GATE + f"\n[kiosk]\ndesk_pin = {pin}\n")
+    assert info.value.key == "kiosk.desk_pin"
+    assert parse_config(GATE + '\n[kiosk]\ndesk_pin = "2468"\n').kiosk.desk_pin == "2468"
