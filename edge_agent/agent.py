@@ -388,14 +388,16 @@ class Agent:
 
     # -- presentations ----------------------------------------------------------------------------
 
-    def _show(self, verdict: Verdict) -> None:
-        """The verdict goes on screen after the flow committed (flows commit first)."""
+    def _show(self, verdict: Verdict, face: tuple[bytes, str] | None = None) -> None:
+        """The verdict goes on screen after the flow committed (flows commit first); with the
+        chip's face image when DG2 was read and someone was identified."""
         outcome = verdict.outcome
         warning = bool(verdict.warnings) or outcome is Outcome.ALREADY_COUNTED
+        photo = self.kiosk.keep_photo(*(face if face and verdict.masked_id else (None, None)))
         self.kiosk.show(VerdictView(accepted=verdict.accepted, title=verdict.title,
                                     message=verdict.message, masked_id=verdict.masked_id,
                                     name=verdict.name, reason=verdict.reason, warning=warning,
-                                    assurance=_assurance(verdict)))
+                                    assurance=_assurance(verdict), photo=photo))
         plan = plan_for(verdict, gate=isinstance(self.flow, HeritageGateFlow))
         try:
             self.outputs.signal(check_verdict(plan.signal))
@@ -453,7 +455,10 @@ class Agent:
             return None
         method = "chip" if isinstance(presentation, ChipPresentation) else "qr"
         self.metrics.presentations.labels(method=method, outcome=verdict.outcome.value).inc()
-        self._show(verdict)
+        face = None
+        if isinstance(presentation, ChipPresentation) and presentation.result.face_image:
+            face = (presentation.result.face_image, presentation.result.face_mime or "")
+        self._show(verdict, face)
         return verdict
 
     def selected(self) -> dict[str, Any] | None:

@@ -185,6 +185,14 @@ def create_app(state: KioskState, *, keepalive_s: float = 15.0,
                                snapshot=snapshot, header=DESK_HEADER,
                                desk=desk is not None and bool(desk_actions))
 
+    @app.get("/photo/<token>")
+    def photo(token: str) -> Response:
+        found = state.photo(token)
+        if found is None:
+            abort(404)
+        return Response(found[0], mimetype=found[1],
+                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
     @app.get("/state")
     def current() -> Response:
         return jsonify(state.snapshot.to_json())

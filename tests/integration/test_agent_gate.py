@@ -64,7 +64,7 @@ def cards(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
 
 
 def config_file(tmp_path: Path, *, readers: list[str], scanner: str, direction: str = "both",
-                extra: str = "") -> Path:
+                extra: str = "", dg2: bool = False) -> Path:
     write_device_keys(tmp_path)
     path = tmp_path / "agent.toml"
     path.write_text(f"""
@@ -84,6 +84,7 @@ uris = ["{scanner}"]
 [chip]
 trust_dir = "{tmp_path / 'cards' / 'trust'}"
 tap_window_s = 60
+dg2 = {str(dg2).lower()}
 
 [broker]
 url = "mqtt://127.0.0.1:{free_port()}"
@@ -161,7 +162,7 @@ def test_card_on_the_reader_is_read_when_the_qr_arrives(
         tmp_path: Path, cards: tuple[Path, dict[str, Any]], pty: PtySerialScanner) -> None:
     card, info = cards
     config = load_config(config_file(tmp_path, readers=[f"sim:{card}"], direction="entry",
-                                     scanner=f"serial:{pty.path}?terminator=cr"))
+                                     scanner=f"serial:{pty.path}?terminator=cr", dg2=True))
     agent = create_agent(config, outputs=SimulatedOutputs())
     agent.start()
     try:
@@ -170,6 +171,13 @@ def test_card_on_the_reader_is_read_when_the_qr_arrives(
         wait(lambda: agent.flow.counts.entries == 1)
         verdict = agent.kiosk.snapshot.verdict
         assert verdict is not None and verdict.assurance == "chip-anchored"
+        # DG2 was read: the face is shown for the gatekeeper, from memory, behind its URL.
+        assert verdict.photo is not None and verdict.photo.startswith("/photo/")
+        with urllib.request.urlopen(f"http://127.0.0.1:{agent.kiosk_port}{verdict.photo}",
+                                    timeout=5) as response:
+            assert response.headers["Content-Type"] == "image/jpeg"
+            assert response.read()[:2] == b"\xff\xd8"  # a JPEG
+            assert response.headers["Cache-Control"] == "no-store"
         chosen = agent.selected()  # what the desk page shows as selected: masked
         assert chosen is not None and chosen["masked_id"] == verdict.masked_id
         assert chosen["masked_id"].endswith(info["person"]["id_number"][-4:])

@@ -329,3 +329,17 @@ def test_desk_pin_configuration(pin: str) -> None:
         parse_config(GATE + f"\n[kiosk]\ndesk_pin = {pin}\n")
     assert info.value.key == "kiosk.desk_pin"
     assert parse_config(GATE + '\n[kiosk]\ndesk_pin = "2468"\n').kiosk.desk_pin == "2468"
+
+
+def test_only_the_current_face_image_is_served_and_only_displayable_types() -> None:
+    state = KioskState()
+    client = create_app(state).test_client()
+    url = state.keep_photo(b"\xff\xd8jpeg", "image/jpeg")
+    assert url is not None
+    response = client.get(url)
+    assert response.status_code == 200 and response.data == b"\xff\xd8jpeg"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert client.get("/photo/guessed").status_code == 404
+    assert state.keep_photo(b"\x00\x00\x00\x0cjP", "image/jp2") is None  # not displayable
+    assert client.get(url).status_code == 404  # the previous face is gone
+    assert state.keep_photo(None, None) is None

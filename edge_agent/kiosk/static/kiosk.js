@@ -59,6 +59,8 @@
   function idle(box) {
     box.className = "verdict idle";
     $("verdict-assurance").hidden = true;
+    $("verdict-photo").hidden = true;
+    $("verdict-photo").removeAttribute("src");
     $("verdict-title").textContent = waiting;
     $("verdict-message").textContent = "";
     $("verdict-person").textContent = "";
@@ -114,6 +116,9 @@
     badge.hidden = !v.assurance;
     badge.className = "assurance" + (v.assurance ? " " + v.assurance : "");
     badge.textContent = v.assurance ? (badge.getAttribute("data-" + v.assurance) || v.assurance) : "";
+    const photo = $("verdict-photo");
+    photo.hidden = !v.photo;
+    if (v.photo) { photo.src = v.photo; } else { photo.removeAttribute("src"); }
     $("verdict-title").textContent = v.title;
     $("verdict-message").textContent = v.message || "";
     $("verdict-person").textContent = [v.masked_id, v.name].filter(Boolean).join(" · ");
