@@ -122,10 +122,10 @@ port = {free_port()}
         self._event = threading.Event()
         original = self.agent._show
 
-        def show(verdict: Verdict) -> None:
+        def show(verdict: Verdict, face: tuple[bytes, str] | None = None) -> None:
             self.shown.append((time.perf_counter(), verdict))
             self._event.set()
-            original(verdict)
+            original(verdict, face)
 
         self.agent._show = show  # type: ignore[method-assign]
         self.agent.start()
