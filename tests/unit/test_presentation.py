@@ -277,7 +277,7 @@ def test_every_ordering_accounts_for_every_visitor_exactly_once(order: tuple[str
     assert reads_started <= 1, order  # one card, one tap: at most one chip read
 
 
-def test_helpers() -> None:
+def test_card_qr_and_can_checks() -> None:
     assert card_qr_with_keys(QR_A) is not None
     assert card_qr_with_keys(JUNK) is None
     assert card_qr_with_keys(b"") is None
