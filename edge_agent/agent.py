@@ -1,36 +1,51 @@
 """The agent on a gate or desk: readers and scanners in, verdicts on the kiosk, events out.
 
-One :class:`Agent` per device (DESIGN.md §2.1). Each reader and scanner has a thread; every
-presentation goes through the site's flow, which commits its events to the outbox (SQLite, fsync)
-before the verdict is shown; the uplink drains the outbox to the broker. The kiosk and the
-metrics listen on loopback.
-
-Scan-then-tap: on a device with a chip reader, a card QR arms the chip read that follows (its CAN
-and BAC keys open the chip, and QR and chip are compared). When no card is tapped within
-``tap_window_s`` the QR alone is recorded, with the QR's assurance.
+One :class:`Agent` per device (docs/design.md §2.1), built from the configuration by
+:func:`create_agent` (tests pass fakes for the outputs, drivers, clock and insurance). Each reader
+and scanner has a thread; what they see is fed to the pure presentation state machine
+(:mod:`edge_agent.presentation`), whose actions the agent carries out: a QR decided alone, a chip
+read with the QR's or the kiosk pad's keys, a prompt on the kiosk. Every presentation goes
+through the site's flow, which commits its events to the outbox (SQLite, fsync) before the
+verdict is shown and the outputs are driven (:mod:`edge_agent.signals`); the uplink drains the
+outbox to the broker and signs every status. The kiosk and the metrics listen on loopback.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from drivers.card_reader import CardEvent, CardReader, NoCardError, ReaderError
 from drivers.code_scanner import CodeScanner, Scan, ScannerError
-from drivers.outputs import Outputs, open_outputs
+from drivers.outputs import (
+    OutputError,
+    Outputs,
+    SimulatedOutputs,
+    check_verdict,
+    open_outputs,
+)
 from drivers.uri import open_reader, open_scanner
 from edge_agent import __version__
-from edge_agent.cccd import CccdError, QrFormat, QrIdentity, mask_id, parse_qr
-from edge_agent.config import Config, SiteKind, load_keys
-from edge_agent.events.model import EventDraft
+from edge_agent.cccd import mask_id
+from edge_agent.config import (
+    Config,
+    Direction,
+    LaneConfig,
+    OutputsBackend,
+    SiteKind,
+    load_keys,
+)
+from edge_agent.desk import parse_manual, parse_stay
+from edge_agent.events.model import EventDraft, EventKind
+from edge_agent.events.signing import sign_event
 from edge_agent.flows import (
     AccommodationFlow,
     ChipPresentation,
@@ -38,23 +53,37 @@ from edge_agent.flows import (
     FlowError,
     HeritageGateFlow,
     HospitalFlow,
-    ManualPresentation,
-    ManualReason,
     QrPresentation,
     StayFlow,
     Verdict,
+    VneidDecoder,
     make_flow,
 )
+from edge_agent.flows.base import display_name
+from edge_agent.flows.identify import Person, from_chip, from_qr
 from edge_agent.flows.model import Outcome
+from edge_agent.health import Health, HealthState, wire_health
 from edge_agent.icao import ec
-from edge_agent.insurance import make_adapter
+from edge_agent.insurance import InsuranceAdapter, make_adapter
+from edge_agent.junk import RejectedBudget, is_junk
 from edge_agent.kiosk import KioskState, VerdictView, create_app
 from edge_agent.kiosk.app import ALLOWED_HOSTS, QuietRequestHandler, loopback_hosts
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
 from edge_agent.outbox.builder import payload_builder
+from edge_agent.presentation import (
+    Action,
+    DecideQr,
+    Lane,
+    Presentations,
+    PresentationSettings,
+    Prompt,
+    PromptKind,
+    ReadChip,
+)
 from edge_agent.reading import KeyMaterial, NoKeyMaterialError, ReadPolicy, read_chip
 from edge_agent.reading.policy import CloneCheck
+from edge_agent.signals import plan_for
 from edge_agent.stay_register import StayRegister
 from edge_agent.trust_folder import load_trust_folder
 from edge_agent.uplink import DeviceHealth, Uplink
@@ -62,13 +91,22 @@ from edge_agent.uplink import DeviceHealth, Uplink
 log = logging.getLogger(__name__)
 
 SITE_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
-DESK_ACTIONS = {
-    SiteKind.HERITAGE_GATE: ("manual",),
-    SiteKind.HOSPITAL_RECEPTION: ("manual", "admit", "discharge"),
-    SiteKind.ACCOMMODATION_DESK: ("check_in", "check_out"),
-}
 HOLD_S = 300.0
 """How long the person last presented at a desk stays selected for a desk action."""
+TICK_S = 0.05
+"""How often the tap windows are checked (the verdict of a QR alone is at most this late)."""
+
+ReaderOpener = Callable[[str], CardReader]
+ScannerOpener = Callable[[str], CodeScanner]
+
+PROMPTS: dict[PromptKind, tuple[str, str, str | None]] = {
+    PromptKind.TAP: ("Mời chạm thẻ", "Tap the card on the reader", None),
+    PromptKind.CAN: ("Nhập 6 số cuối CCCD", "Type the last 6 digits of the ID number, "
+                     "or scan the card's QR code", "no-key-material"),
+    PromptKind.SCAN_FIRST: ("Quét mã QR trên thẻ trước",
+                            "Scan the card's QR code, then tap the card", "no-key-material"),
+    PromptKind.BAD_CAN: ("Cần đúng 6 chữ số", "The CAN is 6 digits", "bad-can"),
+}
 
 
 def site_clock() -> datetime:
@@ -76,33 +114,72 @@ def site_clock() -> datetime:
     return datetime.now(SITE_TZ)
 
 
-@dataclass
-class _Armed:
-    qr: QrIdentity
-    payload: bytes
-    at: float
+def _outputs_from(config: Config) -> Outputs:
+    """The ``[outputs]`` table: gpiozero pins, or recorded calls (``none`` / ``simulated``)."""
+    cfg = config.outputs
+    if cfg.backend is not OutputsBackend.GPIOZERO:
+        return SimulatedOutputs(name=cfg.backend.value)
+    try:
+        return open_outputs({"backend": "gpiozero", "pins": cfg.pins()})
+    except OutputError as exc:
+        log.error("outputs: %s; the turnstile relay, buzzer and LEDs are NOT driven", exc)
+        return SimulatedOutputs(name="unavailable")
+
+
+def create_agent(config: Config, *, outputs: Outputs | None = None,
+                 reader_opener: ReaderOpener = open_reader,
+                 scanner_opener: ScannerOpener = open_scanner,
+                 clock: Callable[[], datetime] = site_clock,
+                 insurance: InsuranceAdapter | None = None,
+                 vneid: VneidDecoder | None = None,
+                 tap_window_s: float | None = None) -> Agent:
+    """The agent ``config`` describes; every keyword replaces one part (tests pass fakes).
+
+    Outputs come from ``[outputs]``, the insurance adapter from ``[insurance]`` (hospital
+    reception only), the tap window from ``chip.tap_window_s``.
+    """
+    if insurance is None and config.device.site_kind is SiteKind.HOSPITAL_RECEPTION:
+        insurance = make_adapter(config.insurance.adapter.value, config.insurance.url,
+                                 config.insurance.timeout_s)
+    return Agent(config, outputs=outputs if outputs is not None else _outputs_from(config),
+                 reader_opener=reader_opener, scanner_opener=scanner_opener, clock=clock,
+                 insurance=insurance, vneid=vneid, tap_window_s=tap_window_s)
 
 
 class Agent:
-    """Everything one device runs. ``start()`` then ``stop()``; safe to stop twice."""
+    """Everything one device runs. ``start()`` then ``stop()``; safe to stop twice.
 
-    def __init__(self, config: Config, *, tap_window_s: float = 10.0,
+    Prefer :func:`create_agent`; ``Agent(config)`` builds the same agent except that the outputs
+    default to simulated ones.
+    """
+
+    def __init__(self, config: Config, *, tap_window_s: float | None = None,
                  outputs: Outputs | None = None,
-                 clock: Callable[[], datetime] = site_clock) -> None:
+                 clock: Callable[[], datetime] = site_clock,
+                 reader_opener: ReaderOpener = open_reader,
+                 scanner_opener: ScannerOpener = open_scanner,
+                 insurance: InsuranceAdapter | None = None,
+                 vneid: VneidDecoder | None = None) -> None:
         self.config = config
         self.keys = load_keys(config.keys)
-        self.tap_window_s = tap_window_s
         self.clock = clock
+        self._open_reader = reader_opener
+        self._open_scanner = scanner_opener
         self.metrics = AgentMetrics()
         self.outputs = outputs or open_outputs()
         self.outbox = Outbox(config.outbox.path, max_rows=config.outbox.max_rows,
                              max_bytes=config.outbox.max_bytes,
                              retention=timedelta(days=config.outbox.retention_days))
-        insurance = (make_adapter(config.insurance.adapter.value, config.insurance.url,
-                                  config.insurance.timeout_s)
-                     if config.device.site_kind is SiteKind.HOSPITAL_RECEPTION else None)
+        self.rejected_budget = RejectedBudget(config.outbox.rejected_per_minute,
+                                              config.outbox.max_rejected)
+        self.rejected_dropped = 0
+        """Junk-scan rejections shown but not stored (rate or bound reached)."""
+        if insurance is None and config.device.site_kind is SiteKind.HOSPITAL_RECEPTION:
+            insurance = make_adapter(config.insurance.adapter.value, config.insurance.url,
+                                     config.insurance.timeout_s)
+        self._vneid = vneid
         self.flow: FlowBase = make_flow(config, self.keys.subject_key, clock=clock,
-                                        commit=self._commit, insurance=insurance)
+                                        commit=self._commit, insurance=insurance, vneid=vneid)
         self.stays: StayRegister | None = None
         if isinstance(self.flow, StayFlow):
             self.stays = StayRegister(config.outbox.path.with_name(
@@ -115,25 +192,42 @@ class Agent:
                                  clone_check=CloneCheck(config.chip.clone_check.value),
                                  require_csca_chain=config.chip.require_csca_chain,
                                  max_chunk=config.chip.max_chunk)
+        lanes = config.lanes or (_one_lane(config),)
+        self.presentations = Presentations(
+            [Lane(lane.name, lane.readers, lane.scanners, lane.direction) for lane in lanes],
+            PresentationSettings(tap_window_s=(tap_window_s if tap_window_s is not None
+                                               else config.chip.tap_window_s),
+                                 chip_after_qr=config.chip.after_qr,
+                                 can_pad=config.chip.can_pad))
+        self.both_way = config.device.direction is Direction.BOTH
+        self.chosen_direction = Direction.ENTRY
+        """At a both-way gate: the direction the gatekeeper chose on the kiosk."""
         self.kiosk = KioskState(device_name=config.device.name or config.device.id,
                                 site_name=config.device.site_id,
-                                direction=(config.device.direction.value
-                                           if config.device.direction else ""),
+                                direction=self._direction_label(),
+                                choose_direction=self.both_way,
+                                site_kind=config.device.site_kind.value,
                                 language=config.device.language.value)
         tls = ((config.broker.ca, config.broker.cert, config.broker.key)
                if config.broker.tls else None)
+        signing_key = self.keys.signing_key
         self.uplink = Uplink(config.device.id, config.device.site_id, config.broker.url, tls,
                              self.outbox, heartbeat_s=config.broker.heartbeat_s,
                              status_provider=self._health, on_occupancy=self._on_occupancy,
                              on_config=self._on_config, on_delivered=self._on_delivered,
+                             status_signer=lambda message: sign_event(message, signing_key),
                              version=__version__)
         self.readers: dict[str, CardReader] = {}
         self._removed: dict[str, threading.Event] = {}
+        self._reads: dict[str, queue.Queue[ReadChip]] = {
+            uri: queue.Queue() for uri in config.readers}
         self.scanners: dict[str, CodeScanner] = {}
-        self.health_state: dict[str, str] = {}
-        self._armed: _Armed | None = None
+        self.health_state: dict[str, Health] = {}
         self._held: tuple[ChipPresentation | QrPresentation, float] | None = None
         self._lock = threading.RLock()
+        """Serialises the flow (one presentation at a time)."""
+        self._pm_lock = threading.Lock()
+        """Serialises the presentation state machine; held only while it decides."""
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._servers: list[Any] = []
@@ -148,10 +242,11 @@ class Agent:
             self._spawn(f"reader {uri}", self._reader_loop, uri)
         for uri in self.config.scanners:
             self._spawn(f"scanner {uri}", self._scanner_loop, uri)
-        self._spawn("tap window", self._armed_loop)
+        self._spawn("tap window", self._tick_loop)
         self.uplink.start()
-        app = create_app(self.kiosk, desk=self.desk,
-                         desk_actions=DESK_ACTIONS[self.config.device.site_kind])
+        app = create_app(self.kiosk, desk=self.desk, desk_actions=self.flow.ACTIONS,
+                         can=self.enter_can, choose_direction=self.choose_direction,
+                         desk_pin=self.config.kiosk.desk_pin, selected=self.selected)
         kiosk = make_server(self.config.kiosk.host, self.config.kiosk.port, app, threaded=True,
                             request_handler=QuietRequestHandler)
         app.config[ALLOWED_HOSTS] = loopback_hosts(self.config.kiosk.host, kiosk.server_port)
@@ -197,13 +292,18 @@ class Agent:
     def _guard(self, name: str, target: Callable[..., None], *args: Any) -> None:
         try:
             target(*args)
-        except Exception:
+        except Exception as exc:
             log.exception("%s stopped with an error", name)
-            self.health_state[name] = "failed"
+            self.health_state[name] = Health.error(f"stopped: {type(exc).__name__}: {exc}")
 
     # -- outbox and uplink ------------------------------------------------------------------------
 
     def _commit(self, drafts: Sequence[EventDraft]) -> None:
+        if is_junk(drafts) and not self.rejected_budget.admit(
+                time.monotonic(), self.outbox.undelivered_of_kind("rejected")):
+            self.rejected_dropped += len(drafts)
+            self.metrics.rejected_dropped.inc(len(drafts))
+            return  # shown and counted, not stored: junk must not fill the outbox
         device = self.config.device
         items = [(draft, payload_builder(draft, device_id=device.id, site_id=device.site_id,
                                          signing_key=self.keys.signing_key,
@@ -239,26 +339,75 @@ class Agent:
         log.info("configuration revision %s received", message.get("revision"))
 
     def _health(self) -> DeviceHealth:
-        readers = {uri: self.health_state.get(f"reader {uri}", "starting")
+        starting = Health(HealthState.STARTING)
+        readers = {uri: self.health_state.get(f"reader {uri}", starting)
                    for uri in self.config.readers}
-        scanners = {uri: self.health_state.get(f"scanner {uri}", "starting")
+        scanners = {uri: self.health_state.get(f"scanner {uri}", starting)
                     for uri in self.config.scanners}
-        return DeviceHealth(readers=readers, scanners=scanners)
+        return DeviceHealth(readers=wire_health(readers), scanners=wire_health(scanners))
+
+    def _set_health(self, name: str, health: Health) -> None:
+        if self.health_state.get(name) != health:
+            (log.info if health.state is HealthState.OK else log.warning)(
+                "%s: %s %s", name, health.state.value, health.detail)
+        self.health_state[name] = health
+        if name.startswith("reader "):
+            self.metrics.reader_up.labels(device=name[7:]).set(
+                1 if health.state is HealthState.OK else 0)
+        elif name.startswith("scanner "):
+            self.metrics.reader_up.labels(device=name[8:]).set(
+                1 if health.state is HealthState.OK else 0)
+
+    # -- direction --------------------------------------------------------------------------------
+
+    def _direction_label(self) -> str:
+        device = self.config.device.direction
+        if device is None:
+            return ""
+        return (self.chosen_direction if device is Direction.BOTH else device).value
+
+    def direction_for(self, lane: str | None) -> Direction | None:
+        """The lane's fixed direction, else the device's, else (both-way) the kiosk's choice."""
+        device = self.config.device.direction
+        if device is None:
+            return None
+        fixed = self.presentations.lane(lane).direction if lane is not None else None
+        direction = fixed or device
+        return self.chosen_direction if direction is Direction.BOTH else direction
+
+    def choose_direction(self, value: str) -> dict[str, Any]:
+        """The gatekeeper's choice on the kiosk (VÀO / RA) at a both-way gate."""
+        if not self.both_way:
+            raise ValueError("Cổng này chỉ một chiều / this gate serves one direction")
+        try:
+            direction = Direction(value)
+        except ValueError:
+            raise ValueError("direction must be entry or exit") from None
+        if direction is Direction.BOTH:
+            raise ValueError("direction must be entry or exit")
+        self.chosen_direction = direction
+        self.kiosk.update(direction=direction.value)
+        return {"direction": direction.value}
 
     # -- presentations ----------------------------------------------------------------------------
 
-    def _show(self, verdict: Verdict) -> None:
-        """The verdict goes on screen after the flow committed (flows commit first)."""
+    def _show(self, verdict: Verdict, face: tuple[bytes, str] | None = None) -> None:
+        """The verdict goes on screen after the flow committed (flows commit first); with the
+        chip's face image when DG2 was read and someone was identified."""
         outcome = verdict.outcome
         warning = bool(verdict.warnings) or outcome is Outcome.ALREADY_COUNTED
+        photo = self.kiosk.keep_photo(*(face if face and verdict.masked_id else (None, None)))
         self.kiosk.show(VerdictView(accepted=verdict.accepted, title=verdict.title,
                                     message=verdict.message, masked_id=verdict.masked_id,
-                                    name=verdict.name, reason=verdict.reason, warning=warning))
-        self.outputs.signal("accept" if verdict.accepted and not warning
-                            else "warn" if verdict.accepted else "reject")
-        if verdict.accepted and isinstance(self.flow, HeritageGateFlow) \
-                and outcome is Outcome.ACCEPTED:
-            self.outputs.pulse_relay(1.0)  # release the turnstile
+                                    name=verdict.name, reason=verdict.reason, warning=warning,
+                                    assurance=_assurance(verdict), photo=photo))
+        plan = plan_for(verdict, gate=isinstance(self.flow, HeritageGateFlow))
+        try:
+            self.outputs.signal(check_verdict(plan.signal))
+            if plan.relay:
+                self.outputs.pulse_relay(self.config.outputs.relay_pulse_s)
+        except OutputError as exc:
+            log.error("outputs: %s", exc)
         with self._lock:
             self.verdicts.append(verdict)
             del self.verdicts[:-200]
@@ -270,39 +419,70 @@ class Agent:
         depth = self.outbox.depth()
         self.metrics.outbox_depth.set(depth)
         self.metrics.uplink_connected.set(1 if stats.connected else 0)
+        stays = len(self.flow.open_stays) if isinstance(self.flow, StayFlow) else 0
         self.kiosk.update(entries_today=counts.entries, exits_today=counts.exits,
+                          visits_today=counts.visits, open_stays=stays,
                           occupancy=counts.occupancy, capacity=counts.capacity,
                           occupancy_estimated=counts.occupancy_estimated,
                           online=stats.connected, backlog=depth)
 
-    def present(self, presentation: ChipPresentation | QrPresentation) -> Verdict | None:
+    def present(self, presentation: ChipPresentation | QrPresentation,
+                lane: str | None = None) -> Verdict | None:
         """Run one presentation through the site's flow and show the verdict.
 
         At an accommodation desk a presentation only selects the guest for the desk's
         check-in or check-out (no event, so None); at a hospital desk it records the visit and
-        also selects the patient for admission or discharge.
+        also selects the patient for admission or discharge. A flow error is logged and shown;
+        it never stops the reader or scanner thread that presented.
         """
-        with self._lock:
-            self._held = (presentation, time.monotonic())
-            flow = self.flow
-            if isinstance(flow, HeritageGateFlow):
-                verdict = flow.present(presentation)
-            elif isinstance(flow, HospitalFlow):
-                verdict = flow.visit(presentation)
-            else:
-                self.kiosk.show(VerdictView(accepted=True, title="Đã đọc thẻ",
-                                            message="Chọn nhận phòng hoặc trả phòng / "
-                                                    "Choose check-in or check-out",
-                                            warning=True))
-                return None
+        try:
+            with self._lock:
+                self._held = (presentation, time.monotonic())
+                flow = self.flow
+                if isinstance(flow, HeritageGateFlow):
+                    verdict = flow.present(presentation, direction=self.direction_for(lane))
+                elif isinstance(flow, HospitalFlow):
+                    verdict = flow.visit(presentation)
+                else:
+                    self.kiosk.show(VerdictView(accepted=True, title="Đã đọc thẻ",
+                                                message="Chọn nhận phòng hoặc trả phòng / "
+                                                        "Choose check-in or check-out",
+                                                warning=True))
+                    return None
+        except FlowError as exc:
+            log.error("presentation not handled: %s", exc)
+            self.kiosk.show(VerdictView(accepted=False, title="Không xử lý được",
+                                        message=f"Báo nhân viên / Call staff: {exc}",
+                                        reason="flow-error"))
+            self.outputs.signal("reject")
+            return None
         method = "chip" if isinstance(presentation, ChipPresentation) else "qr"
         self.metrics.presentations.labels(method=method, outcome=verdict.outcome.value).inc()
-        self._show(verdict)
+        face = None
+        if isinstance(presentation, ChipPresentation) and presentation.result.face_image:
+            face = (presentation.result.face_image, presentation.result.face_mime or "")
+        self._show(verdict, face)
         return verdict
+
+    def selected(self) -> dict[str, Any] | None:
+        """Who the desk's next action is for: masked ID and name as the kiosk may show them."""
+        with self._lock:
+            held = self._held
+        if held is None or time.monotonic() - held[1] > HOLD_S:
+            return None
+        presentation, at = held
+        person = (from_chip(presentation, self.clock().date())
+                  if isinstance(presentation, ChipPresentation)
+                  else from_qr(presentation, self._vneid))
+        if not isinstance(person, Person):
+            return None
+        return {"masked_id": mask_id(person.id_number),
+                "name": display_name(person.full_name, self.config.device.name_display),
+                "age_s": round(time.monotonic() - at, 1)}
 
     def desk(self, action: str, fields: dict[str, Any]) -> dict[str, Any]:
         """A desk action from the kiosk's desk page; ValueError for the receptionist."""
-        if action not in DESK_ACTIONS[self.config.device.site_kind]:
+        if action not in self.flow.ACTIONS:
             raise ValueError(f"'{action}' is not done at this desk")
         try:
             verdict = self._desk(action, fields)
@@ -316,146 +496,228 @@ class Agent:
     def _desk(self, action: str, fields: dict[str, Any]) -> Verdict:
         flow = self.flow
         if action == "manual":
-            try:
-                reason = ManualReason(str(fields.get("reason", "")))
-                count = int(fields.get("count", 1))
-            except ValueError:
-                raise ValueError("reason must be child, paper-insurance, no-card or other, "
-                                 "count a whole number") from None
-            manual = ManualPresentation(reason, count)
+            manual = parse_manual(fields)
             with self._lock:
                 if isinstance(flow, HeritageGateFlow):
-                    return flow.present(manual)
+                    return flow.present(manual, direction=self.direction_for(None))
                 if isinstance(flow, HospitalFlow):
                     return flow.visit(manual)
             raise ValueError("no manual count at this desk")
+        form = parse_stay(fields) if action in ("admit", "check_in") else None
         with self._lock:
             held = self._held
             if held is None or time.monotonic() - held[1] > HOLD_S:
                 raise ValueError("Chạm thẻ hoặc quét mã QR trước / Tap or scan the card first")
             person = held[0]
-            if action in ("admit", "check_in"):
-                room = str(fields.get("room", "")).strip()
-                try:
-                    departure = date.fromisoformat(str(fields.get("expected_departure", "")))
-                except ValueError:
-                    raise ValueError("expected_departure must be a date (YYYY-MM-DD)") from None
-                if not room:
-                    raise ValueError("room / ward is required")
+            if form is not None:
                 if action == "admit" and isinstance(flow, HospitalFlow):
-                    return flow.admit(person, ward=room, expected_departure=departure)
+                    return flow.admit(person, ward=form.room,
+                                      expected_departure=form.expected_departure)
                 if isinstance(flow, AccommodationFlow):
-                    return flow.check_in(person, room=room, expected_departure=departure)
+                    return flow.check_in(person, room=form.room,
+                                         expected_departure=form.expected_departure)
             if action == "discharge" and isinstance(flow, HospitalFlow):
                 return flow.discharge(person)
             if action == "check_out" and isinstance(flow, AccommodationFlow):
                 return flow.check_out(person)
         raise ValueError(f"'{action}' is not done at this desk")
 
+    # -- the presentation state machine ------------------------------------------------------
+
+    def _feed(self, event: Callable[[float], list[Action]]) -> None:
+        """Feed one event to the state machine; chip reads go to their reader's thread (under
+        the machine's lock, so a read is never queued for a card that has gone), the rest is
+        carried out here, in order."""
+        with self._pm_lock:
+            actions = event(time.monotonic())
+            for action in actions:
+                if isinstance(action, ReadChip):
+                    self._reads[action.reader].put(action)
+        for action in actions:
+            if isinstance(action, DecideQr):
+                self.present(QrPresentation(action.payload), action.lane)
+            elif isinstance(action, Prompt):
+                self._prompt(action)
+
+    def _prompt(self, prompt: Prompt) -> None:
+        if prompt.kind is PromptKind.IDLE:
+            self.kiosk.update(verdict=None, can_lane=None)
+            return
+        title, message, reason = PROMPTS[prompt.kind]
+        self.kiosk.update(verdict=VerdictView(accepted=prompt.kind is not PromptKind.BAD_CAN,
+                                              title=title, message=message,
+                                              masked_id=prompt.masked_id, reason=reason,
+                                              warning=True),
+                          can_lane=(prompt.lane if prompt.kind in (PromptKind.CAN,
+                                                                    PromptKind.BAD_CAN)
+                                    else None))
+        if prompt.kind is not PromptKind.TAP:
+            self.outputs.signal("warn")
+
+    def on_scan(self, scan: Scan, scanner: str | None = None) -> None:
+        """A scanned code from ``scanner`` (default: the first scanner of the first lane)."""
+        uri = scanner or next((s for lane in self.presentations.lanes for s in lane.scanners),
+                              None)
+        if uri is None:
+            self.present(QrPresentation(scan.payload))
+            return
+        self._feed(lambda now: self.presentations.scanned(uri, scan.payload, now))
+
+    def enter_can(self, lane: str, can: str) -> dict[str, Any]:
+        """The kiosk's CAN pad (tap first): six digits for ``lane``."""
+        if lane not in {lane.name for lane in self.presentations.lanes}:
+            raise ValueError("no such lane")
+        self._feed(lambda now: self.presentations.can_entered(lane, can, now))
+        return {"lane": lane}
+
+    def _tick_loop(self) -> None:
+        while not self._stop.wait(TICK_S):
+            self._feed(self.presentations.tick)
+
     def _reader_loop(self, uri: str) -> None:
+        name = f"reader {uri}"
         while not self._stop.is_set():
             try:
-                reader = self.readers.get(uri) or open_reader(uri)
+                self._reader_once(uri)
             except ReaderError as exc:
-                self.health_state[f"reader {uri}"] = f"unavailable: {exc}"
-                self.metrics.reader_up.labels(device=uri).set(0)
-                self._stop.wait(2.0)
-                continue
-            if uri not in self.readers:
-                self.readers[uri] = reader
-                removed = self._removed[uri] = threading.Event()
-
-                def on_event(event: CardEvent, _name: str, flag: threading.Event = removed) -> None:
-                    if event in (CardEvent.REMOVED, CardEvent.READER_REMOVED):
-                        flag.set()
-
-                reader.add_listener(on_event)
-            self.health_state[f"reader {uri}"] = "ok"
-            self.metrics.reader_up.labels(device=uri).set(1)
-            try:
-                reader.connect(timeout=0.5)
-            except NoCardError:
-                continue
-            except ReaderError as exc:
-                self.health_state[f"reader {uri}"] = f"unavailable: {exc}"
-                self.metrics.reader_up.labels(device=uri).set(0)
+                self._set_health(name, Health.error(exc))
                 self._stop.wait(1.0)
-                continue
-            removed = self._removed[uri]
-            removed.clear()
-            self._tap(reader)
-            reader.disconnect()
-            # One read per presentation: wait until the card leaves the field.
-            while not self._stop.is_set() and not removed.wait(0.2):
-                pass
+            except Exception as exc:  # a driver bug must not end the reader for good
+                health = Health.error(f"{type(exc).__name__}: {exc}")
+                if self.health_state.get(name) != health:
+                    log.exception("%s", name)
+                self._set_health(name, health)
+                self._stop.wait(1.0)
 
-    def _tap(self, reader: CardReader) -> None:
-        with self._lock:
-            armed, self._armed = self._armed, None
+    def _reader_once(self, uri: str) -> None:
+        name = f"reader {uri}"
         try:
-            keys = KeyMaterial.from_qr(armed.qr) if armed else None
-        except NoKeyMaterialError:
+            reader = self.readers.get(uri) or self._open_reader(uri)
+        except Exception as exc:  # ReaderError, or a driver that cannot even load (bad URI)
+            self._set_health(name, Health.absent(exc))
+            self._stop.wait(2.0)
+            return
+        if uri not in self.readers:
+            self.readers[uri] = reader
+            removed = self._removed[uri] = threading.Event()
+
+            def on_event(event: CardEvent, _name: str, flag: threading.Event = removed) -> None:
+                if event in (CardEvent.REMOVED, CardEvent.READER_REMOVED):
+                    flag.set()
+                    # At once, not at the reader thread's next poll: a QR scanned right after
+                    # must not be sent to a card that has gone.
+                    try:
+                        self._card_gone(uri)
+                    except Exception:
+                        log.exception("card removal on %s", uri)
+
+            reader.add_listener(on_event)
+        self._set_health(name, Health.ok())
+        try:
+            reader.connect(timeout=0.5)
+        except NoCardError:
+            return
+        removed = self._removed[uri]
+        removed.clear()
+        requests = self._reads[uri]
+        self._feed(lambda now: self.presentations.card_present(uri, now))
+        try:
+            while not self._stop.is_set() and not removed.is_set():
+                try:
+                    request = requests.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if removed.is_set():
+                    requests.put(request)  # decided without the chip by _card_gone below
+                    break
+                self._read(reader, request)
+                reader.disconnect()
+                self._feed(lambda now: self.presentations.read_finished(uri, now))
+                break
+            # One read per presentation: wait until the card leaves the field.
+            while not self._stop.is_set() and not removed.wait(0.1):
+                pass
+        finally:
+            self._card_gone(uri)
+
+    def _card_gone(self, uri: str) -> None:
+        """The card left: requests for it are decided without the chip (never dropped)."""
+        with self._pm_lock:
+            actions = self.presentations.card_removed(uri, time.monotonic())
+            stale: list[ReadChip] = []
+            while True:
+                try:
+                    stale.append(self._reads[uri].get_nowait())
+                except queue.Empty:
+                    break
+            for request in stale:
+                actions += self.presentations.read_finished(uri, time.monotonic())
+                if request.payload is not None:
+                    actions.insert(0, DecideQr(request.lane, request.payload))
+        for action in actions:
+            if isinstance(action, ReadChip):
+                self._reads[action.reader].put(action)
+            elif isinstance(action, DecideQr):
+                self.present(QrPresentation(action.payload), action.lane)
+            else:
+                self._prompt(action)
+
+    def _read(self, reader: CardReader, request: ReadChip) -> None:
+        try:
+            keys = (KeyMaterial.from_can(request.can) if request.can
+                    else KeyMaterial.from_qr(request.qr) if request.qr else None)
+        except (NoKeyMaterialError, ValueError):
             keys = None
         if keys is None:
-            self.kiosk.show(VerdictView(accepted=False, title="Quét mã QR trên thẻ trước",
-                                        message="Scan the card's QR code, then tap the card",
-                                        reason="no-key-material", warning=True))
-            self.outputs.signal("warn")
+            if request.payload is not None:
+                self.present(QrPresentation(request.payload), request.lane)
             return
         started = time.perf_counter()
         result = read_chip(reader, keys, self.policy, self.trust, connect=False)
         self.metrics.read_seconds.observe(time.perf_counter() - started)
-        self.present(ChipPresentation(result, qr=armed.qr if armed else None))
+        self.present(ChipPresentation(result, qr=request.qr), request.lane)
 
     def _scanner_loop(self, uri: str) -> None:
+        name = f"scanner {uri}"
         while not self._stop.is_set():
             try:
-                scanner = self.scanners.get(uri) or open_scanner(uri)
-            except (ScannerError, OSError) as exc:
-                self.health_state[f"scanner {uri}"] = f"unavailable: {exc}"
+                scanner = self.scanners.get(uri) or self._open_scanner(uri)
+            except Exception as exc:  # ScannerError, OSError, or a bad URI
+                self._set_health(name, Health.absent(exc))
                 self._stop.wait(2.0)
                 continue
             self.scanners[uri] = scanner
-            self.health_state[f"scanner {uri}"] = "ok"
+            self._set_health(name, Health.ok())
             try:
                 scan = scanner.read(timeout=0.5)
             except ScannerError as exc:
-                self.health_state[f"scanner {uri}"] = f"error: {exc}"
+                if self._stop.is_set():
+                    break  # closed by stop()
+                self._set_health(name, Health.error(exc))
                 self._stop.wait(1.0)
                 continue
             if scan is not None:
-                self.on_scan(scan)
+                try:
+                    self.on_scan(scan, uri)
+                except Exception:  # one bad presentation must not end the scanner for good
+                    log.exception("scan from %s", uri)
 
-    def on_scan(self, scan: Scan) -> None:
-        """A scanned code: arm the chip read when this device has a reader, else record it."""
-        if self.config.readers:
-            try:
-                qr = parse_qr(scan.payload)
-            except CccdError:
-                qr = None
-            if qr is not None and qr.format is not QrFormat.PERSONAL_QR and qr.can:
-                with self._lock:
-                    self._armed = _Armed(qr, scan.payload, time.monotonic())
-                self.kiosk.show(VerdictView(accepted=True, title="Mời chạm thẻ",
-                                            message="Tap the card on the reader",
-                                            masked_id=mask_id(qr.id_text), warning=True))
-                return
-        self.present(QrPresentation(scan.payload))
 
-    def _armed_loop(self) -> None:
-        """A QR that was not followed by a tap is recorded on its own."""
-        while not self._stop.wait(0.2):
-            with self._lock:
-                armed = self._armed
-                if armed is None or time.monotonic() - armed.at < self.tap_window_s:
-                    continue
-                self._armed = None
-            self.present(QrPresentation(armed.payload))
+def _assurance(verdict: Verdict) -> str | None:
+    """The assurance of what the verdict recorded (none for a rejection or a repeat)."""
+    for draft in verdict.drafts:
+        if draft.kind is not EventKind.REJECTED:
+            return draft.assurance.value
+    return None
+
+
+def _one_lane(config: Config) -> LaneConfig:
+    return LaneConfig(name="1", readers=config.readers, scanners=config.scanners)
 
 
 def run(config: Config, *, stop: threading.Event) -> int:
     """Run until ``stop`` is set."""
-    agent = Agent(config)
+    agent = create_agent(config)
     agent.start()
     try:
         stop.wait()

@@ -29,10 +29,31 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 __all__ = [
-    "BrokerConfig", "CapacityConfig", "CapacityPolicy", "ChipConfig", "CloneCheckSetting",
-    "Config", "ConfigError", "DeviceConfig", "Direction", "InsuranceAdapterKind",
-    "InsuranceConfig", "KeysConfig", "KioskConfig", "Language", "LoadedKeys", "MetricsConfig",
-    "NameDisplay", "OutboxConfig", "SiteKind", "load_config", "load_keys", "parse_config",
+    "BrokerConfig",
+    "CapacityConfig",
+    "CapacityPolicy",
+    "ChipConfig",
+    "CloneCheckSetting",
+    "Config",
+    "ConfigError",
+    "DeviceConfig",
+    "Direction",
+    "InsuranceAdapterKind",
+    "InsuranceConfig",
+    "KeysConfig",
+    "KioskConfig",
+    "LaneConfig",
+    "Language",
+    "LoadedKeys",
+    "MetricsConfig",
+    "NameDisplay",
+    "OutboxConfig",
+    "OutputsBackend",
+    "OutputsConfig",
+    "SiteKind",
+    "load_config",
+    "load_keys",
+    "parse_config",
 ]
 
 NAME_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
@@ -92,6 +113,13 @@ class CloneCheckSetting(StrEnum):
     BOTH = "both"
 
 
+class OutputsBackend(StrEnum):
+    NONE = "none"
+    """No outputs fitted (a desk): calls are recorded in memory only."""
+    SIMULATED = "simulated"
+    GPIOZERO = "gpiozero"
+
+
 class InsuranceAdapterKind(StrEnum):
     NONE = "none"
     HTTP = "http"
@@ -128,6 +156,12 @@ class ChipConfig:
     clone_check: CloneCheckSetting = CloneCheckSetting.CA
     require_csca_chain: bool = False
     max_chunk: int = 0xDF
+    after_qr: bool = True
+    """Read the chip after a card QR when the QR's lane has a reader (scan-then-tap)."""
+    tap_window_s: float = 4.0
+    """How long a card QR waits for its tap before it is recorded alone."""
+    can_pad: bool = True
+    """Tap first: the kiosk offers a pad for the 6-digit CAN (last 6 digits of the ID)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +197,10 @@ class OutboxConfig:
     max_rows: int = 200_000
     max_bytes: int = 256 * 1024 * 1024
     retention_days: int = 30
+    max_rejected: int = 1000
+    """Undelivered ``rejected`` events kept (junk scans); beyond it they are counted only."""
+    rejected_per_minute: int = 30
+    """``rejected`` events stored per minute at most; the rest are counted only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +208,8 @@ class KioskConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     allow_remote: bool = False
+    desk_pin: str | None = None
+    """4-8 digits unlocking the desk page on the kiosk unit (None: the desk is not locked)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +226,39 @@ class InsuranceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LaneConfig:
+    """One visitor queue of a device: the readers and scanners it pairs, and at a gate the
+    direction fixed for it (None: ``device.direction``, or the kiosk's choice at ``both``)."""
+
+    name: str
+    readers: tuple[str, ...] = ()
+    scanners: tuple[str, ...] = ()
+    direction: Direction | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputsConfig:
+    """Relay, buzzer and LEDs (BCM pin numbers, gpiozero); docs/configuration.md [outputs]."""
+
+    backend: OutputsBackend = OutputsBackend.NONE
+    relay: int | None = None
+    buzzer: int | None = None
+    green: int | None = None
+    red: int | None = None
+    amber: int | None = None
+    relay_active_high: bool = True
+    relay_pulse_s: float = 1.0
+
+    def pins(self) -> dict[str, Any]:
+        """The mapping :class:`drivers.outputs.OutputPins` reads."""
+        pins: dict[str, Any] = {k: getattr(self, k) for k in
+                                ("relay", "buzzer", "green", "red", "amber")
+                                if getattr(self, k) is not None}
+        pins["relay_active_high"] = self.relay_active_high
+        return pins
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     device: DeviceConfig
     keys: KeysConfig
@@ -198,6 +271,9 @@ class Config:
     kiosk: KioskConfig = KioskConfig()
     metrics: MetricsConfig = MetricsConfig()
     insurance: InsuranceConfig = InsuranceConfig()
+    lanes: tuple[LaneConfig, ...] = ()
+    """Never empty after parsing: without ``[[lanes]]`` one lane holds every device."""
+    outputs: OutputsConfig = OutputsConfig()
     source: Path | None = None
 
 
@@ -321,7 +397,7 @@ def _table(root: dict[str, Any], name: str, allowed: set[str], *,
 
 
 _TABLES = {"device", "keys", "readers", "scanners", "chip", "capacity", "broker", "outbox",
-           "kiosk", "metrics", "insurance"}
+           "kiosk", "metrics", "insurance", "lanes", "outputs"}
 
 
 def _name(table: _Table, key: str) -> str:
@@ -398,13 +474,17 @@ def _is_loopback(host: str) -> bool:
 
 
 def _kiosk(root: dict[str, Any]) -> KioskConfig:
-    t = _table(root, "kiosk", {"host", "port", "allow_remote"})
+    t = _table(root, "kiosk", {"host", "port", "allow_remote", "desk_pin"})
     host = t.get_str("host", default="127.0.0.1") or "127.0.0.1"
     allow_remote = t.get_bool("allow_remote", False)
     if not allow_remote and not _is_loopback(host):
         raise ConfigError("kiosk.host", f"{host!r} is not a loopback address; the kiosk shows "
                           "personal data and listens on 127.0.0.1 unless kiosk.allow_remote = true")
-    return KioskConfig(host=host, port=t.get_int("port", 8080, 1, 65535), allow_remote=allow_remote)
+    pin = t.get_str("desk_pin")
+    if pin is not None and not (4 <= len(pin) <= 8 and pin.isascii() and pin.isdigit()):
+        raise ConfigError("kiosk.desk_pin", "must be 4 to 8 digits (a string: \"2468\")")
+    return KioskConfig(host=host, port=t.get_int("port", 8080, 1, 65535),
+                       allow_remote=allow_remote, desk_pin=pin)
 
 
 def _insurance(root: dict[str, Any], kind: SiteKind) -> InsuranceConfig:
@@ -432,6 +512,67 @@ def _insurance(root: dict[str, Any], kind: SiteKind) -> InsuranceConfig:
     return InsuranceConfig(adapter=adapter, url=url, timeout_s=timeout)
 
 
+def _lanes(root: dict[str, Any], device: DeviceConfig, readers: tuple[str, ...],
+           scanners: tuple[str, ...]) -> tuple[LaneConfig, ...]:
+    """``[[lanes]]``: every reader and scanner in exactly one lane; none given: one lane."""
+    value = root.get("lanes")
+    if value is None:
+        return (LaneConfig(name="1", readers=readers, scanners=scanners),)
+    if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+        raise ConfigError("lanes", "must be an array of tables ([[lanes]])")
+    lanes: list[LaneConfig] = []
+    owner: dict[str, str] = {}
+    for index, item in enumerate(value):
+        t = _Table(item, f"lanes[{index}]", {"name", "readers", "scanners", "direction"})
+        name = t.get_str("name", default=str(index + 1)) or str(index + 1)
+        if any(lane.name == name for lane in lanes):
+            raise ConfigError(t.key("name"), f"lane {name!r} is named twice")
+        lane_readers, lane_scanners = t.uris("readers"), t.uris("scanners")
+        if not lane_readers and not lane_scanners:
+            raise ConfigError(t.key("readers"), "a lane needs a reader or a scanner")
+        for key, uris, known in (("readers", lane_readers, readers),
+                                 ("scanners", lane_scanners, scanners)):
+            for uri in uris:
+                if uri not in known:
+                    raise ConfigError(t.key(key), f"{uri!r} is not listed in [{key}] uris")
+                if uri in owner:
+                    raise ConfigError(t.key(key), f"{uri!r} is already in lane {owner[uri]!r}")
+                owner[uri] = name
+        direction = t.enum("direction", Direction, None)
+        if direction is not None and device.site_kind is not SiteKind.HERITAGE_GATE:
+            raise ConfigError(t.key("direction"), "applies to heritage-gate devices only")
+        if direction is not None and device.direction not in (Direction.BOTH, direction):
+            raise ConfigError(t.key("direction"), f"{direction} at an {device.direction} gate; "
+                              "set device.direction = \"both\" for lanes of either direction")
+        lanes.append(LaneConfig(name=name, readers=lane_readers, scanners=lane_scanners,
+                                direction=direction))
+    missing = [uri for uri in (*readers, *scanners) if uri not in owner]
+    if missing:
+        raise ConfigError("lanes", f"{', '.join(missing)} in no lane (each reader and scanner "
+                          "belongs to exactly one)")
+    return tuple(lanes)
+
+
+def _outputs(root: dict[str, Any]) -> OutputsConfig:
+    pins = ("relay", "buzzer", "green", "red", "amber")
+    t = _table(root, "outputs", {"backend", *pins, "relay_active_high", "relay_pulse_s"})
+    backend = t.enum("backend", OutputsBackend, None)
+    values: dict[str, int | None] = {}
+    for pin in pins:
+        values[pin] = t.get_int(pin, -1, 0, 27) if t.has(pin) else None
+    used = [v for v in values.values() if v is not None]
+    if len(used) != len(set(used)):
+        raise ConfigError("outputs", "two outputs share a pin")
+    if backend is None:
+        backend = OutputsBackend.GPIOZERO if used else OutputsBackend.NONE
+    if backend is OutputsBackend.GPIOZERO and not used:
+        raise ConfigError("outputs.backend", "gpiozero needs at least one pin (BCM numbers)")
+    return OutputsConfig(backend=backend, relay=values["relay"], buzzer=values["buzzer"],
+                         green=values["green"], red=values["red"], amber=values["amber"],
+                         relay_active_high=t.get_bool("relay_active_high", True),
+                         relay_pulse_s=t.get_float("relay_pulse_s", 1.0, 0.1, 10.0))
+
+
 def parse_config(text: str, base_dir: Path | str = ".", *, source: Path | None = None) -> Config:
     """Parse TOML text; relative paths are resolved against ``base_dir``."""
     base = Path(base_dir)
@@ -442,6 +583,8 @@ def parse_config(text: str, base_dir: Path | str = ".", *, source: Path | None =
     for name, value in root.items():
         if name not in _TABLES:
             raise ConfigError(name, f"unknown table (allowed: {', '.join(sorted(_TABLES))})")
+        if name == "lanes":
+            continue  # an array of tables, checked by _lanes
         if not isinstance(value, dict):
             raise ConfigError(name, "must be a table ([" + name + "])")
     device = _device(root)
@@ -458,7 +601,7 @@ def parse_config(text: str, base_dir: Path | str = ".", *, source: Path | None =
                           "not check anyone in")
 
     c = _table(root, "chip", {"dg2", "trust_dir", "clone_check", "require_csca_chain",
-                              "max_chunk"})
+                              "max_chunk", "after_qr", "tap_window_s", "can_pad"})
     trust_dir = c.path("trust_dir", base)
     require_chain = c.get_bool("require_csca_chain", False)
     if require_chain and trust_dir is None:
@@ -467,19 +610,24 @@ def parse_config(text: str, base_dir: Path | str = ".", *, source: Path | None =
         dg2=c.get_bool("dg2", False), trust_dir=trust_dir,
         clone_check=c.enum("clone_check", CloneCheckSetting, CloneCheckSetting.CA)
         or CloneCheckSetting.CA,
-        require_csca_chain=require_chain, max_chunk=c.get_int("max_chunk", 0xDF, 16, 65536))
+        require_csca_chain=require_chain, max_chunk=c.get_int("max_chunk", 0xDF, 16, 65536),
+        after_qr=c.get_bool("after_qr", True),
+        tap_window_s=c.get_float("tap_window_s", 4.0, 0.5, 60.0),
+        can_pad=c.get_bool("can_pad", True))
 
     cap = _table(root, "capacity", {"policy", "dedupe_window_s"})
     capacity = CapacityConfig(
         policy=cap.enum("policy", CapacityPolicy, CapacityPolicy.WARN) or CapacityPolicy.WARN,
         dedupe_window_s=cap.get_int("dedupe_window_s", 5, 0, 3600))
 
-    o = _table(root, "outbox", {"path", "max_rows", "max_bytes", "retention_days"},
-               required=True)
+    o = _table(root, "outbox", {"path", "max_rows", "max_bytes", "retention_days",
+                                "max_rejected", "rejected_per_minute"}, required=True)
     outbox = OutboxConfig(path=o.req_path("path", base),
                           max_rows=o.get_int("max_rows", 200_000, 100, 100_000_000),
                           max_bytes=o.get_int("max_bytes", 256 * 1024 * 1024, 1024 * 1024, 1 << 40),
-                          retention_days=o.get_int("retention_days", 30, 1, 3650))
+                          retention_days=o.get_int("retention_days", 30, 1, 3650),
+                          max_rejected=o.get_int("max_rejected", 1000, 0, 1_000_000),
+                          rejected_per_minute=o.get_int("rejected_per_minute", 30, 0, 6000))
 
     m = _table(root, "metrics", {"port"})
     kiosk = _kiosk(root)
@@ -490,7 +638,9 @@ def parse_config(text: str, base_dir: Path | str = ".", *, source: Path | None =
     return Config(device=device, keys=keys, broker=_broker(root, base), outbox=outbox,
                   readers=readers, scanners=scanners, chip=chip, capacity=capacity,
                   kiosk=kiosk, metrics=metrics,
-                  insurance=_insurance(root, device.site_kind), source=source)
+                  insurance=_insurance(root, device.site_kind),
+                  lanes=_lanes(root, device, readers, scanners), outputs=_outputs(root),
+                  source=source)
 
 
 def load_config(path: Path | str) -> Config:

@@ -36,6 +36,9 @@ class AgentMetrics:
             buckets=(0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0))
         self.reader_up = Gauge(
             "checkin_reader_up", "1 while a reader or scanner is usable", ["device"], registry=r)
+        self.rejected_dropped = Counter(
+            "checkin_rejected_dropped", "Junk-scan rejections shown but not stored (rate or "
+            "bound reached)", registry=r)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> WSGIServer:
         """Expose ``/metrics`` on ``host:port`` (loopback by default)."""

@@ -19,7 +19,7 @@ from typing import Any
 from cryptography import x509
 
 from drivers.uri import open_reader, open_scanner
-from edge_agent.agent import Agent
+from edge_agent.agent import create_agent
 from edge_agent.cli.common import CliError, print_json
 from edge_agent.config import Config, ConfigError, load_config, load_keys
 from edge_agent.trust_folder import load_trust_folder
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = _config(args.config)
     try:
-        agent = Agent(config)
+        agent = create_agent(config)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     stop = threading.Event()

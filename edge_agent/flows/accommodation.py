@@ -16,6 +16,8 @@ from edge_agent.flows.stays import StayFlow
 class AccommodationFlow(StayFlow):
     """One front desk."""
 
+    ACTIONS = ("check_in", "check_out")
+
     def check_in(self, presentation: ChipPresentation | QrPresentation, *, room: str,
                  expected_departure: date,
                  reason_code: StayReason | str = StayReason.TOURISM) -> Verdict:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from typing import ClassVar
 
 from edge_agent.cccd import mask_id
 from edge_agent.config import NameDisplay
@@ -65,6 +66,9 @@ def display_name(full_name: str, policy: NameDisplay) -> str | None:
 
 class FlowBase:
     """Base of the three site flows; subclasses add their presentations."""
+
+    ACTIONS: ClassVar[tuple[str, ...]] = ()
+    """The desk actions this flow accepts (the kiosk's desk page offers exactly these)."""
 
     def __init__(self, settings: FlowSettings, *, clock: Clock, commit: Commit,
                  vneid: VneidDecoder | None = None) -> None:

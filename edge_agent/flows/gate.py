@@ -46,6 +46,8 @@ class CentralOccupancy:
 class HeritageGateFlow(FlowBase):
     """One gate device. ``present`` handles chip, QR and manual presentations."""
 
+    ACTIONS = ("manual",)
+
     def __init__(self, settings: FlowSettings, *, clock: Clock, commit: Commit,
                  vneid: VneidDecoder | None = None) -> None:
         if settings.direction is None:

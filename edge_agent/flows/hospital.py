@@ -45,6 +45,8 @@ MAX_DEPARTMENT_CHARS = 64
 class HospitalFlow(StayFlow):
     """One reception desk of a hospital or commune health station."""
 
+    ACTIONS = ("manual", "admit", "discharge")
+
     def __init__(self, settings: FlowSettings, *, clock: Clock, commit: Commit,
                  insurance: InsuranceAdapter | None = None, vneid: VneidDecoder | None = None,
                  new_stay_id: Callable[[], uuid.UUID] = uuid.uuid4) -> None:

@@ -8,16 +8,30 @@ timing the stream out.
 
 from __future__ import annotations
 
+import hmac
+import os
 import queue
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from flask import Flask, Response, abort, jsonify, render_template, request
+from flask import Flask, Response, abort, jsonify, render_template, request, session
 from werkzeug.serving import WSGIRequestHandler
 
 from edge_agent.kiosk.state import KioskState
 
 DeskHandler = Callable[[str, dict[str, Any]], dict[str, Any]]
+CanHandler = Callable[[str, str], dict[str, Any]]
+"""``(lane, can) -> result``: six digits typed on the CAN pad (tap first)."""
+SelectedProvider = Callable[[], dict[str, Any] | None]
+"""The person selected for the desk's actions (masked ID, name, seconds since), or None."""
+DESK_IDLE_S = 15 * 60
+"""An unlocked desk locks again after this long without an action."""
+PIN_TRIES = 5
+PIN_LOCKOUT_S = 60.0
+DirectionHandler = Callable[[str], dict[str, Any]]
+"""``(direction) -> result``: the gatekeeper's VÀO / RA choice at a both-way gate."""
 """``(action, fields) -> result``: the agent's desk actions (manual count, admit, discharge,
 check-in, check-out). Raises ``ValueError`` with a message for the receptionist."""
 DESK_HEADER = "X-Kiosk-Desk"
@@ -30,12 +44,22 @@ TEXTS = {
         "entries": "Lượt vào hôm nay", "exits": "Lượt ra hôm nay", "occupancy": "Đang trong khu",
         "capacity": "Sức chứa", "offline": "Mất kết nối — đã lưu trên thiết bị",
         "backlog": "sự kiện chờ gửi", "estimated": "ước tính",
+        "visits": "Lượt khám hôm nay", "stays": "Đang lưu trú / nội trú",
+        "chip-anchored": "Chip đã xác thực", "chip-signed": "Chip — chưa rõ nơi cấp",
+        "qr": "Chỉ mã QR (chưa đọc chip)", "vneid-qr": "VNeID", "manual": "Đếm tay",
+        "entry": "VÀO", "exit": "RA", "can": "6 số cuối số CCCD", "ok": "Đọc",
+        "clear": "Xoá",
     },
     "en": {
         "title": "CCCD check-in", "waiting": "Tap the CCCD card or scan its QR code",
         "entries": "Entries today", "exits": "Exits today", "occupancy": "Inside now",
         "capacity": "Capacity", "offline": "No connection to the centre — events are kept here",
         "backlog": "events waiting", "estimated": "estimated",
+        "visits": "Visits today", "stays": "Staying now",
+        "chip-anchored": "Chip verified", "chip-signed": "Chip, issuer unknown",
+        "qr": "Card QR only (chip not read)", "vneid-qr": "VNeID", "manual": "Manual count",
+        "entry": "IN", "exit": "OUT", "can": "Last 6 digits of the ID number", "ok": "Read",
+        "clear": "Clear",
     },
 }
 
@@ -65,8 +89,19 @@ class QuietRequestHandler(WSGIRequestHandler):
 
 def create_app(state: KioskState, *, keepalive_s: float = 15.0,
                desk: DeskHandler | None = None, desk_actions: tuple[str, ...] = (),
+               can: CanHandler | None = None,
+               choose_direction: DirectionHandler | None = None,
+               desk_pin: str | None = None,
+               selected: SelectedProvider | None = None,
                allowed_hosts: Iterable[str] = ("localhost",)) -> Flask:
-    """A kiosk app bound to ``state``; ``desk`` enables the desk page and its actions.
+    """A kiosk app bound to ``state``; ``desk`` enables the desk page and its actions, ``can``
+    the CAN pad (``POST /can``), ``choose_direction`` the VÀO / RA choice
+    (``POST /direction``). Every POST needs the :data:`DESK_HEADER` header (CSRF).
+
+    ``desk_pin``: the desk page and its actions need the PIN first (``POST /desk/unlock``; a
+    session cookie, SameSite=Strict, signed with a key made at start, valid
+    :data:`DESK_IDLE_S` after the last action; :data:`PIN_TRIES` wrong PINs lock the pad for
+    :data:`PIN_LOCKOUT_S`). ``selected`` feeds ``GET /desk/selected``.
 
     Only requests whose ``Host`` is in ``allowed_hosts`` (or ``app.config[ALLOWED_HOSTS]``,
     which the agent sets to :func:`loopback_hosts` once the port is bound) are answered; any
@@ -77,6 +112,8 @@ def create_app(state: KioskState, *, keepalive_s: float = 15.0,
     app.config["JSON_AS_ASCII"] = False
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
     app.config[ALLOWED_HOSTS] = frozenset(allowed_hosts)
+    app.config.update(SECRET_KEY=os.urandom(32), SESSION_COOKIE_SAMESITE="Strict",
+                      SESSION_COOKIE_HTTPONLY=True)
 
     @app.before_request
     def check_host() -> tuple[Response, int] | None:
@@ -85,6 +122,54 @@ def create_app(state: KioskState, *, keepalive_s: float = 15.0,
             return jsonify({"error": "unknown host"}), 421
         return None
 
+    tries = {"failed": 0, "until": 0.0}
+    tries_lock = threading.Lock()
+
+    def unlocked() -> bool:
+        if desk_pin is None:
+            return True
+        at = session.get("desk_at")
+        if not isinstance(at, (int, float)) or time.time() - at > DESK_IDLE_S:
+            session.pop("desk_at", None)
+            return False
+        session["desk_at"] = time.time()
+        return True
+
+    @app.post("/desk/unlock")
+    def desk_unlock() -> tuple[Response, int]:
+        if desk is None or desk_pin is None:
+            abort(404)
+        if request.headers.get(DESK_HEADER) != "1":
+            abort(403)
+        fields = request.get_json(silent=True)
+        pin = str(fields.get("pin", "")) if isinstance(fields, dict) else ""
+        with tries_lock:
+            if time.monotonic() < tries["until"]:
+                return jsonify({"error": "Thử lại sau 1 phút / Try again in a minute"}), 429
+            if hmac.compare_digest(pin.encode(), desk_pin.encode()):
+                tries["failed"] = 0
+                session["desk_at"] = time.time()
+                return jsonify({"unlocked": True}), 200
+            tries["failed"] += 1
+            if tries["failed"] >= PIN_TRIES:
+                tries["failed"], tries["until"] = 0, time.monotonic() + PIN_LOCKOUT_S
+        return jsonify({"error": "Sai mã PIN / Wrong PIN"}), 403
+
+    @app.post("/desk/lock")
+    def desk_lock() -> tuple[Response, int]:
+        if request.headers.get(DESK_HEADER) != "1":
+            abort(403)
+        session.pop("desk_at", None)
+        return jsonify({"unlocked": False}), 200
+
+    @app.get("/desk/selected")
+    def desk_selected() -> Response:
+        if desk is None:
+            abort(404)
+        if not unlocked():
+            abort(403)
+        return jsonify({"selected": selected() if selected is not None else None})
+
     @app.get("/desk")
     def desk_page() -> str:
         if desk is None:
@@ -92,13 +177,14 @@ def create_app(state: KioskState, *, keepalive_s: float = 15.0,
         snapshot = state.snapshot
         texts = TEXTS.get(snapshot.language, TEXTS["vi"])
         return render_template("desk.html", texts=texts, lang=snapshot.language,
-                               actions=desk_actions, header=DESK_HEADER)
+                               actions=desk_actions, header=DESK_HEADER,
+                               locked=not unlocked())
 
     @app.post("/desk/<action>")
     def desk_action(action: str) -> tuple[Response, int]:
         if desk is None or action not in desk_actions:
             abort(404)
-        if request.headers.get(DESK_HEADER) != "1":
+        if request.headers.get(DESK_HEADER) != "1" or not unlocked():
             abort(403)
         fields = request.get_json(silent=True)
         if not isinstance(fields, dict):
@@ -108,12 +194,44 @@ def create_app(state: KioskState, *, keepalive_s: float = 15.0,
         except ValueError as exc:
             return jsonify({"error": str(exc)}), 422
 
+    def _post(handler: Callable[[dict[str, Any]], dict[str, Any]]) -> tuple[Response, int]:
+        if request.headers.get(DESK_HEADER) != "1":
+            abort(403)
+        fields = request.get_json(silent=True)
+        if not isinstance(fields, dict):
+            return jsonify({"error": "the body must be a JSON object"}), 400
+        try:
+            return jsonify(handler(fields)), 200
+        except ValueError as exc:
+            return jsonify({"error": str(exc)}), 422
+
+    @app.post("/can")
+    def can_pad() -> tuple[Response, int]:
+        if can is None:
+            abort(404)
+        return _post(lambda f: can(str(f.get("lane", "")), str(f.get("can", ""))))
+
+    @app.post("/direction")
+    def direction() -> tuple[Response, int]:
+        if choose_direction is None:
+            abort(404)
+        return _post(lambda f: choose_direction(str(f.get("direction", ""))))
+
     @app.get("/")
     def page() -> str:
         snapshot = state.snapshot
         texts = TEXTS.get(snapshot.language, TEXTS["vi"])
         return render_template("kiosk.html", texts=texts, lang=snapshot.language,
-                               snapshot=snapshot)
+                               snapshot=snapshot, header=DESK_HEADER,
+                               desk=desk is not None and bool(desk_actions))
+
+    @app.get("/photo/<token>")
+    def photo(token: str) -> Response:
+        found = state.photo(token)
+        if found is None:
+            abort(404)
+        return Response(found[0], mimetype=found[1],
+                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
     @app.get("/state")
     def current() -> Response:

@@ -457,6 +457,12 @@ class Outbox:
     def last_seq(self) -> int:
         return self.counts().last_seq
 
+    def undelivered_of_kind(self, kind: str) -> int:
+        """How many undelivered events of ``kind`` are stored (the agent bounds ``rejected``)."""
+        rows = self._query("SELECT count(*) FROM events WHERE delivered_ms IS NULL AND kind = ?",
+                           (kind,))
+        return int(rows[0][0])
+
     def oldest_undelivered(self) -> datetime | None:
         """When the oldest undelivered event was committed (None when all are delivered)."""
         rows = self._query("SELECT committed_ms FROM events WHERE delivered_ms IS NULL"

@@ -12,8 +12,10 @@
 * ``offline`` with ``"reason":"stopped"`` and ``at`` on a clean stop (the normal DISCONNECT
   discards the will, §3.14.4).
 
-Health values are whatever the drivers report (states such as ``"ok"``, ``"absent"``); they
-never carry card data.
+Health values are a state of the schema (``ok | absent | error | starting | disabled``) or
+``{"state", "detail"}`` with a bounded one-line detail; the agent maps every driver failure to
+one (:mod:`edge_agent.health`). They never carry card data. The agent signs every status it
+publishes with the device key (docs/protocol.md §4.8, §6); the will is written at connect time.
 """
 
 from __future__ import annotations

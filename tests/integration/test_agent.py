@@ -148,6 +148,15 @@ def test_scan_then_tap_and_qr_alone_reach_the_collector(tmp_path: Path, broker: 
     for body in bodies:
         verify_event(body, public)
     assert [b["seq"] for b in bodies] == [1, 2]
+    # Every status the agent published (online heartbeats, the clean stop) is signed with the
+    # device key and follows status.v1; the broker's will is the only unsigned one.
+    statuses = [m.json() for m in recorder.snapshot()
+                if m.topic == f"checkin/v1/{DEVICE}/status" and m.payload]
+    published = [s for s in statuses if s.get("reason") != "connection-lost"]
+    assert published and any(s["state"] == "online" for s in published)
+    for status in published:
+        validate("status", status)
+        verify_event(status, public)
     assert [(b["kind"], b["method"], b["assurance"]) for b in bodies] == [
         ("entry", "chip", "chip-anchored"), ("entry", "card-qr", "qr")]
     for message in recorder.snapshot():

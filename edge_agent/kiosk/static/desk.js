@@ -3,13 +3,39 @@
   "use strict";
   const header = document.body.dataset.header;
   const result = document.getElementById("desk-result");
+  function post(path, body) {
+    const headers = { "Content-Type": "application/json" };
+    headers[header] = "1";
+    return fetch(path, { method: "POST", headers: headers, body: JSON.stringify(body) });
+  }
+  const unlock = document.getElementById("desk-unlock");
+  if (unlock) {
+    unlock.addEventListener("submit", function (event) {
+      event.preventDefault();
+      post("/desk/unlock", { pin: new FormData(unlock).get("pin") })
+        .then((r) => r.json())
+        .then((data) => { if (data.unlocked) { window.location.reload(); } else { result.textContent = data.error || ""; } })
+        .catch(() => { result.textContent = "Lỗi kết nối / Connection error"; });
+    });
+  }
+  const lock = document.getElementById("desk-lock");
+  if (lock) {
+    lock.addEventListener("click", function () { post("/desk/lock", {}).then(() => window.location.reload()); });
+  }
+  const selected = document.getElementById("desk-selected");
+  function refresh() {
+    fetch("/desk/selected").then((r) => (r.ok ? r.json() : { selected: null })).then(function (data) {
+      const s = data.selected;
+      selected.textContent = s ? [s.masked_id, s.name].filter(Boolean).join(" · ") +
+        " (" + Math.round(s.age_s) + " s)" : "—";
+    }).catch(function () { /* the next refresh tries again */ });
+  }
+  if (selected) { refresh(); setInterval(refresh, 2000); }
   document.querySelectorAll("form[data-action]").forEach(function (form) {
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       const fields = Object.fromEntries(new FormData(form).entries());
-      const headers = { "Content-Type": "application/json" };
-      headers[header] = "1";
-      fetch("/desk/" + form.dataset.action, { method: "POST", headers: headers, body: JSON.stringify(fields) })
+      post("/desk/" + form.dataset.action, fields)
         .then((r) => r.json())
         .then((data) => { result.textContent = data.error || data.title || ""; })
         .catch(() => { result.textContent = "Lỗi kết nối / Connection error"; });
