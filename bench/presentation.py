@@ -34,7 +34,6 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from drivers.card_reader import CardReader
 from drivers.outputs import SimulatedOutputs
-from drivers.sim import SimCardReader
 from drivers.uri import open_reader
 from edge_agent.agent import Agent, create_agent
 from edge_agent.config import load_config
@@ -42,6 +41,7 @@ from edge_agent.flows import Verdict
 from firmware_sim.bridges.serial_scanner import PtySerialScanner
 from firmware_sim.card import TimingModel, issue_cards
 from firmware_sim.card.personalise import load_card
+from firmware_sim.sim_reader import SimCardReader
 
 
 def free_port() -> int:

@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, expect, sync_playwright
 from werkzeug.serving import make_server
 
 from edge_agent.kiosk import KioskState, VerdictView, create_app
+from edge_agent.kiosk.app import ALLOWED_HOSTS, loopback_hosts
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -46,6 +47,7 @@ def served() -> Iterator[tuple[Gate, str]]:
     gate = Gate()
     app = create_app(gate.state, keepalive_s=1.0, can=gate.can, choose_direction=gate.choose)
     server = make_server("127.0.0.1", 0, app, threaded=True)
+    app.config[ALLOWED_HOSTS] = loopback_hosts("127.0.0.1", server.server_port)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -101,7 +103,9 @@ def test_direction_choice_and_can_pad(served: tuple[Gate, str], browser: Browser
 
 
 def serve(state: KioskState) -> tuple[Any, str]:
-    server = make_server("127.0.0.1", 0, create_app(state, keepalive_s=1.0), threaded=True)
+    app = create_app(state, keepalive_s=1.0)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    app.config[ALLOWED_HOSTS] = loopback_hosts("127.0.0.1", server.server_port)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_port}"
 

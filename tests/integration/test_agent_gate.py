@@ -3,7 +3,7 @@ gatekeeper's VÀO / RA choice through the kiosk, tap first with the CAN pad, a c
 the reader read when the QR arrives, the relay on a repeat tap, a QR decided at once where no
 chip is expected, and health that fits status.v1 when a reader is missing.
 
-Real parts: the simulated chip behind the reader driver (drivers/sim.py, ICAO secure messaging),
+Real parts: the simulated chip behind the reader driver (firmware_sim/sim_reader.py, ICAO secure messaging),
 a pseudo-terminal serial scanner, the outbox, the kiosk's HTTP server. The broker is absent (the
 uplink keeps retrying): events stay in the outbox, read back here.
 """
@@ -22,12 +22,12 @@ import pytest
 
 from central.wire import parse_message
 from drivers.outputs import SimulatedOutputs
-from drivers.sim import SimCardReader
 from edge_agent.agent import Agent, create_agent
 from edge_agent.config import load_config
 from edge_agent.uplink.status import online_status
 from firmware_sim.bridges.serial_scanner import PtySerialScanner
 from firmware_sim.card import issue_cards
+from firmware_sim.sim_reader import SimCardReader
 from tests.integration.agent_setup import KEYS_TOML, write_device_keys
 from tests.integration.broker_fixtures import free_port
 
