@@ -82,7 +82,10 @@ COVERED = {
     "cccd-central-web.service", "cccd-central-ingest@.service", "cccd-agent.service",
     "cccd-kiosk.service", "cccd-central-purge.service", "cccd-central-purge.timer",
     "cccd-central-backup.service", "cccd-central-backup.timer",
+    "cccd-central-broker-sync.service", "cccd-central-broker-sync.timer",
+    "cccd-broker-crl.path", "cccd-broker-crl.service",
 }
+BROKER_CONF = ROOT / "deploy" / "mosquitto" / "cccd-checkin.conf"
 
 
 def run_block(root: TestRoot, script: str, env: dict[str, str] | None = None) -> str:
@@ -181,7 +184,37 @@ def test_every_shipped_unit_is_covered_here() -> None:
             service = name.replace(".timer", ".service")
             assert unit.get("Unit", "Timer", service) == service
             assert load_unit(service).get("Type") == "oneshot"
-            assert unit.get("OnCalendar", "Timer")
+            assert unit.get("OnCalendar", "Timer") or unit.get("OnUnitActiveSec", "Timer")
+
+
+def broker_setting(key: str) -> str:
+    """One setting of the shipped broker configuration (it must appear exactly once)."""
+    values = [line.split(None, 1)[1].strip() for line in BROKER_CONF.read_text().splitlines()
+              if line.split(None, 1)[:1] == [key]]
+    assert len(values) == 1, (key, values)
+    return values[0]
+
+
+def test_crl_path_unit_reloads_the_broker_when_its_crlfile_changes() -> None:
+    """The path unit watches the file the broker's ``crlfile`` names, which the sync unit
+    writes, and starts the service that reloads mosquitto (not run here: there is no systemd;
+    the reload itself, SIGHUP, is exercised in the collector test below)."""
+    path_unit = load_unit("cccd-broker-crl.path")
+    crlfile = broker_setting("crlfile")
+    assert path_unit.all("PathChanged", "Path") == [crlfile]
+    assert path_unit.get("Unit", "Path", "cccd-broker-crl.service") == "cccd-broker-crl.service"
+    assert path_unit.get("WantedBy", "Install")
+    reload_unit = load_unit("cccd-broker-crl.service")
+    assert reload_unit.get("Type") == "oneshot"
+    # The documented reload (docs/operations.md §1 step 4): systemctl reload mosquitto.
+    assert reload_unit.exec_start({}) == ["/bin/systemctl", "reload", "mosquitto.service"]
+    guide = OPERATIONS.read_text(encoding="utf-8")
+    assert "systemctl reload mosquitto" in guide and "cccd-broker-crl.path" in guide
+    sync_argv = load_unit("cccd-central-broker-sync.service").exec_start({"d": "/creds"})
+    assert sync_argv[sync_argv.index("--crl") + 1] == crlfile
+    assert crlfile.startswith("/var/lib/cccd-broker/")
+    assert "cccd-broker" in (load_unit("cccd-central-broker-sync.service")
+                             .get("StateDirectory") or "").split()
 
 
 def test_systemd_accepts_every_unit(tmp_path: Path) -> None:
