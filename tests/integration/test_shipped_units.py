@@ -11,11 +11,18 @@ an operator to write, under a test-made root (tests/integration/systemd_units.py
   ``deploy/agent.example.toml`` with only what docs/operations.md §2 says to complete (reader
   and scanner URIs, broker URL) and its kiosk answers on the kiosk unit's URL. The ingest
   worker connects to a real mosquitto and stores the agent's event.
+* The broker is set up by the guide's commands (``central broker-identity``, ``broker-acl``,
+  the shipped ``deploy/mosquitto`` file in Debian's ``conf.d``) and started as Debian's
+  ``mosquitto.service`` starts it, with the dynamic-security plugin (default deny). The
+  broker-sync unit grants the enrolled device; a second device, revoked at the web page, is
+  removed and its certificate added to the CRL the broker's ``crlfile`` names; after the
+  reload the CRL path unit stands for (SIGHUP, Debian's ``ExecReload``) its handshake fails.
 * Purge and backup run to completion; the backup is restored for real.
 * Long-running units stop on SIGTERM within their ``TimeoutStopSec``.
 
 Not exercised: the kiosk browser (``cage`` + Chromium on a tty); its URL is checked against the
-agent's configuration instead. Port numbers the units fix (gunicorn's ``--bind``) are replaced
+agent's configuration instead. systemd itself (timers, the path unit's inotify watch, the
+reload through ``systemctl``): the units are parsed and their targets checked instead. Port numbers the units fix (gunicorn's ``--bind``) are replaced
 by free ports; the agent keeps the example's kiosk port 8080, which must be free.
 """
 
