@@ -438,6 +438,12 @@ def complete_agent_toml(example: str, card: Path, scanner_tty: Path, broker: Bro
     return changed
 
 
+def broker_clients(root: TestRoot) -> set[str]:
+    """The usernames in the broker's dynamic-security file (the plugin saves every change)."""
+    document = json.loads(root.path("/var/lib/mosquitto/dynamic-security.json").read_text())
+    return {str(client["username"]) for client in document["clients"]}
+
+
 def tls_handshake(port: int, ca: Path, cert: Path, key: Path) -> str | None:
     """None when the broker completes a TLS handshake with this client certificate, else the
     error. TLS 1.2 at most (the broker's ``tls_version`` is a minimum): in 1.2 the broker's
@@ -480,6 +486,7 @@ def revoke_a_device(collector: Collector, admin: Http, sync_unit: UnitFile,
     assert after != before and crl_path.stat().st_mode & 0o777 == 0o644
     listed = {r.serial_number for r in x509.load_pem_x509_crl(after)}
     assert listed == {serial} and kept.serial_number not in listed
+    assert REVOKED not in broker_clients(root)
     # The running broker still has the old list: the handshake succeeds until the reload.
     ca = root.path("/etc/cccd-checkin/pki/ca.crt")
     assert tls_handshake(broker.port, ca, cert, key) is None
@@ -541,9 +548,11 @@ def test_collector_and_agent_units_start_as_shipped(collector: Collector) -> Non
         # The broker denies by default: the sync unit, run by hand after enrolling (docs §1
         # step 4), grants the device its topics.
         sync_unit = load_unit("cccd-central-broker-sync.service")
+        assert DEVICE not in broker_clients(root)
         code, out = run_oneshot(sync_unit, root)
         assert code == 0 and re.search(rf"granted: {DEVICE};", out), out
         assert "0 revoked devices (unchanged)" in out, out
+        assert DEVICE in broker_clients(root)  # the plugin saved the grant
 
         # The Pi: the agent unit under its own root, from the example file.
         pi = TestRoot(root.base / "pi")
