@@ -193,7 +193,10 @@ def free_port() -> int:
 class Broker:
     """One mosquitto process on a fixed 127.0.0.1 port; restartable on the same port."""
 
-    def __init__(self, root: Path, pki: Pki, port: int | None = None) -> None:
+    def __init__(self, root: Path, pki: Pki, port: int | None = None,
+                 config: tuple[Path, Path] | None = None) -> None:
+        """``config``: (configuration file, its log file) written elsewhere (the shipped
+        configuration) instead of this class's own; ``port`` must be its listener."""
         self.binary = require_mosquitto()
         self.root = root
         self.pki = pki
@@ -240,6 +243,8 @@ use_identity_as_username true
 use_username_as_clientid true
 tls_version tlsv1.2
 """)
+        if config is not None:
+            self.conf_path, self.log_path = config
 
     @property
     def url(self) -> str:

@@ -5,7 +5,7 @@ runner that starts a unit's ``ExecStart`` the way systemd would for the keys the
   (``#``/``;``), backslash line continuation, repeated keys kept in order. Anything else is a
   :class:`UnitFileError` naming the line and the reason.
 * :class:`TestRoot`: absolute paths of a deployment (``/etc/cccd-checkin``, ``/var/lib/…``,
-  ``/var/backups/…``, ``/root``) rewritten into a temporary folder; ``/opt/cccd-checkin/.venv/bin``
+  ``/var/backups/…``, ``/root``, mosquitto's and systemd's folders) rewritten into a temporary folder; ``/opt/cccd-checkin/.venv/bin``
   mapped to the virtual environment running the tests, ``/opt/cccd-checkin`` to this checkout;
   the service users (``cccd-central``, ``cccd-agent``) to the user running the tests.
 * :func:`start_unit`: ``LoadCredential=`` copied into a private credentials folder
@@ -166,6 +166,12 @@ class TestRoot:
             ("/var/lib/cccd-checkin", f"{base}/var/lib/cccd-checkin"),
             ("/var/lib/cccd-central", f"{base}/var/lib/cccd-central"),
             ("/var/backups/cccd-checkin", f"{base}/var/backups/cccd-checkin"),
+            ("/var/lib/cccd-broker", f"{base}/var/lib/cccd-broker"),
+            ("/var/lib/mosquitto", f"{base}/var/lib/mosquitto"),
+            ("/var/log/mosquitto", f"{base}/var/log/mosquitto"),
+            ("/run/mosquitto", f"{base}/run/mosquitto"),
+            ("/etc/mosquitto", f"{base}/etc/mosquitto"),
+            ("/etc/systemd/system", f"{base}/etc/systemd/system"),
             ("/root/", f"{base}/root/"),
         ]
         (base / "root").mkdir(exist_ok=True)

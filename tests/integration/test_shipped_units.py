@@ -11,11 +11,18 @@ an operator to write, under a test-made root (tests/integration/systemd_units.py
   ``deploy/agent.example.toml`` with only what docs/operations.md §2 says to complete (reader
   and scanner URIs, broker URL) and its kiosk answers on the kiosk unit's URL. The ingest
   worker connects to a real mosquitto and stores the agent's event.
+* The broker is set up by the guide's commands (``central broker-identity``, ``broker-acl``,
+  the shipped ``deploy/mosquitto`` file in Debian's ``conf.d``) and started as Debian's
+  ``mosquitto.service`` starts it, with the dynamic-security plugin (default deny). The
+  broker-sync unit grants the enrolled device; a second device, revoked at the web page, is
+  removed and its certificate added to the CRL the broker's ``crlfile`` names; after the
+  reload the CRL path unit stands for (SIGHUP, Debian's ``ExecReload``) its handshake fails.
 * Purge and backup run to completion; the backup is restored for real.
 * Long-running units stop on SIGTERM within their ``TimeoutStopSec``.
 
 Not exercised: the kiosk browser (``cage`` + Chromium on a tty); its URL is checked against the
-agent's configuration instead. Port numbers the units fix (gunicorn's ``--bind``) are replaced
+agent's configuration instead. systemd itself (timers, the path unit's inotify watch, the
+reload through ``systemctl``): the units are parsed and their targets checked instead. Port numbers the units fix (gunicorn's ``--bind``) are replaced
 by free ports; the agent keeps the example's kiosk port 8080, which must be free.
 """
 
@@ -26,6 +33,9 @@ import io
 import json
 import os
 import re
+import signal
+import socket
+import ssl
 import subprocess
 import time
 import tomllib
@@ -76,13 +86,17 @@ from tests.integration.systemd_units import (
 OPERATIONS = ROOT / "docs" / "operations.md"
 EXAMPLE = ROOT / "deploy" / "agent.example.toml"
 DEVICE = "gate-ngo-mon-01"
+REVOKED = "gate-ngo-mon-02"
 SITE = "hue-dai-noi"
 ADMIN_PASSWORD = "đổi-mật-khẩu-này-ngay"
 COVERED = {
     "cccd-central-web.service", "cccd-central-ingest@.service", "cccd-agent.service",
     "cccd-kiosk.service", "cccd-central-purge.service", "cccd-central-purge.timer",
     "cccd-central-backup.service", "cccd-central-backup.timer",
+    "cccd-central-broker-sync.service", "cccd-central-broker-sync.timer",
+    "cccd-broker-crl.path", "cccd-broker-crl.service",
 }
+BROKER_CONF = ROOT / "deploy" / "mosquitto" / "cccd-checkin.conf"
 
 
 def run_block(root: TestRoot, script: str, env: dict[str, str] | None = None) -> str:
@@ -160,14 +174,62 @@ def collector(tmp_path_factory: pytest.TempPathFactory,
         pki.collectors[f"collector-{n}"] = Identity(f"collector-{n}",
                                                     pki_dir / f"collector-{n}.crt",
                                                     pki_dir / f"collector-{n}.key")
-    broker = Broker(root.base / "mosquitto", pki, port=broker_port)
-    broker.start()
+    broker = install_broker(root, pki, broker_port)
     engine = create_engine(postgres_server.url("cccd_checkin"))
     try:
         yield Collector(root, postgres_server, broker, engine)
     finally:
         engine.dispose()
         broker.close()
+
+
+def install_broker(root: TestRoot, pki: Pki, port: int) -> Broker:
+    """docs/operations.md §1 step 4 as written, then mosquitto started as Debian's
+    ``mosquitto.service`` does (``mosquitto -c /etc/mosquitto/mosquitto.conf``, which includes
+    ``conf.d/``). ``apt-get install mosquitto`` is stood in for by the package's own
+    ``mosquitto.conf`` and folders; two things of the installed file change: the listener (a
+    free port on loopback) and the broker certificate (the guide's names broker.example.vn,
+    the test's 127.0.0.1). mosquitto stays the test's user (test-made folders are private)."""
+    debian = Path("/etc/mosquitto/mosquitto.conf")
+    assert debian.exists(), "mosquitto's Debian configuration is missing (apt-get install mosquitto)"
+    for folder in ("/etc/mosquitto/conf.d", "/var/lib/mosquitto", "/var/log/mosquitto",
+                   "/run/mosquitto", "/etc/systemd/system"):
+        root.path(folder).mkdir(parents=True, exist_ok=True)
+    main = root.path("/etc/mosquitto/mosquitto.conf")
+    main.write_text(f"user {root.user}\n" + root.rewrite(debian.read_text()))
+    log = root.base / "systemctl.log"
+    mark = len(log.read_text().splitlines()) if log.exists() else 0
+    out = run_block(root, doc_block(OPERATIONS.read_text(encoding="utf-8"), "commands broker"))
+    assert re.search(r"dynamic-security\.json: \d+ identities \(broker-admin, collector-1, "
+                     r"collector-2\)", out), out
+    calls = log.read_text().splitlines()[mark:]
+    assert calls == ["stop mosquitto", "start mosquitto", "daemon-reload",
+                     "enable --now cccd-central-broker-sync.timer cccd-broker-crl.path"], calls
+    for name in calls[-1].split()[2:]:  # the enabled units were copied where systemd reads them
+        assert (root.path("/etc/systemd/system") / name).read_bytes() == \
+            (UNITS / name).read_bytes()
+    dynsec = root.path("/var/lib/mosquitto/dynamic-security.json")
+    assert dynsec.stat().st_mode & 0o777 == 0o600
+    admin_key = root.path("/etc/cccd-checkin/pki/broker-admin.key")
+    assert admin_key.stat().st_mode & 0o777 == 0o640  # the sync unit's user reads it
+    crl = root.path(broker_setting("crlfile"))
+    assert crl.stat().st_mode & 0o777 == 0o644
+    assert len(x509.load_pem_x509_crl(crl.read_bytes())) == 0  # no device revoked yet
+
+    installed = root.path("/etc/mosquitto/conf.d/cccd-checkin.conf")
+    conf = root.rewrite(installed.read_text())
+    for old, new in (("listener 8883\n", f"listener {port} 127.0.0.1\n"),
+                     (f"certfile {root.path('/etc/cccd-checkin/pki/broker.crt')}\n",
+                      f"certfile {pki.broker.cert}\n"),
+                     (f"keyfile {root.path('/etc/cccd-checkin/pki/broker.key')}\n",
+                      f"keyfile {pki.broker.key}\n")):
+        assert conf.count(old) == 1, (old, conf)
+        conf = conf.replace(old, new)
+    installed.write_text(conf)
+    broker = Broker(root.base / "mosquitto", pki, port=port,
+                    config=(main, root.path("/var/log/mosquitto/mosquitto.log")))
+    broker.start()
+    return broker
 
 
 # -- the unit files themselves ------------------------------------------------------------------
@@ -181,7 +243,37 @@ def test_every_shipped_unit_is_covered_here() -> None:
             service = name.replace(".timer", ".service")
             assert unit.get("Unit", "Timer", service) == service
             assert load_unit(service).get("Type") == "oneshot"
-            assert unit.get("OnCalendar", "Timer")
+            assert unit.get("OnCalendar", "Timer") or unit.get("OnUnitActiveSec", "Timer")
+
+
+def broker_setting(key: str) -> str:
+    """One setting of the shipped broker configuration (it must appear exactly once)."""
+    values = [line.split(None, 1)[1].strip() for line in BROKER_CONF.read_text().splitlines()
+              if line.split(None, 1)[:1] == [key]]
+    assert len(values) == 1, (key, values)
+    return values[0]
+
+
+def test_crl_path_unit_reloads_the_broker_when_its_crlfile_changes() -> None:
+    """The path unit watches the file the broker's ``crlfile`` names, which the sync unit
+    writes, and starts the service that reloads mosquitto (not run here: there is no systemd;
+    the reload itself, SIGHUP, is exercised in the collector test below)."""
+    path_unit = load_unit("cccd-broker-crl.path")
+    crlfile = broker_setting("crlfile")
+    assert path_unit.all("PathChanged", "Path") == [crlfile]
+    assert path_unit.get("Unit", "Path", "cccd-broker-crl.service") == "cccd-broker-crl.service"
+    assert path_unit.get("WantedBy", "Install")
+    reload_unit = load_unit("cccd-broker-crl.service")
+    assert reload_unit.get("Type") == "oneshot"
+    # The documented reload (docs/operations.md §1 step 4): systemctl reload mosquitto.
+    assert reload_unit.exec_start({}) == ["/bin/systemctl", "reload", "mosquitto.service"]
+    guide = OPERATIONS.read_text(encoding="utf-8")
+    assert "systemctl reload mosquitto" in guide and "cccd-broker-crl.path" in guide
+    sync_argv = load_unit("cccd-central-broker-sync.service").exec_start({"d": "/creds"})
+    assert sync_argv[sync_argv.index("--crl") + 1] == crlfile
+    assert crlfile.startswith("/var/lib/cccd-broker/")
+    assert "cccd-broker" in (load_unit("cccd-central-broker-sync.service")
+                             .get("StateDirectory") or "").split()
 
 
 def test_systemd_accepts_every_unit(tmp_path: Path) -> None:
@@ -306,15 +398,20 @@ def enrol_through_the_web(web_port: int) -> tuple[Http, bytes]:
     done = client.request("POST", "/login", {"username": "admin", "password": ADMIN_PASSWORD,
                                             "csrf_token": csrf(login.body)})  # type: ignore[attr-defined]
     assert done.status == 302, done.body  # type: ignore[attr-defined]
+    return client, enrol(client, DEVICE, "Cổng Ngọ Môn 1")
+
+
+def enrol(client: Http, device_id: str, name: str) -> bytes:
+    """Enrol a device at the site through the logged-in admin's web page; the bundle."""
     page = client.request("GET", "/admin/devices")
     assert page.status == 200
     bundle = client.request("POST", "/admin/devices/enrol", {
         "csrf_token": csrf(page.body), "site_id": SITE,  # type: ignore[attr-defined]
-        "device_id": DEVICE, "direction": "entry", "name": "Cổng Ngọ Môn 1"})
+        "device_id": device_id, "direction": "entry", "name": name})
     assert bundle.status == 200, bundle.body[:500]  # type: ignore[attr-defined]
     assert bundle.headers["Content-Type"] == "application/zip"
     data: bytes = bundle.body  # type: ignore[attr-defined]
-    return client, data
+    return data
 
 
 def open_live_stream(client: Http) -> http.client.HTTPConnection:
@@ -339,6 +436,80 @@ def complete_agent_toml(example: str, card: Path, scanner_tty: Path, broker: Bro
             if a != b]
     assert [a.split("=")[0].strip() for a, _ in diff] == ["uris", "uris", "url"], diff
     return changed
+
+
+def broker_clients(root: TestRoot) -> set[str]:
+    """The usernames in the broker's dynamic-security file (the plugin saves every change)."""
+    document = json.loads(root.path("/var/lib/mosquitto/dynamic-security.json").read_text())
+    return {str(client["username"]) for client in document["clients"]}
+
+
+def tls_handshake(port: int, ca: Path, cert: Path, key: Path) -> str | None:
+    """None when the broker completes a TLS handshake with this client certificate, else the
+    error. TLS 1.2 at most (the broker's ``tls_version`` is a minimum): in 1.2 the broker's
+    verdict on the client certificate is part of the handshake, in 1.3 it comes after it."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(cert), str(key))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock, \
+                ctx.wrap_socket(sock, server_hostname="127.0.0.1"):
+            return None
+    except (ssl.SSLError, OSError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def revoke_a_device(collector: Collector, admin: Http, sync_unit: UnitFile,
+                    kept: x509.Certificate) -> None:
+    """docs/operations.md §3.1: a second device enrolled and granted, then revoked at the
+    centre; the sync unit removes it from the broker and rewrites the CRL the broker's
+    ``crlfile`` names; after the reload the path unit triggers, its handshake fails."""
+    root, broker = collector.root, collector.broker
+    with zipfile.ZipFile(io.BytesIO(enrol(admin, REVOKED, "Cổng Ngọ Môn 2"))) as zf:
+        zf.extractall(root.base / "bundle")
+    tls = root.base / "bundle" / REVOKED / "tls"
+    cert, key = tls / f"{REVOKED}.crt", tls / f"{REVOKED}.key"
+    serial = x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
+    code, out = run_oneshot(sync_unit, root, log_name="broker-sync-2")
+    assert code == 0 and re.search(rf"granted: {REVOKED};", out), out
+
+    page = admin.request("GET", "/admin/devices")
+    done = admin.request("POST", f"/admin/devices/{REVOKED}/revoke",
+                         {"csrf_token": csrf(page.body)})  # type: ignore[attr-defined]
+    assert done.status == 302, done.body  # type: ignore[attr-defined]
+    crl_path = root.path(broker_setting("crlfile"))
+    before = crl_path.read_bytes()
+    code, out = run_oneshot(sync_unit, root, log_name="broker-sync-3")
+    assert code == 0 and re.search(rf"removed: {REVOKED}$", out, re.M), out
+    assert "1 revoked devices (rewritten: reload the broker)" in out, out
+    after = crl_path.read_bytes()
+    assert after != before and crl_path.stat().st_mode & 0o777 == 0o644
+    listed = {r.serial_number for r in x509.load_pem_x509_crl(after)}
+    assert listed == {serial} and kept.serial_number not in listed
+    assert REVOKED not in broker_clients(root)
+    # The running broker still has the old list: the handshake succeeds until the reload.
+    ca = root.path("/etc/cccd-checkin/pki/ca.crt")
+    assert tls_handshake(broker.port, ca, cert, key) is None
+
+    # cccd-broker-crl.path → cccd-broker-crl.service: systemctl reload mosquitto, which is
+    # Debian's ExecReload=/bin/kill -HUP $MAINPID (checked), done here to the test's broker.
+    assert load_unit("cccd-broker-crl.service").exec_start({})[1:] == ["reload",
+                                                                       "mosquitto.service"]
+    debian_unit = Path("/lib/systemd/system/mosquitto.service").read_text()
+    assert "\nExecReload=/bin/kill -HUP $MAINPID\n" in debian_unit
+    assert broker.proc is not None
+    broker.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    refused = tls_handshake(broker.port, ca, cert, key)
+    while refused is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        refused = tls_handshake(broker.port, ca, cert, key)
+    assert refused is not None, broker.log_tail()
+    assert "revoked" in refused or "certificate verify failed" in broker.log_tail(), \
+        (refused, broker.log_tail())
+    # Everyone else still passes the new CRL: broker-admin (the sync again: nothing to do).
+    code, out = run_oneshot(sync_unit, root, log_name="broker-sync-4")
+    assert code == 0 and "broker-sync: 0 changes" in out and "(unchanged)" in out, out
 
 
 def test_collector_and_agent_units_start_as_shipped(collector: Collector) -> None:
@@ -374,6 +545,14 @@ def test_collector_and_agent_units_start_as_shipped(collector: Collector) -> Non
                                                 .read_bytes())
         assert issued.issuer == x509.load_pem_x509_certificate(
             (etc / "pki" / "ca.crt").read_bytes()).subject  # the CA given as a credential
+        # The broker denies by default: the sync unit, run by hand after enrolling (docs §1
+        # step 4), grants the device its topics.
+        sync_unit = load_unit("cccd-central-broker-sync.service")
+        assert DEVICE not in broker_clients(root)
+        code, out = run_oneshot(sync_unit, root)
+        assert code == 0 and re.search(rf"granted: {DEVICE};", out), out
+        assert "0 revoked devices (unchanged)" in out, out
+        assert DEVICE in broker_clients(root)  # the plugin saved the grant
 
         # The Pi: the agent unit under its own root, from the example file.
         pi = TestRoot(root.base / "pi")
@@ -416,6 +595,8 @@ def test_collector_and_agent_units_start_as_shipped(collector: Collector) -> Non
         with Session(engine) as s:
             device = s.get(Device, DEVICE)
             assert device is not None and device.state == "online"
+
+        revoke_a_device(collector, admin, sync_unit, issued)
     finally:
         recorder.stop()
         results = {}
@@ -486,10 +667,12 @@ def test_backup_unit_and_restore(collector: Collector) -> None:
         assert conn.scalar(text("SELECT name FROM units WHERE code = '99'")) == "Đơn vị sao lưu"
 
     # The guide's own backup-and-restore commands (systemctl recorded, not run).
+    log = root.base / "systemctl.log"
+    mark = len(log.read_text().splitlines()) if log.exists() else 0
     run_block(root, doc_block(OPERATIONS.read_text(encoding="utf-8"), "commands backup"))
     with engine.connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM units WHERE code = '99'")) == 1
-    calls = (root.base / "systemctl.log").read_text().splitlines()
+    calls = log.read_text().splitlines()[mark:]
     assert calls[0].startswith("stop cccd-central-web") and calls[-1].startswith("start")
     for word in " ".join(calls).split():
         if word.startswith("cccd-"):
