@@ -18,7 +18,7 @@ from central.web.errors import BadRequest
 from central.web.openapi import OPENAPI
 from central.web.periods import Period, resolve
 from central.web.queries import counts, device_health
-from central.web.reports import build_report
+from central.web.reports import build_report, report_json
 from central.web.security import (
     current_scope,
     db_session,
@@ -143,14 +143,9 @@ def reports() -> Response:
     unit = get_unit(unit_id) if unit_id is not None else None
     period = _period()
     report = build_report(db_session(), current_scope(), period, unit)
-    return jsonify(
-        period=_period_json(period),
-        unit=None if unit is None else {"id": unit.id, "code": unit.code, "name": unit.name,
-                                        "level": unit.level.value},
-        tables=[{"metric": t.metric, "rows": [
-            {"unit_id": r.unit_id, "code": r.code, "name": r.name, "total": r.total,
-             "via": r.via, "ratio": r.ratio, "target": r.target, "met": r.met,
-             "is_total": r.is_total} for r in t.rows]} for t in report.tables])
+    body = report_json(report)
+    return jsonify(period=_period_json(period), unit=body["unit"], title=body["title"],
+                   tables=body["tables"])
 
 
 @bp.route("/openapi.json")

@@ -28,7 +28,6 @@ from openpyxl.styles import Alignment, Font  # type: ignore[import-untyped]
 
 from central.db.models import Site, Stay
 from central.web.i18n import translate
-from central.web.reports import Report
 from central.web.timeutil import fmt_local
 
 XLSX_NAME = "tblt_vn_import.xlsx"
@@ -125,47 +124,96 @@ def _ratio_text(value: float | None) -> str:
     return "" if value is None else f"{value * 100:.1f}%"
 
 
-def report_rows(report: Report, lang: str) -> list[list[str]]:
-    """Flat rows: metric, unit code, unit, total, via, ratio, target, met."""
-    out: list[list[str]] = []
-    for table in report.tables:
-        metric = translate(f"metric.{table.metric}", lang)
-        for row in table.rows:
-            name = (translate("rep.sum", lang) + " " + row.name).strip() if row.is_total \
-                else row.name
-            met = "" if row.met is None else translate("rep.yes" if row.met else "rep.no", lang)
-            out.append([metric, row.code, name, str(row.total), str(row.via),
-                        _ratio_text(row.ratio), _ratio_text(row.target), met])
-    return out
+REPORT_KEYS = ("adm.metric", "rep.kind", "adm.code", "rep.unit", "rep.total", "rep.via",
+               "rep.late", "rep.overdue", "rep.ratio", "rep.target", "rep.met")
 
 
 def report_header(lang: str) -> list[str]:
-    return [translate(k, lang) for k in ("adm.metric", "adm.code", "rep.unit", "rep.total",
-                                         "rep.via", "rep.ratio", "rep.target", "rep.met")]
+    return [translate(k, lang) for k in REPORT_KEYS]
 
 
-def report_xlsx(report: Report, lang: str) -> bytes:
-    """One sheet: a title with the period, then the ratio tables as rows."""
+def _row_values(metric: str, row: dict[str, Any], lang: str) -> list[Any]:
+    """One table row as values: numbers stay numbers, the ratio and target are fractions."""
+    if row["is_total"]:
+        name = (translate("rep.sum", lang) + " " + (row["name"] or
+                                                    translate("rep.all_units", lang))).strip()
+    else:
+        name = row["name"]
+    met = "" if row["met"] is None else translate("rep.yes" if row["met"] else "rep.no", lang)
+    notices = metric == "stays_notified"
+    return [translate(f"metric.{metric}", lang), translate(f"rep.kind.{row['kind']}", lang),
+            row["code"], name, row["total"], row["via"],
+            row.get("late", 0) if notices else None, row.get("overdue", 0) if notices else None,
+            row["ratio"], row["target"], met]
+
+
+def report_table_rows(data: dict[str, Any], lang: str) -> list[list[Any]]:
+    """Every table of a report's JSON (:func:`central.web.reports.report_json`): its rows,
+    then its per-site rows."""
+    out: list[list[Any]] = []
+    for table in data["tables"]:
+        for row in table["rows"]:
+            out.append(_row_values(table["metric"], row, lang))
+        for row in table.get("site_rows", []):
+            out.append(_row_values(table["metric"], row, lang))
+    return out
+
+
+def report_filename(data: dict[str, Any], ext: str, version: int | None = None) -> str:
+    """``bao_cao_<unit code or scope>_<first>_<last>[_v<n>].<ext>`` (ASCII only)."""
+    unit = data.get("unit")
+    who = str(unit["code"]) if unit else "pham_vi"
+    who = "".join(ch if ch.isalnum() and ch.isascii() else "_" for ch in who)
+    period = data["period"]
+    suffix = f"_v{version}" if version is not None else ""
+    return f"bao_cao_{who}_{period['first']}_{period['last']}{suffix}.{ext}"
+
+
+def report_xlsx(data: dict[str, Any], lang: str, author: str = "",
+                version: int | None = None) -> bytes:
+    """One sheet: title, unit, period, author and time, then the rows with real numbers
+    (counts as integers, ratios and targets as percentages)."""
     wb = Workbook()
     ws = wb.active
     ws.title = "BAO_CAO"
     ws["A1"] = translate("rep.title", lang)
     ws["A1"].font = Font(bold=True, size=14)
-    ws["A2"] = f"{translate(f'period.{report.period.kind}', lang)}: {report.period.label}"
-    ws.append([])
-    ws.append(report_header(lang))
-    for cell in ws[4]:
+    period = data["period"]
+    ws["A2"] = translate("rep.unit", lang)
+    ws["B2"] = data.get("title") or translate("rep.all_units", lang)
+    ws["A3"] = translate(f"period.{period['kind']}", lang)
+    ws["B3"] = period["label"]
+    ws["A4"] = translate("rep.author", lang)
+    ws["B4"] = author
+    ws["A5"] = translate("rep.generated", lang)
+    ws["B5"] = data.get("generated_at") or ""
+    if version is not None:
+        ws["C5"] = f"{translate('rep.version', lang)} {version}"
+    header_row = 7
+    for col, title in enumerate(report_header(lang), start=1):
+        cell = ws.cell(row=header_row, column=col, value=title)
         cell.font = Font(bold=True)
-    for row in report_rows(report, lang):
-        ws.append(row)
+        cell.alignment = Alignment(wrap_text=True)
+    for r, values in enumerate(report_table_rows(data, lang), start=header_row + 1):
+        for col, value in enumerate(values, start=1):
+            cell = ws.cell(row=r, column=col, value=value)
+            if col in (9, 10) and value is not None:
+                cell.number_format = "0.0%"
+    for col, width in zip("ABCDEFGHIJK", (34, 12, 12, 36, 10, 12, 10, 10, 9, 9, 10),
+                          strict=True):
+        ws.column_dimensions[col].width = width
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
 
 
-def report_csv(report: Report, lang: str) -> bytes:
+def report_csv(data: dict[str, Any], lang: str) -> bytes:
+    """The same rows as CSV (ratios as percentages with one decimal)."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(report_header(lang))
-    writer.writerows(report_rows(report, lang))
+    for values in report_table_rows(data, lang):
+        text = ["" if v is None else str(v) for v in values]
+        text[8], text[9] = _ratio_text(values[8]), _ratio_text(values[9])
+        writer.writerow(text)
     return ("\ufeff" + buf.getvalue()).encode("utf-8")

@@ -134,14 +134,21 @@ OPENAPI: dict[str, Any] = {
                                "additionalProperties": {"type": "integer"}}}),
             "DevicesResponse": _obj({"devices": {"type": "array", "items": _ref("Device")}}),
             "RatioRow": _obj({
-                "unit_id": _NULLABLE_INT, "code": {"type": "string"}, "name": {"type": "string"},
+                "kind": {"enum": ["unit", "site", "total"]},
+                "unit_id": _NULLABLE_INT, "site_id": _NULLABLE_STR,
+                "code": {"type": "string"}, "name": {"type": "string"},
+                "unit_name": {"type": "string"},
                 "total": {"type": "integer"}, "via": {"type": "integer"},
                 "ratio": _NULLABLE_NUM, "target": _NULLABLE_NUM,
-                "met": {"type": ["boolean", "null"]}, "is_total": {"type": "boolean"}}),
+                "met": {"type": ["boolean", "null"]}, "is_total": {"type": "boolean"},
+                "late": {"type": "integer"}, "overdue": {"type": "integer"}},
+                required=["kind", "unit_id", "site_id", "code", "name", "total", "via",
+                          "ratio", "target", "met", "is_total"]),
             "RatioTable": _obj({
                 "metric": {"enum": ["hospital_cccd", "heritage_cccd", "sites_equipped",
                                     "stays_notified"]},
-                "rows": {"type": "array", "items": _ref("RatioRow")}}),
+                "rows": {"type": "array", "items": _ref("RatioRow")},
+                "site_rows": {"type": "array", "items": _ref("RatioRow")}}),
             "ReportResponse": _obj({
                 "period": _ref("Period"),
                 "unit": {"oneOf": [{"type": "null"}, _obj({

@@ -1,4 +1,6 @@
-"""Read models: counts from :class:`Rollup`, occupancy from :class:`SiteOccupancy`.
+"""Read models of the dashboard: counts from :class:`Rollup`, occupancy from
+:class:`SiteOccupancy`. The counting rules themselves (which kinds are arrivals, which
+methods are CCCD) and the grouped counts are central.readside's.
 
 Nothing here reads :class:`~central.db.models.Event`: every count is a sum over the per-hour
 rollups the ingest keeps current, so a query costs the same with ten thousand or ten million
@@ -15,66 +17,45 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from central import readside
 from central.db.models import Alarm, Device, IngestRejection, Rollup, Site, SiteOccupancy, Stay
+from central.readside import ARRIVAL_KINDS, DEPARTURE_KINDS, METHODS
 from central.web.errors import BadRequest
 from central.web.security import Scope, scoped_sites
 from central.web.timeutil import VN, as_utc, day_start_utc, local_today, utcnow
 
-METHODS = ("chip", "card-qr", "vneid-qr", "manual")
-CCCD_METHODS = ("chip", "card-qr", "vneid-qr")
-ENTRY_KINDS = ("entry", "visit", "stay.start", "manual:entry", "manual:visit")
-"""Rollup kinds that add to "entries" (central.counting rolls a manual count up under
-``manual:<counts_as>``)."""
-EXIT_KINDS = ("exit", "stay.end", "manual:exit")
 GROUP_BY = ("hour", "day", "site", "kind", "method", "age_band", "sex", "birth_province")
 CAPACITY_ALERT = 0.9
-
-
-def _site_filter(query: Any, site_ids: Iterable[str] | None) -> Any:
-    return query if site_ids is None else query.where(Rollup.site_id.in_(list(site_ids)))
 
 
 def counts(db: Session, site_ids: Iterable[str] | None, start: datetime, end: datetime,
            group_by: Iterable[str] = (), kinds: Iterable[str] | None = None,
            ) -> list[dict[str, Any]]:
-    """Sums of people and events over ``[start, end)`` grouped by dimensions of :data:`GROUP_BY`.
-
-    ``site_ids`` None means every site. ``day`` groups by Vietnam-time date (folded from UTC
-    hours in Python: at most 24 rows per day per other group). Rows are sorted by their keys.
-    """
+    """:func:`central.readside.counts` shaped for the API: ``site`` for the site dimension,
+    ``hour`` as ISO UTC text, ``day`` as an ISO Vietnam-time date; 400 on a bad group."""
     dims = list(group_by)
     for dim in dims:
         if dim not in GROUP_BY:
             raise BadRequest(f"group_by: {dim!r} is not one of {', '.join(GROUP_BY)}")
     if "hour" in dims and "day" in dims:
         raise BadRequest("group_by: hour and day together")
-    columns: list[Any] = []
-    for dim in dims:
-        col = {"hour": Rollup.hour, "day": Rollup.hour, "site": Rollup.site_id}.get(
-            dim, getattr(Rollup, dim, None))
-        columns.append(col)
-    query = select(*columns, func.sum(Rollup.people), func.sum(Rollup.events)).where(
-        Rollup.hour >= as_utc(start), Rollup.hour < as_utc(end))
-    query = _site_filter(query, site_ids)
-    if kinds is not None:
-        query = query.where(Rollup.kind.in_(list(kinds)))
-    if columns:
-        query = query.group_by(*columns)
-    folded: dict[tuple[Any, ...], list[int]] = {}
-    for row in db.execute(query):
-        key: list[Any] = []
-        for dim, value in zip(dims, row[: len(dims)], strict=True):
+    if as_utc(end) <= as_utc(start):
+        return []
+    inner = ["site_id" if d == "site" else d for d in dims]
+    rows = readside.counts(db, None if site_ids is None else list(site_ids), start, end,
+                           inner, kinds)
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        item: dict[str, Any] = {}
+        for dim, name in zip(dims, inner, strict=True):
+            value = row.key[name]
             if dim == "hour":
-                key.append(as_utc(value).isoformat().replace("+00:00", "Z"))
+                value = as_utc(value).isoformat().replace("+00:00", "Z")
             elif dim == "day":
-                key.append(as_utc(value).astimezone(VN).date().isoformat())
-            else:
-                key.append(value)
-        acc = folded.setdefault(tuple(key), [0, 0])
-        acc[0] += int(row[-2] or 0)
-        acc[1] += int(row[-1] or 0)
-    return [{**dict(zip(dims, key, strict=True)), "people": v[0], "events": v[1]}
-            for key, v in sorted(folded.items(), key=lambda kv: tuple(str(k) for k in kv[0]))]
+                value = value.isoformat()
+            item[dim] = value
+        out.append({**item, "people": row.people, "events": row.events})
+    return out
 
 
 @dataclass
@@ -156,12 +137,12 @@ def snapshot(db: Session, scope: Scope, site_id: str | None = None,
     ).group_by(Rollup.site_id, Rollup.hour, Rollup.kind, Rollup.method)
     for sid, hour, kind, method, people in db.execute(query):
         n = int(people or 0)
-        if kind in ENTRY_KINDS:
+        if kind in ARRIVAL_KINDS:
             per_site[sid][0] += n
             hourly[as_utc(hour).astimezone(VN).hour] += n
             if method in methods:
                 methods[method] += n
-        elif kind in EXIT_KINDS:
+        elif kind in DEPARTURE_KINDS:
             per_site[sid][1] += n
     statuses = [SiteStatus(s, occ.get(s.id, 0), per_site[s.id][0], per_site[s.id][1])
                 for s in sites]

@@ -1,0 +1,234 @@
+"""The read side: every counting rule the web pages, the API, the reports and the tests share.
+
+One place for what a rollup row *means* (docs/cccd.md §10):
+
+* :data:`CCCD_METHODS` — the methods that count as "by CCCD / VNeID";
+* :func:`insured_visit` — whether a hospital visit is in the insured-visit ratio's denominator
+  (:data:`INSURED`) and numerator (a CCCD method on a ``visit``). A new way to present the
+  insurance card (a BHYT-card method) belongs in :data:`INSURED_METHODS` or :data:`INSURED`
+  here: denominator, never numerator;
+* :data:`ARRIVAL_KINDS` / :data:`DEPARTURE_KINDS` — rollup kinds that add to the dashboard's
+  "arrivals" and "exits" (a manual count is rolled up as ``manual:<counts_as>``);
+  :data:`GATE_ENTRY_KINDS` — heritage gate entries (the heritage ratio's denominator);
+* :func:`counts` — sums of rollups over a period grouped by dimensions;
+* :func:`site_tallies` — each site's figures for the report tables (central.web.reports);
+* :func:`notice_state` — a stay's accommodation notice: due, overdue, on time or late
+  (docs/cccd.md §9).
+
+Nothing here reads the ``events`` table: counts come from the per-hour rollups. This module
+has no Flask import, so the ingest (central.counting), the web and the tests all use it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from central.db.models import Rollup, Site, SiteKind, Stay
+
+LOCAL = timezone(timedelta(hours=7), "UTC+07:00")
+"""Vietnam's civil time (no daylight saving)."""
+
+METHODS = ("chip", "card-qr", "vneid-qr", "manual")
+"""Methods the dashboard breaks arrivals down by."""
+CCCD_METHODS = frozenset({"chip", "card-qr", "vneid-qr"})
+"""Methods that count as "by CCCD / VNeID" (the ratios' numerators)."""
+INSURED = frozenset({"valid", "paper-card"})
+"""Insurance values of an insured hospital visit (the ``hospital_cccd`` denominator): the
+lookup answered ``valid`` (any method), or a manual visit counted as ``paper-insurance`` (the
+paper BHYT card, rolled up as ``paper-card``). ``invalid``, ``unknown`` (gateway down) and
+``not-checked`` are outside the ratio: they cannot be called insured visits."""
+INSURED_METHODS: frozenset[str] = frozenset()
+"""Methods whose visits are insured visits whatever the ``insurance`` dimension says, without
+being CCCD visits (the baseline the ratio compares against). Empty today."""
+
+ARRIVAL_KINDS = frozenset({"entry", "visit", "stay.start", "manual:entry", "manual:visit"})
+"""Rollup kinds that add to "arrivals" (gate entries, hospital visits, check-ins)."""
+DEPARTURE_KINDS = frozenset({"exit", "stay.end", "manual:exit"})
+"""Rollup kinds that add to "exits and check-outs"."""
+GATE_ENTRY_KINDS = frozenset({"entry", "manual:entry"})
+"""Heritage gate entries: the heritage ratio's denominator (``entry`` by a CCCD method is its
+numerator)."""
+GROUPS = ("site_id", "hour", "day", "kind", "method", "age_band", "sex", "birth_province",
+          "insurance")
+
+
+class ReadError(ValueError):
+    """A counting request that cannot be answered (bad group, bad period)."""
+
+
+def utc(value: datetime) -> datetime:
+    """Aware UTC (SQLite gives naive datetimes back: they are UTC by construction)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def insured_visit(kind: str, method: str, insurance: str) -> tuple[bool, bool]:
+    """``(in the denominator, in the numerator)`` of the insured-visit ratio for one rollup
+    row of a hospital (docs/cccd.md §10): insured visits, and of them those by CCCD/VNeID."""
+    if kind not in ("visit", "manual:visit"):
+        return False, False
+    insured = insurance in INSURED or method in INSURED_METHODS
+    return insured, insured and kind == "visit" and method in CCCD_METHODS
+
+
+def gate_entry(kind: str, method: str) -> tuple[bool, bool]:
+    """``(in the denominator, in the numerator)`` of the heritage ratio for one rollup row."""
+    if kind not in GATE_ENTRY_KINDS:
+        return False, False
+    return True, kind == "entry" and method in CCCD_METHODS
+
+
+# -- counts ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CountRow:
+    """One group of :func:`counts`: the group's values, people (sum of count) and events."""
+
+    key: dict[str, Any]
+    people: int
+    events: int
+
+
+def counts(session: Session, site_ids: Sequence[str] | None, start: datetime, end: datetime,
+           group_by: Sequence[str] = (), kinds: Iterable[str] | None = None,
+           ) -> list[CountRow]:
+    """Counts over ``[start, end)`` (hours of ``occurred_at``, UTC) from the rollups.
+
+    ``site_ids`` None means every site. ``group_by`` names among :data:`GROUPS`; ``hour`` is
+    the UTC hour, ``day`` the local (UTC+07:00) date. ``kinds`` restricts the rollup kinds.
+    Cost depends on the number of rollup rows in the period, not on the events stored.
+    """
+    unknown = [g for g in group_by if g not in GROUPS]
+    if unknown:
+        raise ReadError(f"cannot group by {', '.join(unknown)} (known: {', '.join(GROUPS)})")
+    if "hour" in group_by and "day" in group_by:
+        raise ReadError("cannot group by hour and day together")
+    if utc(end) <= utc(start):
+        raise ReadError("end must be after start")
+    sql_groups = [g for g in group_by if g != "day"]
+    if "day" in group_by:
+        sql_groups.append("hour")
+    columns = [getattr(Rollup, g) for g in sql_groups]
+    query = (select(*columns, func.sum(Rollup.people), func.sum(Rollup.events))
+             .where(and_(Rollup.hour >= utc(start), Rollup.hour < utc(end))))
+    if site_ids is not None:
+        query = query.where(Rollup.site_id.in_(list(site_ids)))
+    if kinds is not None:
+        query = query.where(Rollup.kind.in_(list(kinds)))
+    if columns:
+        query = query.group_by(*columns)
+    folded: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
+    for row in session.execute(query).all():
+        values = dict(zip(sql_groups, row[:len(sql_groups)], strict=True))
+        if "hour" in values:
+            values["hour"] = utc(values["hour"])
+        if "day" in group_by:
+            values["day"] = values["hour"].astimezone(LOCAL).date()
+        key = tuple(values[g] for g in group_by)
+        folded[key][0] += int(row[-2] or 0)
+        folded[key][1] += int(row[-1] or 0)
+    return [CountRow(dict(zip(group_by, key, strict=True)), p, e)
+            for key, (p, e) in sorted(folded.items(), key=lambda kv: tuple(map(str, kv[0])))]
+
+
+# -- accommodation notices (docs/cccd.md §9) -------------------------------------------------
+
+NOTICE_STATES = ("due", "overdue", "on_time", "late")
+
+
+def notice_state(deadline_at: datetime, notified_at: datetime | None, now: datetime) -> str:
+    """``on_time`` (notified at or before the deadline), ``late`` (notified after it),
+    ``overdue`` (not notified, deadline passed) or ``due`` (not notified, still in time)."""
+    if notified_at is not None:
+        return "on_time" if utc(notified_at) <= utc(deadline_at) else "late"
+    return "overdue" if utc(deadline_at) < utc(now) else "due"
+
+
+# -- report tallies --------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """One site's (or a sum of sites') report figures over a period.
+
+    ``sites``/``equipped``: the site counts, and counts as equipped when at least one event
+    signed by one of its devices was accepted with ``occurred_at`` in the period (a period
+    figure, docs/web.md "Reports"). ``stays``: stays that began in the period; of them
+    ``on_time`` notified by their deadline, ``late`` notified after it, ``overdue`` still not
+    notified past it (at the time the report is built).
+    """
+
+    hosp_total: int = 0
+    hosp_via: int = 0
+    her_total: int = 0
+    her_via: int = 0
+    sites: int = 0
+    equipped: int = 0
+    stays: int = 0
+    on_time: int = 0
+    late: int = 0
+    overdue: int = 0
+
+    def add(self, other: Tally) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def pair(self, metric: str) -> tuple[int, int]:
+        """``(total, via)`` of a report metric (central.web.reports.METRICS)."""
+        return {"hospital_cccd": (self.hosp_total, self.hosp_via),
+                "heritage_cccd": (self.her_total, self.her_via),
+                "sites_equipped": (self.sites, self.equipped),
+                "stays_notified": (self.stays, self.on_time)}[metric]
+
+    def figures(self, metric: str) -> dict[str, int]:
+        """Figures shown beside the ratio (late and overdue notices)."""
+        if metric == "stays_notified":
+            return {"late": self.late, "overdue": self.overdue}
+        return {}
+
+
+def site_tallies(db: Session, sites: Sequence[Site], start: datetime, end: datetime,
+                 now: datetime) -> dict[str, Tally]:
+    """Each site's :class:`Tally` over ``[start, end)`` (three grouped queries in all)."""
+    ids = [s.id for s in sites]
+    kind_of = {s.id: s.kind for s in sites}
+    tallies = {s.id: Tally(sites=1) for s in sites}
+    if not ids:
+        return tallies
+    query = (select(Rollup.site_id, Rollup.kind, Rollup.method, Rollup.insurance,
+                    func.sum(Rollup.people), func.sum(Rollup.events))
+             .where(Rollup.hour >= utc(start), Rollup.hour < utc(end), Rollup.site_id.in_(ids))
+             .group_by(Rollup.site_id, Rollup.kind, Rollup.method, Rollup.insurance))
+    for sid, kind, method, insurance, people, events in db.execute(query):
+        t, n = tallies[sid], int(people or 0)
+        if int(events or 0) > 0:
+            t.equipped = 1
+        if kind_of[sid] is SiteKind.HOSPITAL:
+            den, num = insured_visit(kind, method, insurance)
+            t.hosp_total += n if den else 0
+            t.hosp_via += n if num else 0
+        elif kind_of[sid] is SiteKind.HERITAGE:
+            den, num = gate_entry(kind, method)
+            t.her_total += n if den else 0
+            t.her_via += n if num else 0
+    for sid, deadline, notified in db.execute(
+            select(Stay.site_id, Stay.deadline_at, Stay.notified_at)
+            .where(Stay.site_id.in_(ids), Stay.started_at >= utc(start),
+                   Stay.started_at < utc(end))):
+        t = tallies[sid]
+        t.stays += 1
+        state = notice_state(deadline, notified, now)
+        if state == "on_time":
+            t.on_time += 1
+        elif state == "late":
+            t.late += 1
+        elif state == "overdue":
+            t.overdue += 1
+    return tallies
