@@ -199,9 +199,9 @@ def report_xlsx(data: dict[str, Any], lang: str, author: str = "",
             cell = ws.cell(row=r, column=col, value=value)
             if col in (9, 10) and value is not None:
                 cell.number_format = "0.0%"
-    for col, width in zip("ABCDEFGHIJK", (34, 12, 12, 36, 10, 12, 10, 10, 9, 9, 10),
-                          strict=True):
-        ws.column_dimensions[col].width = width
+    for letter, width in zip("ABCDEFGHIJK", (34, 12, 12, 36, 10, 12, 10, 10, 9, 9, 10),
+                             strict=True):
+        ws.column_dimensions[letter].width = width
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
