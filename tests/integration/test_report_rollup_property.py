@@ -9,6 +9,7 @@ metric and every figure; and the total equals a naive count of the generated dat
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,6 +24,7 @@ from central.web.reports import METRICS, Report, build_report
 from central.web.security import Scope, scope_for_units
 from tests.integration.pg_fixtures import db_url, postgres_server  # noqa: F401
 
+World = dict[str, list[Any]]
 _MIGRATED: set[str] = set()
 EVERYTHING = Scope(True, frozenset(), frozenset())
 PERIOD = Period("custom", date(2026, 11, 1), date(2026, 11, 30))
@@ -33,7 +35,7 @@ INSURANCE = ["", "valid", "paper-card", "invalid", "unknown"]
 
 
 @st.composite
-def worlds(draw: st.DrawFn) -> dict[str, list[tuple[object, ...]]]:
+def worlds(draw: st.DrawFn) -> World:
     n_units = draw(st.integers(1, 7))
     parents: list[int | None] = [None]
     for i in range(1, n_units):
@@ -41,8 +43,8 @@ def worlds(draw: st.DrawFn) -> dict[str, list[tuple[object, ...]]]:
     n_sites = draw(st.integers(0, 8))
     sites = [(f"s{i}", draw(st.sampled_from(list(SiteKind))), draw(st.integers(0, n_units - 1)))
              for i in range(n_sites)]
-    rollups = []
-    stays = []
+    rollups: list[tuple[int, int, str, str, str, int]] = []
+    stays: list[tuple[int, int, int | None]] = []
     if sites:
         for _ in range(draw(st.integers(0, 25))):
             rollups.append((draw(st.integers(0, n_sites - 1)), draw(st.integers(-48, 30 * 24 + 48)),
@@ -55,7 +57,7 @@ def worlds(draw: st.DrawFn) -> dict[str, list[tuple[object, ...]]]:
             "stays": stays}
 
 
-def _load(db: Session, world: dict[str, list[tuple[object, ...]]]) -> list[int]:
+def _load(db: Session, world: World) -> list[int]:
     for model in (Stay, Rollup, Device, Target, Site, Unit):
         db.execute(delete(model))
     db.flush()
@@ -116,7 +118,7 @@ def _check(report: Report) -> None:
         assert 0 <= total.via <= total.total
 
 
-def _naive_heritage(world: dict[str, list[tuple[object, ...]]], site_ids: set[str]) -> int:
+def _naive_heritage(world: World, site_ids: set[str]) -> int:
     end_hour = 30 * 24
     out = 0
     for site_index, hour, kind, _m, _i, people in world["rollups"]:
@@ -132,7 +134,7 @@ def _naive_heritage(world: dict[str, list[tuple[object, ...]]], site_ids: set[st
                                  HealthCheck.too_slow])
 @given(world=worlds())
 def test_totals_equal_the_sum_of_rows_at_every_level(db_url: str,  # noqa: F811
-                                                      world: dict[str, list[tuple[object, ...]]],
+                                                      world: World,
                                                       ) -> None:
     engine = make_engine(db_url)
     if db_url not in _MIGRATED:  # the same database for every example of one run
