@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -42,6 +43,7 @@ NATIONALITY_CODES = {"VNM": "VNM - Viet Nam"}
 DOCUMENT_CODES = {"cccd": "1 - Thẻ CCCD"}
 DOCUMENT_NAMES = {"cccd": "Thẻ căn cước công dân"}
 RESIDENCE_PERMANENT = "1 - Thường trú"
+STAY_WIDTHS = (5, 26, 12, 10, 16, 14, 22, 15, 13, 14, 20, 22, 30, 12, 14, 12, 22, 12, 30)
 REASON_CODES = {"tourism": "1 - Du lịch", "business": "2 - Công tác", "study": "3 - Học tập",
                 "family": "4 - Thăm thân", "treatment": "5 - Khám chữa bệnh",
                 "caregiver": "6 - Chăm sóc người bệnh", "other": "20 - Mục đích khác"}
@@ -69,21 +71,95 @@ def _iso_to_dmy(text: str | None) -> str:
         return text
 
 
+COMMUNE_PREFIXES = ("phường", "xã", "thị trấn", "đặc khu", "p.", "x.", "tt.")
+DISTRICT_PREFIXES = ("quận", "huyện", "thị xã", "q.", "h.", "tx.")
+
+
+@dataclass(frozen=True)
+class AddressParts:
+    """A Vietnamese address split for the portal's columns K, L, M."""
+
+    province: str
+    commune: str
+    detail: str
+
+
+def split_address(address: str | None) -> AddressParts:
+    """Best-effort split of ``"<detail>, <commune>, [<district>,] <province>"`` by its
+    comma-separated parts (docs/web.md "Accommodation register").
+
+    The last part is the province; the commune is the right-most other part that starts with
+    Phường / Xã / Thị trấn / Đặc khu (else the part just before the province); everything
+    before the commune is the detail, and a district part between the commune and the
+    province (gone since the 2025 two-tier reform) is appended to the detail so nothing of
+    the address is lost. One part only: all detail. The names are kept as written: the
+    portal's own lists decide the codes, so check the two columns before filing.
+    """
+    parts = [p.strip() for p in (address or "").split(",") if p.strip()]
+    if len(parts) < 2:
+        return AddressParts("", "", parts[0] if parts else "")
+    province, rest = parts[-1], parts[:-1]
+    index = next((i for i in range(len(rest) - 1, -1, -1)
+                  if rest[i].lower().startswith(COMMUNE_PREFIXES)), None)
+    if index is None:
+        if len(rest) == 1:  # "<detail>, <province>": no commune named
+            return AddressParts(province, "", rest[0])
+        index = len(rest) - 1
+    detail = rest[:index] + rest[index + 1:]
+    return AddressParts(province, rest[index], ", ".join(detail))
+
+
 def stay_row(index: int, rec: StayRecord) -> list[str]:
-    """Columns A … S of one guest, every cell text."""
+    """Columns A … S of one guest, every cell text.
+
+    N (NGÀY ĐẾN) is the arrival date; O (NGÀY ĐI) is the actual departure once the guest has
+    left, else the expected one; S (GHI CHÚ) says when the guest actually left. Every value
+    is written raw here: the writers (:func:`stays_xlsx`, :func:`stays_csv`) are where
+    cells are escaped against formula injection.
+    """
     p, s = rec.personal, rec.stay
-    departure = s.expected_departure
     address = p.get("address") or ""
+    parts = split_address(address)
+    if s.ended_at is not None:
+        departure = fmt_local(s.ended_at, "%d/%m/%Y")
+        note = "Đã trả phòng / ra viện lúc " + fmt_local(s.ended_at)
+    else:
+        departure = _dmy(s.expected_departure)
+        note = ""
     return [
         str(index), p.get("full_name", ""), _iso_to_dmy(p.get("date_of_birth")),
         SEX_CODES.get(p.get("sex") or "", ""),
         NATIONALITY_CODES.get(p.get("nationality", ""), p.get("nationality", "")),
         DOCUMENT_CODES.get(p.get("document_type", ""), ""),
         DOCUMENT_NAMES.get(p.get("document_type", ""), ""),
-        p.get("id_number", ""), "", RESIDENCE_PERMANENT if address else "", "", "", address,
-        fmt_local(s.started_at, "%d/%m/%Y"),
-        _dmy(departure) if departure else fmt_local(s.ended_at, "%d/%m/%Y"),
-        s.ward_or_room or "", REASON_CODES.get(s.reason_code or "", ""), "", ""]
+        p.get("id_number", ""), "", RESIDENCE_PERMANENT if address else "",
+        parts.province, parts.commune, parts.detail,
+        fmt_local(s.started_at, "%d/%m/%Y"), departure,
+        s.ward_or_room or "", REASON_CODES.get(s.reason_code or "", ""), "", note]
+
+
+def xlsx_name(site: Site | None) -> str:
+    """``tblt_vn_import.xlsx`` for one establishment (the portal's name), prefixed by the
+    establishment's id inside a zip of several."""
+    return XLSX_NAME if site is None else f"{site.id}_{XLSX_NAME}"
+
+
+def stays_by_establishment(records: Iterable[StayRecord]) -> dict[str, list[StayRecord]]:
+    """Records grouped by site id (each establishment files its own workbook)."""
+    out: dict[str, list[StayRecord]] = {}
+    for rec in records:
+        out.setdefault(rec.site.id, []).append(rec)
+    return out
+
+
+def stays_zip(groups: dict[str, list[StayRecord]]) -> bytes:
+    """One portal workbook per establishment, in a zip."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for site_id in sorted(groups):
+            recs = groups[site_id]
+            zf.writestr(xlsx_name(recs[0].site), stays_xlsx(recs, recs[0].site.name))
+    return buf.getvalue()
 
 
 def stays_xlsx(records: Iterable[StayRecord], establishment: str) -> bytes:
@@ -99,7 +175,9 @@ def stays_xlsx(records: Iterable[StayRecord], establishment: str) -> bytes:
         cell = ws.cell(row=4, column=col, value=title)
         cell.font = Font(bold=True)
         cell.alignment = Alignment(wrap_text=True)
+        ws.column_dimensions[cell.column_letter].width = STAY_WIDTHS[col - 1]
     for i, rec in enumerate(records, start=1):
+        # Formula-injection escaping of each value belongs here (issue 13, central/web/exports)
         for col, value in enumerate(stay_row(i, rec), start=1):
             cell = ws.cell(row=FIRST_DATA_ROW + i - 1, column=col)
             cell.value = value
@@ -116,6 +194,7 @@ def stays_csv(records: Iterable[StayRecord]) -> bytes:
     writer = csv.writer(buf)
     writer.writerow(COLUMNS)
     for i, rec in enumerate(records, start=1):
+        # Formula-injection escaping of each value belongs here (issue 13, central/web/exports)
         writer.writerow(stay_row(i, rec))
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 

@@ -244,3 +244,31 @@ class StayNotifyForm(Form):  # type: ignore[misc]
                                                "'-'")])
     notified_at = DateTimeField("notified_at")
     back = StringField("back")
+
+
+class StayFilterForm(Form):  # type: ignore[misc]
+    """The register's filters (query string): status, establishment, arrival dates
+    ``from`` / ``to`` (the ``from`` field is attached below: it is a Python keyword)."""
+
+    status = SelectField("status", choices=[], default="", validate_choice=True)
+    site = StringField("site", filters=[_strip], validators=[Optional(), Length(max=64)])
+    to = DateField("to")
+
+    @property
+    def first(self) -> date | None:
+        field: DateField = self._fields["from"]
+        return field.date
+
+    @property
+    def last(self) -> date | None:
+        return self.to.date
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        ok = bool(super().validate(extra_validators))
+        if ok and self.first is not None and self.last is not None and self.last < self.first:
+            self.to.errors = [*self.to.errors, "must not be before from"]
+            return False
+        return ok
+
+
+setattr(StayFilterForm, "from", DateField("from"))
