@@ -100,7 +100,11 @@ def test_dynamic_keys_are_translated() -> None:
     keys += [f"role.{r.value}" for r in Role] + [f"level.{u.value}" for u in UnitLevel]
     keys += [f"period.{p}" for p in PERIOD_KINDS] + [f"metric.{m}" for m in METRICS]
     keys += [f"rep.via.{m}" for m in METRICS] + ["sex.M", "sex.F"]
-    keys += [f"stay.status.{s}" for s in ("all", "due", "overdue", "notified")]
+    from central.readside import NOTICE_STATES
+    from central.web.views_stays import STATUSES
+
+    keys += [f"stay.status.{s}" for s in (*STATUSES, *NOTICE_STATES)]
+    keys += [f"rep.kind.{k}" for k in ("unit", "site", "total")]
     keys += [f"reason.{r}" for r in ("treatment", "caregiver", "tourism", "business", "study",
                                      "family", "other")]
     keys += [f"state.{s}" for s in ("online", "offline", "unknown")]
