@@ -116,7 +116,8 @@ OPENAPI: dict[str, Any] = {
                                         "method": {"type": "string"},
                                         "age_band": {"type": "string"},
                                         "sex": {"type": "string"},
-                                        "birth_province": {"type": "string"}},
+                                        "birth_province": {"type": "string"},
+                                        "insurance": {"type": "string"}},
                          "additionalProperties": False},
             "CountsResponse": _obj({
                 "period": _ref("Period"),

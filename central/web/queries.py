@@ -24,7 +24,8 @@ from central.web.errors import BadRequest
 from central.web.security import Scope, scoped_sites
 from central.web.timeutil import VN, as_utc, day_start_utc, local_today, utcnow
 
-GROUP_BY = ("hour", "day", "site", "kind", "method", "age_band", "sex", "birth_province")
+GROUP_BY = ("hour", "day", "site", "kind", "method", "age_band", "sex", "birth_province",
+            "insurance")
 CAPACITY_ALERT = 0.9
 
 

@@ -24,7 +24,6 @@ from central.web.exports import (
     stays_csv,
     stays_xlsx,
     stays_zip,
-    xlsx_name,
 )
 from central.web.forms import NoticeForm, StayFilterForm, StayNotifyForm, bind
 from central.web.security import (
@@ -313,10 +312,9 @@ def export_xlsx() -> Response:
     site = next(iter(groups.values()))[0].site if groups else (
         get_site(f.site_id) if f.site_id else None)
     body = stays_xlsx(records, site.name if site is not None else "")
-    name = XLSX_NAME if f.site_id or site is None else xlsx_name(site)
     return Response(body, mimetype=(
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        headers={"Content-Disposition": f'attachment; filename="{XLSX_NAME}"'})
 
 
 @bp.route("/export.csv")

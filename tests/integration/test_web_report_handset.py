@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -32,58 +32,29 @@ from sqlalchemy import select
 
 from central.at_rest import encrypt_personal
 from central.counting import stay_deadline
-from central.db.models import AuditLog, Rollup, Site, SiteKind, Stay
+from central.db.models import AuditLog, Stay
 from central.web import views_stays
-from tests.web_support import DATA_KEY, World, csrf, login, make_world
+from tests.web_support import (
+    DATA_KEY,
+    STAY_B,
+    STAY_C,
+    World,
+    csrf,
+    login,
+    make_world,
+    seed_november,
+)
+from tests.web_support import (
+    NOV_H as H,
+)
 
 NOV = "period=custom&from=01/11/2026&to=30/11/2026"
-H = datetime(2026, 11, 10, 3, tzinfo=UTC)  # 10/11/2026 10:00 Vietnam time
-STAY_A = "0190b000-0000-7000-8000-00000000000a"
-STAY_B = "0190b000-0000-7000-8000-00000000000b"
-STAY_C = "0190b000-0000-7000-8000-00000000000c"
-
-
-def _rollup(site: str, kind: str, method: str, people: int, insurance: str = "",
-            hour: datetime = H) -> Rollup:
-    return Rollup(site_id=site, hour=hour, kind=kind, method=method, age_band="", sex="",
-                  birth_province="", insurance=insurance, people=people, events=people)
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
     w = make_world(tmp_path)
-    with w.maker() as db:
-        db.add(Site(id="lang-tu-duc", name="Lăng Tự Đức", kind=SiteKind.HERITAGE,
-                    unit_id=w.units["046"], capacity=200, close_time="17:30"))
-        db.flush()
-        db.add_all([
-            _rollup("hue-dai-noi", "entry", "chip", 10),
-            _rollup("hue-dai-noi", "manual:entry", "manual", 6),
-            _rollup("lang-tu-duc", "entry", "card-qr", 5),
-            _rollup("lang-tu-duc", "manual:entry", "manual", 2),
-            _rollup("bv-hue", "visit", "chip", 4, "valid"),
-            _rollup("bv-hue", "manual:visit", "manual", 1, "paper-card"),
-            _rollup("bv-hue", "visit", "chip", 3, "invalid"),
-            # outside November (31/10 23:00 and 01/12 00:00 Vietnam time)
-            _rollup("lang-tu-duc", "entry", "chip", 100, hour=datetime(2026, 10, 31, 16,
-                                                                         tzinfo=UTC)),
-            _rollup("lang-tu-duc", "entry", "chip", 100, hour=datetime(2026, 11, 30, 17,
-                                                                         tzinfo=UTC)),
-        ])
-        guest = {"full_name": "Phạm Thị Thử", "id_number": "046303000001",
-                 "date_of_birth": "1990-03-02", "sex": "F", "nationality": "VNM",
-                 "address": "Thôn 3, Xã Phú Thượng, Thừa Thiên Huế", "document_type": "cccd"}
-        for stay_id, arrived, notified in (
-                (STAY_A, H, H + timedelta(hours=2)),
-                (STAY_B, H + timedelta(days=1), H + timedelta(days=33)),
-                (STAY_C, H + timedelta(days=2), None)):
-            db.add(Stay(stay_id=stay_id, site_id="ks-phu-vang", device_id="desk-ks-01",
-                        started_at=arrived, ended_at=arrived + timedelta(days=1, hours=2)
-                        if stay_id == STAY_A else None, deadline_at=stay_deadline(arrived),
-                        notified_at=notified, expected_departure=None, ward_or_room="101",
-                        reason_code="tourism",
-                        personal_sealed=encrypt_personal(DATA_KEY, stay_id, guest)))
-        db.commit()
+    seed_november(w)
     return w
 
 
