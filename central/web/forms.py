@@ -272,3 +272,21 @@ class StayFilterForm(Form):  # type: ignore[misc]
 
 
 setattr(StayFilterForm, "from", DateField("from"))
+
+
+class ReportFilterForm(Form):  # type: ignore[misc]
+    """A report's period and unit (query string or the submit form): ``period``, ``date``,
+    ``from`` / ``to`` (attached below), ``unit``."""
+
+    period = SelectField("period", choices=[], default="", validate_choice=True)
+    date = DateField("date")
+    to = DateField("to")
+    unit = _optional_int("unit")
+
+    def iso(self, name: str) -> str | None:
+        """The date field ``name`` as ISO text (what central.web.periods.resolve reads)."""
+        field: DateField = self._fields[name]
+        return field.date.isoformat() if field.date is not None else None
+
+
+setattr(ReportFilterForm, "from", DateField("from"))

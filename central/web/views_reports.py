@@ -12,8 +12,9 @@ from werkzeug.wrappers.response import Response as BaseResponse
 
 from central.db.models import ReportSnapshot, Role, Unit
 from central.web.app import current_language
-from central.web.errors import BadRequest, NotFoundError, OutOfScope
+from central.web.errors import NotFoundError, OutOfScope
 from central.web.exports import report_csv, report_filename, report_xlsx
+from central.web.forms import ReportFilterForm, bind
 from central.web.periods import PERIOD_KINDS, resolve
 from central.web.reports import Report, build_report, report_json
 from central.web.security import (
@@ -33,16 +34,13 @@ REPORT_ARGS = ("period", "date", "from", "to", "unit")
 
 
 def report_from_args(args: MultiDict[str, str] | None = None) -> Report:
-    """The report the parameters name (``period``, ``date``, ``from``, ``to``, ``unit``)."""
-    args = request.args if args is None else args
-    period = resolve(args.get("period"), args.get("date"), args.get("from"), args.get("to"))
-    unit = None
-    if args.get("unit"):
-        try:
-            unit_id = int(args["unit"])
-        except ValueError:
-            raise BadRequest("unit: an integer id") from None
-        unit = get_unit(unit_id)
+    """The report the parameters name (``period``, ``date``, ``from``, ``to``, ``unit``),
+    validated by :class:`ReportFilterForm` (dates ``dd/mm/yyyy``)."""
+    form = bind(ReportFilterForm, request.args if args is None else args,
+                period=["", *PERIOD_KINDS])
+    period = resolve(form.period.data or None, form.iso("date"), form.iso("from"),
+                     form.iso("to"))
+    unit = get_unit(form.unit.data) if form.unit.data is not None else None
     user = current_user()
     return build_report(db_session(), current_scope(), period, unit,
                         site_staff=user is not None and user.role is Role.SITE)

@@ -3,6 +3,7 @@ the field); API tokens always expire; a malformed close time never stops the clo
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -111,3 +112,19 @@ def test_a_malformed_close_time_does_not_stop_the_close_out(world: World) -> Non
         closed = {c.site_id: c.people for c in close_out(db, now)}
         db.commit()
     assert closed.get("hue-dai-noi") == 1 and closed.get("van-mieu") == 1
+
+
+def test_report_and_register_filters_refuse_with_a_reason(world: World) -> None:
+    c = world.app.test_client()
+    assert login(c, "tinh").status_code == 302
+    for query, reason in (("period=fortnight", "period:"),
+                          ("period=week&date=31/02/2026", "date: '31/02/2026' is not a calendar"),
+                          ("period=week&date=2026/02/01", "date: '2026/02/01': expected dd/mm"),
+                          ("unit=abc", "unit:")):
+        r = c.get(f"/reports/?{query}")
+        assert r.status_code == 400 and reason in html.unescape(r.get_data(as_text=True)), query
+    assert c.get("/reports/?period=week&date=01/02/2026").status_code == 200
+    for query, reason in (("status=lost", "status:"), ("from=1/13/2026", "from:"),
+                          ("from=02/11/2026&to=01/11/2026", "to: must not be before from")):
+        r = c.get(f"/stays/?{query}")
+        assert r.status_code == 400 and reason in html.unescape(r.get_data(as_text=True)), query
