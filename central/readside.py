@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -232,3 +232,81 @@ def site_tallies(db: Session, sites: Sequence[Site], start: datetime, end: datet
         elif state == "overdue":
             t.overdue += 1
     return tallies
+
+
+# -- trends and hospitals --------------------------------------------------------------------
+
+TREND_BUCKETS = ("day", "week")
+
+
+def bucket_of(day: date, by: str) -> date:
+    """The first day of ``day``'s bucket: itself, or the Monday of its ISO week."""
+    return day - timedelta(days=day.weekday()) if by == "week" else day
+
+
+@dataclass
+class Trend:
+    """Arrivals per bucket (day or ISO week, Vietnam time) by site and by method, and the
+    insured-visit ratio per bucket and hospital (``(insured visits, of them by CCCD)``)."""
+
+    buckets: list[date]
+    by_site: dict[date, dict[str, int]]
+    by_method: dict[date, dict[str, int]]
+    hospital: dict[date, dict[str, tuple[int, int]]]
+
+
+def trend(session: Session, sites: Sequence[Site], start: datetime, end: datetime,
+          by: str = "day") -> Trend:
+    """Daily or weekly arrivals (:data:`ARRIVAL_KINDS`) of ``sites`` over ``[start, end)``."""
+    if by not in TREND_BUCKETS:
+        raise ReadError(f"by: one of {', '.join(TREND_BUCKETS)}")
+    hospitals = {s.id for s in sites if s.kind is SiteKind.HOSPITAL}
+    by_site: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    by_method: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    hospital: dict[date, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    rows = counts(session, [s.id for s in sites], start, end,
+                  ["day", "site_id", "kind", "method", "insurance"]) if sites else []
+    for row in rows:
+        key = row.key
+        b = bucket_of(key["day"], by)
+        if key["kind"] in ARRIVAL_KINDS:
+            by_site[b][key["site_id"]] += row.people
+            by_method[b][key["method"]] += row.people
+        if key["site_id"] in hospitals:
+            den, num = insured_visit(key["kind"], key["method"], key["insurance"])
+            acc = hospital[b][key["site_id"]]
+            acc[0] += row.people if den else 0
+            acc[1] += row.people if num else 0
+    first = utc(start).astimezone(LOCAL).date()
+    last = (utc(end) - timedelta(microseconds=1)).astimezone(LOCAL).date()
+    buckets: list[date] = []
+    day = bucket_of(first, by)
+    while day <= last:
+        buckets.append(day)
+        day += timedelta(days=7 if by == "week" else 1)
+    return Trend(buckets, {b: dict(v) for b, v in by_site.items()},
+                 {b: dict(v) for b, v in by_method.items()},
+                 {b: {s: (v[0], v[1]) for s, v in d.items()} for b, d in hospital.items()})
+
+
+@dataclass(frozen=True)
+class InPatients:
+    """Stays open now at one hospital ward (or accommodation room group)."""
+
+    site_id: str
+    ward: str
+    stays: int
+
+
+def in_patients(session: Session, sites: Sequence[Site], now: datetime) -> list[InPatients]:
+    """Open stays (begun, not ended) per hospital and ward, now."""
+    ids = [s.id for s in sites if s.kind is SiteKind.HOSPITAL]
+    if not ids:
+        return []
+    query = (select(Stay.site_id, Stay.ward_or_room, func.count())
+             .where(Stay.site_id.in_(ids), Stay.ended_at.is_(None),
+                    Stay.started_at <= utc(now))
+             .group_by(Stay.site_id, Stay.ward_or_room))
+    return sorted((InPatients(str(s), str(w or ""), int(n))
+                   for s, w, n in session.execute(query)),
+                  key=lambda r: (r.site_id, r.ward))

@@ -10,9 +10,10 @@ from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from central.db.models import ReportSnapshot, Role, Unit
+from central.db.models import ReportSnapshot, Role, SiteKind, Unit
+from central.readside import METHODS, TREND_BUCKETS, in_patients, trend
 from central.web.app import current_language
-from central.web.errors import NotFoundError, OutOfScope
+from central.web.errors import BadRequest, NotFoundError, OutOfScope
 from central.web.exports import report_csv, report_filename, report_xlsx
 from central.web.forms import ReportFilterForm, bind
 from central.web.periods import PERIOD_KINDS, resolve
@@ -25,6 +26,9 @@ from central.web.security import (
     db_session,
     get_unit,
     require_roles,
+    scoped_sites,
+    subtree_ids,
+    unit_children,
 )
 from central.web.timeutil import utcnow
 
@@ -44,6 +48,32 @@ def report_from_args(args: MultiDict[str, str] | None = None) -> Report:
     user = current_user()
     return build_report(db_session(), current_scope(), period, unit,
                         site_staff=user is not None and user.role is Role.SITE)
+
+
+@bp.route("/trends")
+@require_roles(*ALL_ROLES)
+def trends() -> str:
+    """Daily or weekly arrivals per site (side by side) and per method, the insured-visit
+    ratio per hospital over time, and the in-patients per hospital and ward now."""
+    by = request.args.get("by") or "day"
+    if by not in TREND_BUCKETS:
+        raise BadRequest(f"by: one of {', '.join(TREND_BUCKETS)}")
+    form = bind(ReportFilterForm, request.args, period=["", *PERIOD_KINDS])
+    period = resolve(form.period.data or None, form.iso("date"), form.iso("from"),
+                     form.iso("to"))
+    unit = get_unit(form.unit.data) if form.unit.data is not None else None
+    db = db_session()
+    unit_ids = subtree_ids(unit_children(db), unit.id) if unit is not None else None
+    sites = scoped_sites(db, current_scope(), unit_ids=unit_ids)
+    start, end = period.utc_bounds()
+    data = trend(db, sites, start, end, by)
+    args = {k: v for k, v in request.args.items() if k in (*REPORT_ARGS, "by") and v}
+    return render_template("trends.html", period=period, unit=unit, sites=sites, t=data,
+                           by=by, methods=METHODS, kinds=PERIOD_KINDS, units=_visible_units(),
+                           args=args, hospitals=[s for s in sites
+                                                 if s.kind is SiteKind.HOSPITAL],
+                           inpatients=in_patients(db, sites, utcnow()),
+                           names={s.id: s.name for s in sites})
 
 
 def _visible_units() -> list[Unit]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -226,3 +226,35 @@ def test_police_export_per_establishment_departure_and_no_silent_cut(
     refused = c.get("/stays/export.xlsx?status=all&from=01/11/2026&to=30/11/2026")
     assert refused.status_code == 400
     assert "4 stays match, at most 2" in refused.get_data(as_text=True)
+
+
+def test_trends_side_by_side_methods_hospital_ratio_and_in_patients(world: World) -> None:
+    with world.maker() as db:  # two in-patients in Khoa Nội 3, one discharged
+        for n, ended in ((1, None), (2, None), (3, H + timedelta(days=2))):
+            stay_id = f"0190b000-0000-7000-8000-0000000000e{n}"
+            db.add(Stay(stay_id=stay_id, site_id="bv-hue", device_id="desk-bv-hue-01",
+                        started_at=H, ended_at=ended, deadline_at=stay_deadline(H),
+                        ward_or_room="Khoa Nội 3", notified_at=H,
+                        personal_sealed=encrypt_personal(DATA_KEY, stay_id, {})))
+        db.commit()
+    c = _client(world, "tinh")
+    page = c.get(f"/reports/trends?{NOV}").get_data(as_text=True)
+
+    def row(table: str, day: str) -> list[str]:
+        body = page[page.index(f'id="{table}"'):]
+        match = re.search(rf'<tr data-day="{day}">(.*?)</tr>', body, re.S)
+        assert match, (table, day)
+        return re.findall(r'<td class="num">([^<]*)</td>', match.group(1))
+
+    # sites by name: Bệnh viện, Khách sạn Phú Vang, Lăng Tự Đức, Đại Nội Huế; then the total
+    assert row("trend-sites", "2026-11-10") == ["8", "0", "7", "16", "31"]
+    assert row("trend-sites", "2026-11-11") == ["0", "0", "0", "0", "0"]
+    assert page.count('<tr data-day="2026-11-') == 30 * 2 + 30  # sites, methods, hospital
+    # chip, card QR, VNeID, manual
+    assert row("trend-methods", "2026-11-10") == ["17", "5", "0", "9"]
+    assert row("trend-hospitals", "2026-11-10") == ["4 / 5 (80.0%)"]
+    assert "Khoa Nội 3</td><td class=\"num\">2</td>" in page
+    weekly = c.get(f"/reports/trends?{NOV}&by=week").get_data(as_text=True)
+    assert weekly.count('<tr data-day="') == 6 * 3  # weeks of Mondays 26/10 … 30/11
+    assert '<tr data-day="2026-11-09"><td>09/11/2026</td>' in weekly
+    assert c.get(f"/reports/trends?{NOV}&by=month").status_code == 400
