@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from central.db.models import Rollup, Site, SiteKind, Stay
+from central.db.models import Event, IngestRejection, Rollup, Site, SiteKind, Stay
 
 LOCAL = timezone(timedelta(hours=7), "UTC+07:00")
 """Vietnam's civil time (no daylight saving)."""
@@ -310,3 +310,75 @@ def in_patients(session: Session, sites: Sequence[Site], now: datetime) -> list[
     return sorted((InPatients(str(s), str(w or ""), int(n))
                    for s, w, n in session.execute(query)),
                   key=lambda r: (r.site_id, r.ward))
+
+
+# -- refusals and security events (docs/protocol.md §4.5) ------------------------------------
+
+SECURITY_FIRST = ("clone-suspected", "signature-invalid", "dg-hash-mismatch", "csca-untrusted",
+                  "signer-expired", "inconsistent-data", "malformed-data", "qr-invalid",
+                  "expired-card")
+"""Gate refusal reasons that point at a forged or cloned document, most severe first; other
+reasons (``capacity-full``, reading failures) follow, by count."""
+FORGED_AT_CENTRE = ("bad-signature", "replay", "topic-device-mismatch", "site-mismatch",
+                    "revoked-device", "unknown-device")
+"""Ingest refusals that mean forged or misdirected data, shown before the others."""
+
+
+def severity(reason: str, first: Sequence[str] = SECURITY_FIRST) -> int:
+    """Sort rank of a reason: its place in ``first``, else after all of them."""
+    return first.index(reason) if reason in first else len(first)
+
+
+@dataclass(frozen=True)
+class RefusalRow:
+    """Gate refusals (``rejected`` events) of one reason at one device over a period."""
+
+    site_id: str
+    device_id: str
+    reason: str
+    events: int
+    people: int
+    last_at: datetime
+
+
+def refusals(session: Session, site_ids: Sequence[str], start: datetime,
+             end: datetime) -> list[RefusalRow]:
+    """``rejected`` events by site, device and reason over ``[start, end)``, security reasons
+    first. Reads the events table (rollups keep no reason) through its ``occurred_at`` index:
+    refusals are few, and the period bounds the scan."""
+    if not site_ids:
+        return []
+    query = (select(Event.site_id, Event.device_id, Event.reason, func.count(),
+                    func.sum(Event.count), func.max(Event.occurred_at))
+             .where(Event.occurred_at >= utc(start), Event.occurred_at < utc(end),
+                    Event.kind == "rejected", Event.site_id.in_(list(site_ids)))
+             .group_by(Event.site_id, Event.device_id, Event.reason))
+    rows = [RefusalRow(str(s), str(d), str(r or ""), int(n), int(p or 0), utc(last))
+            for s, d, r, n, p, last in session.execute(query)]
+    return sorted(rows, key=lambda r: (severity(r.reason), -r.events, r.site_id, r.device_id))
+
+
+@dataclass(frozen=True)
+class IngestRefusalRow:
+    """Messages the centre refused from one device for one reason over a period."""
+
+    device_id: str
+    reason: str
+    count: int
+    last_at: datetime
+
+
+def ingest_refusals(session: Session, device_ids: Sequence[str] | None, start: datetime,
+                    end: datetime) -> list[IngestRefusalRow]:
+    """Ingest rejections by device and reason (forged data first); ``device_ids`` None: all,
+    those without a known device included."""
+    query = (select(IngestRejection.device_id, IngestRejection.reason, func.count(),
+                    func.max(IngestRejection.at))
+             .where(IngestRejection.at >= utc(start), IngestRejection.at < utc(end))
+             .group_by(IngestRejection.device_id, IngestRejection.reason))
+    if device_ids is not None:
+        query = query.where(IngestRejection.device_id.in_(list(device_ids)))
+    rows = [IngestRefusalRow(str(d or ""), str(r), int(n), utc(last))
+            for d, r, n, last in session.execute(query)]
+    return sorted(rows, key=lambda r: (severity(r.reason, FORGED_AT_CENTRE), -r.count,
+                                       r.device_id))

@@ -329,6 +329,10 @@ class Alarm(Base):
     raised_at: Mapped[datetime]
     cleared_at: Mapped[datetime | None]
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    acked_at: Mapped[datetime | None]
+    """When staff acknowledged the alarm (it stays open until its condition clears)."""
+    acked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    ack_note: Mapped[str | None] = mapped_column(String(500))
 
 
 class IngestRejection(Base):

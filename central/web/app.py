@@ -124,6 +124,7 @@ def create_base_app(config: Mapping[str, Any] | object,
         _=lambda key: translate(key, current_language()), fmt_local=fmt_local, mask_id=mask_id,
         hourly_svg=hourly_svg, bar_svg=bar_svg, lang=current_language, languages=LANGUAGES)
     app.jinja_env.filters["dmy"] = display_date
+    app.jinja_env.filters["vn_date"] = lambda at: fmt_local(at, "%d/%m/%Y")
     return app
 
 

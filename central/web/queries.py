@@ -94,19 +94,21 @@ class Snapshot:
     overdue_stays: int
     at: datetime
     alert_sites: list[SiteStatus] = field(default_factory=list)
+    refused: int = 0
+    """People refused at the gates today (``rejected`` rollups; reasons on /security)."""
 
     def fingerprint(self) -> tuple[Any, ...]:
         """What changes when the numbers change (the SSE generator pushes on change)."""
         return (tuple((s.site.id, s.occupancy, s.entries, s.exits) for s in self.sites),
                 tuple(self.hourly), tuple(sorted(self.methods.items())),
-                tuple(a.id for a in self.alarms), self.overdue_stays)
+                tuple(a.id for a in self.alarms), self.overdue_stays, self.refused)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "at": self.at.isoformat(), "entries": self.entries, "exits": self.exits,
             "occupancy": self.occupancy, "capacity": self.capacity, "hourly": self.hourly,
             "methods": self.methods, "overdue_stays": self.overdue_stays,
-            "alarms": len(self.alarms),
+            "alarms": len(self.alarms), "refused": self.refused,
             "sites": [{"id": s.site.id, "occupancy": s.occupancy, "entries": s.entries,
                        "exits": s.exits} for s in self.sites]}
 
@@ -132,6 +134,7 @@ def snapshot(db: Session, scope: Scope, site_id: str | None = None,
     per_site: dict[str, list[int]] = {sid: [0, 0] for sid in ids}
     hourly = [0] * 24
     methods = dict.fromkeys(METHODS, 0)
+    refused = 0
     query = select(Rollup.site_id, Rollup.hour, Rollup.kind, Rollup.method,
                    func.sum(Rollup.people)).where(
         Rollup.hour >= start, Rollup.hour < end, Rollup.site_id.in_(ids),
@@ -145,6 +148,8 @@ def snapshot(db: Session, scope: Scope, site_id: str | None = None,
                 methods[method] += n
         elif kind in DEPARTURE_KINDS:
             per_site[sid][1] += n
+        elif kind == "rejected":
+            refused += n
     statuses = [SiteStatus(s, occ.get(s.id, 0), per_site[s.id][0], per_site[s.id][1])
                 for s in sites]
     alarm_q = select(Alarm).where(Alarm.cleared_at.is_(None)).order_by(Alarm.raised_at.desc())
@@ -158,20 +163,83 @@ def snapshot(db: Session, scope: Scope, site_id: str | None = None,
         entries=sum(s.entries for s in statuses), exits=sum(s.exits for s in statuses),
         occupancy=sum(s.occupancy for s in statuses),
         capacity=sum(s.site.capacity or 0 for s in statuses), alarms=alarms,
-        overdue_stays=int(overdue), at=now, alert_sites=[s for s in statuses if s.alert])
+        overdue_stays=int(overdue), at=now, alert_sites=[s for s in statuses if s.alert],
+        refused=refused)
+
+
+BACKLOG_AGE_ALERT = timedelta(minutes=10)
+"""A device whose oldest undelivered event is older than this is flagged."""
+CLOCK_SKEW_ALERT = 60.0
+"""Seconds between the device's clock (its heartbeat's ``at``) and the centre's, flagged."""
+HEALTHY = ("ok", "disabled", "starting")
 
 
 @dataclass
 class DeviceHealth:
-    """One device row of the health page."""
+    """One device row of the health page: seq gaps, rejections, reader and scanner states
+    from its last heartbeat (docs/protocol.md §5), backlog age and clock skew."""
 
     device: Device
     open_gaps: int
     rejections: dict[str, int]
+    now: datetime = field(default_factory=utcnow)
 
     @property
     def missing(self) -> int:
         return max(self.device.last_seq - self.device.contiguous_seq, 0)
+
+    @property
+    def components(self) -> list[tuple[str, str, str, str]]:
+        """``(readers|scanners, uri, state, detail)`` from the last heartbeat."""
+        out: list[tuple[str, str, str, str]] = []
+        health = self.device.health or {}
+        for group in ("readers", "scanners"):
+            items = health.get(group) or {}
+            if not isinstance(items, dict):
+                continue
+            for uri, value in sorted(items.items()):
+                if isinstance(value, dict):
+                    out.append((group, str(uri), str(value.get("state", "")),
+                                str(value.get("detail") or "")))
+                else:
+                    out.append((group, str(uri), str(value), ""))
+        return out
+
+    @property
+    def faults(self) -> list[str]:
+        """Readers and scanners not working: ``uri: state (detail)``."""
+        return [f"{uri}: {state}" + (f" ({detail})" if detail else "")
+                for _g, uri, state, detail in self.components if state not in HEALTHY]
+
+    @property
+    def backlog_age(self) -> timedelta | None:
+        oldest = self.device.oldest_undelivered_at
+        return None if oldest is None else max(self.now - as_utc(oldest), timedelta(0))
+
+    @property
+    def backlog_stale(self) -> bool:
+        age = self.backlog_age
+        return age is not None and age > BACKLOG_AGE_ALERT
+
+    @property
+    def clock_skew(self) -> float | None:
+        """Seconds the centre's receipt of the last heartbeat is ahead of the device's clock
+        (negative: the device is ahead). Includes the network delay."""
+        at = (self.device.health or {}).get("at")
+        seen = self.device.last_seen
+        if not isinstance(at, str) or seen is None:
+            return None
+        try:
+            device_time = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return (as_utc(seen) - as_utc(device_time)).total_seconds()
+
+    @property
+    def needs_attention(self) -> bool:
+        skew = self.clock_skew
+        return (self.device.state != "online" or bool(self.open_gaps) or bool(self.faults)
+                or self.backlog_stale or (skew is not None and abs(skew) > CLOCK_SKEW_ALERT))
 
 
 def device_health(db: Session, scope: Scope, site_id: str | None = None) -> list[DeviceHealth]:

@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from central.db.models import ApiToken, ReportSnapshot, Target, User
+from central.db.models import Alarm, ApiToken, ReportSnapshot, Target, User
 from central.web.app import PUBLIC_ENDPOINTS
 from tests.web_support import World, csrf, login, make_world
 
@@ -56,6 +56,8 @@ def _ids(world: World) -> dict[str, int]:
             db.add(snap)
             db.commit()
             _IDS["snapshot_id"] = snap.id
+            _IDS["alarm_id"] = db.scalars(select(Alarm.id).where(  # Văn Miếu's (Hà Nội)
+                Alarm.site_id == "van-mieu")).one()
     return _IDS
 
 
@@ -124,7 +126,8 @@ def test_every_route_as_each_role(world: World, role: str) -> None:
                 uses_stay = "stay_id" in rule.arguments
                 forbidden = (uses_site and not inside) or (uses_stay and role not in
                                                            STAY_IN_SCOPE) or (
-                    "snapshot_id" in rule.arguments and role not in ("admin", "hanoi"))
+                    ("snapshot_id" in rule.arguments or "alarm_id" in rule.arguments)
+                    and role not in ("admin", "hanoi"))
                 if forbidden:
                     assert status == 403, where
                 elif method == "GET" and rule.endpoint != "dashboard.stream":

@@ -42,6 +42,7 @@ def test_0004_downgrade_drops_snapshots_and_notice_refs(tmp_path: Path) -> None:
     inspector = inspect(engine)
     assert "report_snapshots" not in inspector.get_table_names()
     assert "notice_ref" not in {c["name"] for c in inspector.get_columns("stays")}
+    assert "acked_at" not in {c["name"] for c in inspector.get_columns("alarms")}
     upgrade(engine)
     assert current(engine) == "0004"
     with engine.connect() as conn:

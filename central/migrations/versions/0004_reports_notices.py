@@ -1,9 +1,10 @@
-"""Accommodation notices' portal reference, frozen report snapshots.
+"""Accommodation notices' portal reference, frozen report snapshots, alarm acknowledgement.
 
 * stays: ``notice_ref`` (the police portal's reference of the notice; with ``notified_at`` and
   ``deadline_at`` it tells an on-time notice from a late one, docs/cccd.md §9).
 * report_snapshots: submitted reports, frozen (JSON of the tables + the XLSX rendered from it),
   versioned per scope, period and dates.
+* alarms: ``acked_at``, ``acked_by``, ``ack_note`` (staff acknowledge an alarm with a note).
 
 Revision ID: 0004
 Revises: 0002
@@ -22,9 +23,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """stays.notice_ref; the report_snapshots table."""
+    """stays.notice_ref; the report_snapshots table; alarm acknowledgement."""
     with op.batch_alter_table("stays", schema=None) as batch_op:
         batch_op.add_column(sa.Column("notice_ref", sa.String(length=64), nullable=True))
+    with op.batch_alter_table("alarms", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("acked_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("acked_by", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("ack_note", sa.String(length=500), nullable=True))
+        batch_op.create_foreign_key(op.f("fk_alarms_acked_by_users"), "users", ["acked_by"],
+                                    ["id"])
     op.create_table(
         "report_snapshots",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -51,7 +58,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Back to 0002: the snapshots and the notice references are dropped."""
+    """Back to 0002: the snapshots, the notice references and acknowledgements are dropped."""
+    with op.batch_alter_table("alarms", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("fk_alarms_acked_by_users"), type_="foreignkey")
+        batch_op.drop_column("ack_note")
+        batch_op.drop_column("acked_by")
+        batch_op.drop_column("acked_at")
     op.drop_table("report_snapshots")
     with op.batch_alter_table("stays", schema=None) as batch_op:
         batch_op.drop_column("notice_ref")
