@@ -132,7 +132,13 @@ def devices() -> Response:
                     "last_seq": d.last_seq, "contiguous_seq": d.contiguous_seq,
                     "version": d.version, "outbox_depth": d.outbox_depth,
                     "oldest_undelivered_at": _iso(d.oldest_undelivered_at),
-                    "open_seq_gaps": h.open_gaps, "rejections": h.rejections})
+                    "open_seq_gaps": h.open_gaps, "rejections": h.rejections,
+                    "components": [{"group": g, "uri": u, "state": st, "detail": dt}
+                                   for g, u, st, dt in h.components],
+                    "faults": h.faults,
+                    "backlog_age_s": None if h.backlog_age is None
+                    else int(h.backlog_age.total_seconds()),
+                    "clock_skew_s": h.clock_skew, "needs_attention": h.needs_attention})
     return jsonify(devices=out)
 
 

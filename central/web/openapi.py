@@ -132,7 +132,13 @@ OPENAPI: dict[str, Any] = {
                 "version": _NULLABLE_STR, "outbox_depth": _NULLABLE_INT,
                 "oldest_undelivered_at": _NULLABLE_STR, "open_seq_gaps": {"type": "integer"},
                 "rejections": {"type": "object",
-                               "additionalProperties": {"type": "integer"}}}),
+                               "additionalProperties": {"type": "integer"}},
+                "components": {"type": "array", "items": _obj({
+                    "group": {"enum": ["readers", "scanners"]}, "uri": {"type": "string"},
+                    "state": {"type": "string"}, "detail": {"type": "string"}})},
+                "faults": {"type": "array", "items": {"type": "string"}},
+                "backlog_age_s": _NULLABLE_INT, "clock_skew_s": _NULLABLE_NUM,
+                "needs_attention": {"type": "boolean"}}),
             "DevicesResponse": _obj({"devices": {"type": "array", "items": _ref("Device")}}),
             "RatioRow": _obj({
                 "kind": {"enum": ["unit", "site", "total"]},

@@ -103,3 +103,11 @@ def test_alarm_acknowledged_with_a_note(world: World) -> None:
         assert row.actor == "huyen"
     page = huyen.get("/security").get_data(as_text=True)
     assert "Đã xác nhận" in page and "Đã gọi kỹ thuật viên" in page
+
+
+def test_api_devices_show_health(world: World) -> None:
+    data = _client(world, "tinh").get("/api/v1/devices").get_json()
+    gate = next(d for d in data["devices"] if d["id"] == "gate-ngo-mon-01")
+    assert gate["faults"] == ["pcsc: error (reader unplugged)"]
+    assert gate["backlog_age_s"] >= 42 * 60 and gate["needs_attention"] is True
+    assert gate["clock_skew_s"] == pytest.approx(95, abs=1)
