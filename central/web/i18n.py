@@ -114,6 +114,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "stay.status.pending": ("Chưa thông báo", "Not notified yet"),
     "stay.status.all": ("Tất cả", "All"),
     "stay.status.": ("Tất cả", "All"),
+    "stay.notified_by": ("người đánh dấu", "marked by"),
     "stay.reference": ("Mã tiếp nhận của cổng", "Portal reference"),
     "stay.notified_time": ("Thời điểm đã gửi (dd/mm/yyyy HH:MM, để trống = bây giờ)",
                            "Filed at (dd/mm/yyyy HH:MM, empty = now)"),

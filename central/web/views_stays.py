@@ -14,7 +14,7 @@ from sqlalchemy import Select, func, select
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from central.at_rest import AtRestError, decrypt_personal
-from central.db.models import AuditLog, Site, Stay
+from central.db.models import AuditLog, Site, Stay, User
 from central.readside import notice_state
 from central.web.errors import BadRequest, NotFoundError, OutOfScope, PersonalDataUnavailable
 from central.web.exports import (
@@ -270,8 +270,10 @@ def personal(stay_id: str) -> str:
     data = _open(stay)
     audit("stay.personal.view", stay.stay_id, {"site": stay.site_id})
     site = db_session().get(Site, stay.site_id)
+    notifier = db_session().get(User, stay.notified_by) if stay.notified_by else None
     return render_template("stay_personal.html", stay=stay, site=site, p=data,
-                           status=status_of(stay, utcnow()), badge=BADGE)
+                           status=status_of(stay, utcnow()), badge=BADGE,
+                           notifier=notifier.username if notifier is not None else "")
 
 
 def _records(f: Filters, form: StayFilterForm) -> list[StayRecord]:

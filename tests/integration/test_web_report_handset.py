@@ -188,6 +188,10 @@ def test_bulk_marking_after_an_export_records_reference_and_lateness(world: Worl
         assert stay.notified_at is not None
         assert stay.notified_at.replace(tzinfo=UTC) == datetime(2026, 11, 12, 15, 30,
                                                                 tzinfo=UTC)
+    personal = c.get(f"/stays/{STAY_C}/personal").get_data(as_text=True)
+    assert "TB-2026-7" in personal and "người đánh dấu tinh" in personal
+    csv_export = c.get("/stays/export.csv?status=all")
+    assert csv_export.headers["Content-Type"] == "text/csv; charset=utf-8"
     on_time = c.get("/stays/?status=on_time&from=01/11/2026&to=30/11/2026").get_data(
         as_text=True)
     assert on_time.count('class="badge notified"') == 2
