@@ -177,7 +177,7 @@ HEALTHY = ("ok", "disabled", "starting")
 @dataclass
 class DeviceHealth:
     """One device row of the health page: seq gaps, rejections, reader and scanner states
-    from its last heartbeat (docs/protocol.md §5), backlog age and clock skew."""
+    from its last heartbeat (docs/protocol.md §6), backlog age and clock skew."""
 
     device: Device
     open_gaps: int
