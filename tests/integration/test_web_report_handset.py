@@ -262,3 +262,19 @@ def test_trends_side_by_side_methods_hospital_ratio_and_in_patients(world: World
     assert weekly.count('<tr data-day="') == 6 * 3  # weeks of Mondays 26/10 … 30/11
     assert '<tr data-day="2026-11-09"><td>09/11/2026</td>' in weekly
     assert c.get(f"/reports/trends?{NOV}&by=month").status_code == 400
+
+
+def test_site_staff_submit_their_own_report(world: World) -> None:
+    c = _client(world, "diem")
+    r = c.post("/reports/submit", data={"csrf_token": csrf(c, "/reports/"),
+                                        "period": "custom", "from": "01/11/2026",
+                                        "to": "30/11/2026"})
+    assert r.status_code == 302
+    snap = c.get(r.headers["Location"] + ".json").get_json()
+    assert snap["report"]["title"] == "Đại Nội Huế" and snap["version"] == 1
+    heritage = next(t for t in snap["report"]["tables"] if t["metric"] == "heritage_cccd")
+    assert heritage["rows"][-1]["total"] == 16
+    # the province's officer covers the site and reads it; Hà Nội's does not
+    assert _client(world, "tinh").get(r.headers["Location"] + ".json").status_code == 200
+    assert _client(world, "hanoi").get(r.headers["Location"] + ".json").status_code == 403
+    assert "Đại Nội Huế" in c.get("/reports/snapshots").get_data(as_text=True)
