@@ -217,6 +217,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "alarm.open": ("Cảnh báo đang mở", "Open alarms"),
     "alarm.kind.seq-gap": ("Thiếu số thứ tự sự kiện", "Sequence gap"),
     "alarm.kind.offline": ("Thiết bị mất kết nối", "Device offline"),
+    "adm.default_targets": ("Chỉ tiêu mặc định (khi không đặt)", "Built-in targets (when none is set)"),
     "rep.kind": ("Dòng", "Row"),
     "rep.kind.unit": ("Đơn vị", "Unit"),
     "rep.kind.site": ("Điểm", "Site"),

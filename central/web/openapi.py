@@ -144,7 +144,7 @@ OPENAPI: dict[str, Any] = {
                 "kind": {"enum": ["unit", "site", "total"]},
                 "unit_id": _NULLABLE_INT, "site_id": _NULLABLE_STR,
                 "code": {"type": "string"}, "name": {"type": "string"},
-                "unit_name": {"type": "string"},
+                "unit_name": {"type": "string"}, "site_kind": {"type": "string"},
                 "total": {"type": "integer"}, "via": {"type": "integer"},
                 "ratio": _NULLABLE_NUM, "target": _NULLABLE_NUM,
                 "met": {"type": ["boolean", "null"]}, "is_total": {"type": "boolean"},

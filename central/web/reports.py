@@ -62,6 +62,8 @@ class RatioRow:
     """Figures beside the ratio: ``late`` and ``overdue`` notices for ``stays_notified``."""
     unit_name: str = ""
     """For a site row: the name of the unit the site is attached to."""
+    site_kind: str = ""
+    """For a site row: heritage, hospital or accommodation."""
 
     @property
     def kind(self) -> str:
@@ -81,6 +83,7 @@ class RatioRow:
     def as_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "unit_id": self.unit_id, "site_id": self.site_id,
                 "code": self.code, "name": self.name, "unit_name": self.unit_name,
+                "site_kind": self.site_kind,
                 "total": self.total, "via": self.via, "ratio": self.ratio,
                 "target": self.target, "met": self.met, "is_total": self.is_total,
                 **{k: v for k, v in self.figures.items()}}
@@ -205,8 +208,8 @@ def build_report(db: Session, scope: Scope, period: Period, unit: Unit | None,
         tot, via = t.pair(metric)
         return RatioRow(s.unit_id, s.id, s.name, tot, via,
                         resolve_target(targets, units, s.unit_id, metric), site_id=s.id,
-                        figures=t.figures(metric), unit_name=units[s.unit_id].name
-                        if s.unit_id in units else "")
+                        figures=t.figures(metric), site_kind=s.kind.value,
+                        unit_name=units[s.unit_id].name if s.unit_id in units else "")
 
     def concerns(s: Site, metric: str) -> bool:
         return s.kind in METRIC_KINDS[metric] or tallies[s.id].pair(metric)[0] > 0

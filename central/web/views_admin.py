@@ -48,7 +48,7 @@ from central.web.forms import (
     UserScopeForm,
     bind,
 )
-from central.web.reports import METRICS
+from central.web.reports import DEFAULT_TARGETS, METRICS
 from central.web.security import audit, current_user, db_session, require_roles, token_hash
 from central.web.timeutil import utcnow
 
@@ -397,6 +397,7 @@ def targets() -> str | BaseResponse:
         return redirect(url_for("admin.targets"))
     rows = list(db.scalars(select(Target).order_by(Target.metric, Target.unit_id)))
     return render_template("admin/targets.html", rows=rows, units=_units(), metrics=METRICS,
+                           defaults=DEFAULT_TARGETS,
                            unit_names={u.id: u.name for u in _units()})
 
 
