@@ -1,4 +1,4 @@
-"""Counting rules, applied inside the ingest transaction, and the queries the web uses.
+"""Counting rules, applied inside the ingest transaction (the read side is central.readside).
 
 * **Rollups** (:class:`central.db.models.Rollup`): one row per (site, UTC hour of
   ``occurred_at``, kind, method, age band, sex, birth province), incremented by ``count``
@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,6 @@ from sqlalchemy import (
     CursorResult,
     Executable,
     Table,
-    and_,
     bindparam,
     case,
     func,
@@ -42,16 +42,17 @@ from sqlalchemy.orm import Session
 
 from central.db.bulk import insert_rows
 from central.db.models import Presence, Rollup, Site, SiteOccupancy
+from central.readside import CountRow, ReadError, counts
+
+__all__ = ["CountRow", "counts"]  # the one implementation lives in central.readside
 
 LOCAL = timezone(timedelta(hours=7), "UTC+07:00")
 """Vietnam's civil time (no daylight saving)."""
 
-ENTRY_KINDS = frozenset({"entry"})
-GROUPS = ("site_id", "hour", "day", "kind", "method", "age_band", "sex", "birth_province")
 
 
-class CountingError(ValueError):
-    """A counting request that cannot be answered (bad group, bad period)."""
+class CountingError(ReadError):
+    """A counting request that cannot be answered (bad group, bad period, unknown site)."""
 
 
 def utc(value: datetime) -> datetime:
@@ -360,9 +361,21 @@ def bump_occupancy(session: Session, moves: Sequence[Movement], now: datetime) -
 # -- close-out -------------------------------------------------------------------------------
 
 
+CLOSE_TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+"""``HH:MM``, 24-hour clock (the only close-time form the admin form accepts)."""
+
+
+def parse_close_time(text: str) -> tuple[int, int]:
+    """``HH:MM`` → (hour, minute); anything else → :class:`CountingError` naming the value."""
+    match = CLOSE_TIME_RE.match(text or "")
+    if match is None:
+        raise CountingError(f"close time {text!r}: expected HH:MM (00:00 to 23:59)")
+    return int(match.group(1)), int(match.group(2))
+
+
 def last_close(now: datetime, close_time: str) -> datetime:
     """The most recent local close time at or before ``now`` (UTC)."""
-    hh, mm = (int(x) for x in close_time.split(":"))
+    hh, mm = parse_close_time(close_time)
     local = utc(now).astimezone(LOCAL)
     at = datetime.combine(local.date(), time(hh, mm), LOCAL)
     if at > local:
@@ -388,7 +401,12 @@ def close_out(session: Session, now: datetime, default_close_time: str = "23:00"
         query = query.where(Site.id.in_(site_ids))
     report: list[CloseOut] = []
     for site_id, close_time in session.execute(query.order_by(Site.id)).all():
-        at = last_close(now, close_time or default_close_time)
+        try:
+            at = last_close(now, close_time or default_close_time)
+        except CountingError:
+            # A malformed close time (stored before the form checked it) must not stop the
+            # close-out of every other site: this one falls back to the default.
+            at = last_close(now, default_close_time)
         rows = session.execute(
             select(Presence.id, Presence.people).where(
                 Presence.site_id == site_id, Presence.exited_at.is_(None),
@@ -428,51 +446,6 @@ def occupancy(session: Session, site_id: str) -> Occupancy:
         raise CountingError(f"no site {site_id!r}")
     occ, updated, capacity = row
     return Occupancy(site_id, int(occ or 0), capacity, utc(updated) if updated else None)
-
-
-@dataclass(frozen=True)
-class CountRow:
-    """One group of :func:`counts`: the group's values, people (sum of count) and events."""
-
-    key: dict[str, Any]
-    people: int
-    events: int
-
-
-def counts(session: Session, site_ids: Sequence[str], start: datetime, end: datetime,
-           group_by: Sequence[str] = ()) -> list[CountRow]:
-    """Counts over ``[start, end)`` (hours of ``occurred_at``, UTC) from the rollups.
-
-    ``group_by`` names among :data:`GROUPS`; ``hour`` is the UTC hour, ``day`` the local
-    (UTC+07:00) date. Cost depends on the number of rollup rows in the period, not on the
-    number of events stored.
-    """
-    unknown = [g for g in group_by if g not in GROUPS]
-    if unknown:
-        raise CountingError(f"cannot group by {', '.join(unknown)} (known: {', '.join(GROUPS)})")
-    if utc(end) <= utc(start):
-        raise CountingError("end must be after start")
-    sql_groups = [g for g in group_by if g != "day"]
-    if "day" in group_by and "hour" not in sql_groups:
-        sql_groups.append("hour")
-    columns = [getattr(Rollup, g) for g in sql_groups]
-    query = (select(*columns, func.sum(Rollup.people), func.sum(Rollup.events))
-             .where(and_(Rollup.site_id.in_(list(site_ids)), Rollup.hour >= utc(start),
-                         Rollup.hour < utc(end))))
-    if columns:
-        query = query.group_by(*columns)
-    folded: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
-    for row in session.execute(query).all():
-        values = dict(zip(sql_groups, row[:len(sql_groups)], strict=True))
-        if "hour" in values:
-            values["hour"] = utc(values["hour"])
-        if "day" in group_by:
-            values["day"] = values["hour"].astimezone(LOCAL).date()
-        key = tuple(values[g] for g in group_by)
-        folded[key][0] += int(row[-2] or 0)
-        folded[key][1] += int(row[-1] or 0)
-    return [CountRow(dict(zip(group_by, key, strict=True)), p, e)
-            for key, (p, e) in sorted(folded.items(), key=lambda kv: tuple(map(str, kv[0])))]
 
 
 def orphan_exits(session: Session, site_ids: Sequence[str], start: datetime,

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from central.at_rest import encrypt_personal
+from central.counting import stay_deadline
 from central.db.engine import make_engine, make_sessionmaker
 from central.db.models import (
     Alarm,
@@ -184,3 +185,55 @@ def login(client: FlaskClient, username: str, password: str = PASSWORD) -> Any:
 
 def local_hour(today: date, hour: int) -> datetime:
     return datetime(today.year, today.month, today.day, hour, tzinfo=VN)
+
+
+# -- November 2026, figures worked out by hand (tests/integration/test_web_report_handset.py) --
+
+NOV_H = datetime(2026, 11, 10, 3, tzinfo=UTC)
+"""10/11/2026 10:00 Vietnam time."""
+STAY_A = "0190b000-0000-7000-8000-00000000000a"
+STAY_B = "0190b000-0000-7000-8000-00000000000b"
+STAY_C = "0190b000-0000-7000-8000-00000000000c"
+
+
+def _nov_rollup(site: str, kind: str, method: str, people: int, insurance: str = "",
+                hour: datetime = NOV_H) -> Rollup:
+    return Rollup(site_id=site, hour=hour, kind=kind, method=method, age_band="", sex="",
+                  birth_province="", insurance=insurance, people=people, events=people)
+
+
+def seed_november(world: World) -> None:
+    """Lăng Tự Đức attached directly to the province, November 2026 traffic and three stays
+    (the figures are listed in test_web_report_handset's docstring)."""
+    with world.maker() as db:
+        db.add(Site(id="lang-tu-duc", name="Lăng Tự Đức", kind=SiteKind.HERITAGE,
+                    unit_id=world.units["046"], capacity=200, close_time="17:30"))
+        db.flush()
+        db.add_all([
+            _nov_rollup("hue-dai-noi", "entry", "chip", 10),
+            _nov_rollup("hue-dai-noi", "manual:entry", "manual", 6),
+            _nov_rollup("lang-tu-duc", "entry", "card-qr", 5),
+            _nov_rollup("lang-tu-duc", "manual:entry", "manual", 2),
+            _nov_rollup("bv-hue", "visit", "chip", 4, "valid"),
+            _nov_rollup("bv-hue", "manual:visit", "manual", 1, "paper-card"),
+            _nov_rollup("bv-hue", "visit", "chip", 3, "invalid"),
+            # outside November (31/10 23:00 and 01/12 00:00 Vietnam time)
+            _nov_rollup("lang-tu-duc", "entry", "chip", 100,
+                        hour=datetime(2026, 10, 31, 16, tzinfo=UTC)),
+            _nov_rollup("lang-tu-duc", "entry", "chip", 100,
+                        hour=datetime(2026, 11, 30, 17, tzinfo=UTC)),
+        ])
+        guest = {"full_name": "Phạm Thị Thử", "id_number": "046303000001",
+                 "date_of_birth": "1990-03-02", "sex": "F", "nationality": "VNM",
+                 "address": "Thôn 3, Xã Phú Thượng, Thừa Thiên Huế", "document_type": "cccd"}
+        for stay_id, arrived, notified in (
+                (STAY_A, NOV_H, NOV_H + timedelta(hours=2)),
+                (STAY_B, NOV_H + timedelta(days=1), NOV_H + timedelta(days=33)),
+                (STAY_C, NOV_H + timedelta(days=2), None)):
+            db.add(Stay(stay_id=stay_id, site_id="ks-phu-vang", device_id="desk-ks-01",
+                        started_at=arrived, ended_at=arrived + timedelta(days=1, hours=2)
+                        if stay_id == STAY_A else None, deadline_at=stay_deadline(arrived),
+                        notified_at=notified, expected_departure=None, ward_or_room="101",
+                        reason_code="tourism",
+                        personal_sealed=encrypt_personal(DATA_KEY, stay_id, guest)))
+        db.commit()

@@ -230,6 +230,9 @@ class Stay(Base):
     """23:00 local the same day; 08:00 next day for arrivals after 23:00 (CCCD.md §9)."""
     notified_at: Mapped[datetime | None]
     notified_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    notice_ref: Mapped[str | None] = mapped_column(String(64))
+    """The police portal's reference for the notice (its receipt number), entered when the
+    stay is marked notified; on time when ``notified_at <= deadline_at`` (docs/cccd.md §9)."""
     personal_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     """The guest's personal data, encrypted at rest with the collector's data key."""
     personal_erased_at: Mapped[datetime | None]
@@ -309,6 +312,35 @@ class Target(Base):
     value: Mapped[float] = mapped_column(Float)
 
 
+class ReportSnapshot(Base):
+    """A submitted report, frozen: the JSON of its tables and the XLSX rendered from it.
+
+    Later marking of notices or late device backlogs never change it; submitting the same
+    period and unit again stores the next ``version``.
+    """
+
+    __tablename__ = "report_snapshots"
+    __table_args__ = (
+        UniqueConstraint("scope_key", "period_kind", "first_day", "last_day", "version",
+                         name="uq_report_snapshots_version"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope_key: Mapped[str] = mapped_column(String(200))
+    """What the report covers: ``unit:<id>``, ``sites:<id,id>`` (site staff) or ``all``."""
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    site_ids: Mapped[list[str]] = mapped_column(JSON)
+    """The sites the report counted (who may read the snapshot is checked against them)."""
+    period_kind: Mapped[str] = mapped_column(String(16))
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    author: Mapped[str] = mapped_column(String(100))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    xlsx: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Alarm(Base):
     """Something staff must look at: seq gap, device offline, capacity, stay overdue."""
 
@@ -321,6 +353,10 @@ class Alarm(Base):
     raised_at: Mapped[datetime]
     cleared_at: Mapped[datetime | None]
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    acked_at: Mapped[datetime | None]
+    """When staff acknowledged the alarm (it stays open until its condition clears)."""
+    acked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    ack_note: Mapped[str | None] = mapped_column(String(500))
 
 
 class IngestRejection(Base):

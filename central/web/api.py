@@ -17,7 +17,7 @@ from central.db.models import Site, SiteOccupancy, Unit
 from central.web.openapi import OPENAPI
 from central.web.periods import Period, resolve
 from central.web.queries import counts, device_health
-from central.web.reports import build_report
+from central.web.reports import build_report, report_json
 from central.web.security import (
     bounded_int,
     current_scope,
@@ -126,7 +126,13 @@ def devices() -> Response:
                     "last_seq": d.last_seq, "contiguous_seq": d.contiguous_seq,
                     "version": d.version, "outbox_depth": d.outbox_depth,
                     "oldest_undelivered_at": _iso(d.oldest_undelivered_at),
-                    "open_seq_gaps": h.open_gaps, "rejections": h.rejections})
+                    "open_seq_gaps": h.open_gaps, "rejections": h.rejections,
+                    "components": [{"group": g, "uri": u, "state": st, "detail": dt}
+                                   for g, u, st, dt in h.components],
+                    "faults": h.faults,
+                    "backlog_age_s": None if h.backlog_age is None
+                    else int(h.backlog_age.total_seconds()),
+                    "clock_skew_s": h.clock_skew, "needs_attention": h.needs_attention})
     return jsonify(devices=out)
 
 
@@ -137,14 +143,9 @@ def reports() -> Response:
     unit = get_unit(unit_id) if unit_id is not None else None
     period = _period()
     report = build_report(db_session(), current_scope(), period, unit)
-    return jsonify(
-        period=_period_json(period),
-        unit=None if unit is None else {"id": unit.id, "code": unit.code, "name": unit.name,
-                                        "level": unit.level.value},
-        tables=[{"metric": t.metric, "rows": [
-            {"unit_id": r.unit_id, "code": r.code, "name": r.name, "total": r.total,
-             "via": r.via, "ratio": r.ratio, "target": r.target, "met": r.met,
-             "is_total": r.is_total} for r in t.rows]} for t in report.tables])
+    body = report_json(report)
+    return jsonify(period=_period_json(period), unit=body["unit"], title=body["title"],
+                   tables=body["tables"])
 
 
 @bp.route("/openapi.json")

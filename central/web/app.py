@@ -39,6 +39,7 @@ from central.db.models import ApiToken, User, WebSession
 from central.web.charts import bar_svg, hourly_svg
 from central.web.errors import WebError
 from central.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
+from central.web.periods import display_date
 from central.web.security import (
     DB_INT_MAX,
     db_session,
@@ -158,6 +159,8 @@ def create_base_app(config: Mapping[str, Any] | object,
     app.jinja_env.globals.update(
         _=lambda key: translate(key, current_language()), fmt_local=fmt_local, mask_id=mask_id,
         hourly_svg=hourly_svg, bar_svg=bar_svg, lang=current_language, languages=LANGUAGES)
+    app.jinja_env.filters["dmy"] = display_date
+    app.jinja_env.filters["vn_date"] = lambda at: fmt_local(at, "%d/%m/%Y")
     return app
 
 

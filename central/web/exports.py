@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -28,7 +29,6 @@ from openpyxl.styles import Alignment, Font  # type: ignore[import-untyped]
 
 from central.db.models import Site, Stay
 from central.web.i18n import translate
-from central.web.reports import Report
 from central.web.timeutil import fmt_local
 
 XLSX_NAME = "tblt_vn_import.xlsx"
@@ -43,6 +43,7 @@ NATIONALITY_CODES = {"VNM": "VNM - Viet Nam"}
 DOCUMENT_CODES = {"cccd": "1 - Thẻ CCCD"}
 DOCUMENT_NAMES = {"cccd": "Thẻ căn cước công dân"}
 RESIDENCE_PERMANENT = "1 - Thường trú"
+STAY_WIDTHS = (5, 26, 12, 10, 16, 14, 22, 15, 13, 14, 20, 22, 30, 12, 14, 12, 22, 12, 30)
 REASON_CODES = {"tourism": "1 - Du lịch", "business": "2 - Công tác", "study": "3 - Học tập",
                 "family": "4 - Thăm thân", "treatment": "5 - Khám chữa bệnh",
                 "caregiver": "6 - Chăm sóc người bệnh", "other": "20 - Mục đích khác"}
@@ -74,6 +75,12 @@ def _safe_row(row: Iterable[str]) -> list[str]:
     return [neutralise(str(cell)) for cell in row]
 
 
+def _safe_values(row: Iterable[object]) -> list[object]:
+    """Text cells neutralised like :func:`_safe_row`; numbers and empty cells stay as they are
+    (a spreadsheet never runs a number)."""
+    return [neutralise(cell) if isinstance(cell, str) else cell for cell in row]
+
+
 @dataclass(frozen=True)
 class StayRecord:
     """A stay with its opened personal data (only ever built for an audited export or view)."""
@@ -96,21 +103,95 @@ def _iso_to_dmy(text: str | None) -> str:
         return text
 
 
+COMMUNE_PREFIXES = ("phường", "xã", "thị trấn", "đặc khu", "p.", "x.", "tt.")
+DISTRICT_PREFIXES = ("quận", "huyện", "thị xã", "q.", "h.", "tx.")
+
+
+@dataclass(frozen=True)
+class AddressParts:
+    """A Vietnamese address split for the portal's columns K, L, M."""
+
+    province: str
+    commune: str
+    detail: str
+
+
+def split_address(address: str | None) -> AddressParts:
+    """Best-effort split of ``"<detail>, <commune>, [<district>,] <province>"`` by its
+    comma-separated parts (docs/web.md "Accommodation register").
+
+    The last part is the province; the commune is the right-most other part that starts with
+    Phường / Xã / Thị trấn / Đặc khu (else the part just before the province); everything
+    before the commune is the detail, and a district part between the commune and the
+    province (gone since the 2025 two-tier reform) is appended to the detail so nothing of
+    the address is lost. One part only: all detail. The names are kept as written: the
+    portal's own lists decide the codes, so check the two columns before filing.
+    """
+    parts = [p.strip() for p in (address or "").split(",") if p.strip()]
+    if len(parts) < 2:
+        return AddressParts("", "", parts[0] if parts else "")
+    province, rest = parts[-1], parts[:-1]
+    index = next((i for i in range(len(rest) - 1, -1, -1)
+                  if rest[i].lower().startswith(COMMUNE_PREFIXES)), None)
+    if index is None:
+        if len(rest) == 1:  # "<detail>, <province>": no commune named
+            return AddressParts(province, "", rest[0])
+        index = len(rest) - 1
+    detail = rest[:index] + rest[index + 1:]
+    return AddressParts(province, rest[index], ", ".join(detail))
+
+
 def stay_row(index: int, rec: StayRecord) -> list[str]:
-    """Columns A … S of one guest, every cell text."""
+    """Columns A … S of one guest, every cell text.
+
+    N (NGÀY ĐẾN) is the arrival date; O (NGÀY ĐI) is the actual departure once the guest has
+    left, else the expected one; S (GHI CHÚ) says when the guest actually left. Every value
+    is written raw here: the writers (:func:`stays_xlsx`, :func:`stays_csv`) are where
+    cells are escaped against formula injection.
+    """
     p, s = rec.personal, rec.stay
-    departure = s.expected_departure
     address = p.get("address") or ""
+    parts = split_address(address)
+    if s.ended_at is not None:
+        departure = fmt_local(s.ended_at, "%d/%m/%Y")
+        note = "Đã trả phòng / ra viện lúc " + fmt_local(s.ended_at)
+    else:
+        departure = _dmy(s.expected_departure)
+        note = ""
     return [
         str(index), p.get("full_name", ""), _iso_to_dmy(p.get("date_of_birth")),
         SEX_CODES.get(p.get("sex") or "", ""),
         NATIONALITY_CODES.get(p.get("nationality", ""), p.get("nationality", "")),
         DOCUMENT_CODES.get(p.get("document_type", ""), ""),
         DOCUMENT_NAMES.get(p.get("document_type", ""), ""),
-        p.get("id_number", ""), "", RESIDENCE_PERMANENT if address else "", "", "", address,
-        fmt_local(s.started_at, "%d/%m/%Y"),
-        _dmy(departure) if departure else fmt_local(s.ended_at, "%d/%m/%Y"),
-        s.ward_or_room or "", REASON_CODES.get(s.reason_code or "", ""), "", ""]
+        p.get("id_number", ""), "", RESIDENCE_PERMANENT if address else "",
+        parts.province, parts.commune, parts.detail,
+        fmt_local(s.started_at, "%d/%m/%Y"), departure,
+        s.ward_or_room or "", REASON_CODES.get(s.reason_code or "", ""), "", note]
+
+
+def xlsx_name(site: Site | None) -> str:
+    """``tblt_vn_import.xlsx`` for one establishment (the portal's name), prefixed by the
+    establishment's id inside a zip of several."""
+    return XLSX_NAME if site is None else f"{site.id}_{XLSX_NAME}"
+
+
+def stays_by_establishment(records: Iterable[StayRecord]) -> dict[str, list[StayRecord]]:
+    """Records grouped by site id (each establishment files its own workbook)."""
+    out: dict[str, list[StayRecord]] = {}
+    for rec in records:
+        out.setdefault(rec.site.id, []).append(rec)
+    return out
+
+
+def stays_zip(groups: dict[str, list[StayRecord]]) -> bytes:
+    """One portal workbook per establishment, in a zip."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for site_id in sorted(groups):
+            recs = groups[site_id]
+            zf.writestr(xlsx_name(recs[0].site), stays_xlsx(recs, recs[0].site.name))
+    return buf.getvalue()
 
 
 def stays_xlsx(records: Iterable[StayRecord], establishment: str) -> bytes:
@@ -126,6 +207,7 @@ def stays_xlsx(records: Iterable[StayRecord], establishment: str) -> bytes:
         cell = ws.cell(row=4, column=col, value=title)
         cell.font = Font(bold=True)
         cell.alignment = Alignment(wrap_text=True)
+        ws.column_dimensions[cell.column_letter].width = STAY_WIDTHS[col - 1]
     for i, rec in enumerate(records, start=1):
         for col, value in enumerate(_safe_row(stay_row(i, rec)), start=1):
             cell = ws.cell(row=FIRST_DATA_ROW + i - 1, column=col)
@@ -151,50 +233,96 @@ def _ratio_text(value: float | None) -> str:
     return "" if value is None else f"{value * 100:.1f}%"
 
 
-def report_rows(report: Report, lang: str) -> list[list[str]]:
-    """Flat rows: metric, unit code, unit, total, via, ratio, target, met."""
-    out: list[list[str]] = []
-    for table in report.tables:
-        metric = translate(f"metric.{table.metric}", lang)
-        for row in table.rows:
-            name = (translate("rep.sum", lang) + " " + row.name).strip() if row.is_total \
-                else row.name
-            met = "" if row.met is None else translate("rep.yes" if row.met else "rep.no", lang)
-            out.append([metric, row.code, name, str(row.total), str(row.via),
-                        _ratio_text(row.ratio), _ratio_text(row.target), met])
-    return out
+REPORT_KEYS = ("adm.metric", "rep.kind", "adm.code", "rep.unit", "rep.total", "rep.via",
+               "rep.late", "rep.overdue", "rep.ratio", "rep.target", "rep.met")
 
 
 def report_header(lang: str) -> list[str]:
-    return [translate(k, lang) for k in ("adm.metric", "adm.code", "rep.unit", "rep.total",
-                                         "rep.via", "rep.ratio", "rep.target", "rep.met")]
+    return [translate(k, lang) for k in REPORT_KEYS]
 
 
-def report_xlsx(report: Report, lang: str) -> bytes:
-    """One sheet: a title with the period, then the ratio tables as rows."""
+def _row_values(metric: str, row: dict[str, Any], lang: str) -> list[Any]:
+    """One table row as values: numbers stay numbers, the ratio and target are fractions."""
+    if row["is_total"]:
+        name = (translate("rep.sum", lang) + " " + (row["name"] or
+                                                    translate("rep.all_units", lang))).strip()
+    else:
+        name = row["name"]
+    met = "" if row["met"] is None else translate("rep.yes" if row["met"] else "rep.no", lang)
+    notices = metric == "stays_notified"
+    return [translate(f"metric.{metric}", lang), translate(f"rep.kind.{row['kind']}", lang),
+            row["code"], name, row["total"], row["via"],
+            row.get("late", 0) if notices else None, row.get("overdue", 0) if notices else None,
+            row["ratio"], row["target"], met]
+
+
+def report_table_rows(data: dict[str, Any], lang: str) -> list[list[Any]]:
+    """Every table of a report's JSON (:func:`central.web.reports.report_json`): its rows,
+    then its per-site rows."""
+    out: list[list[Any]] = []
+    for table in data["tables"]:
+        for row in table["rows"]:
+            out.append(_row_values(table["metric"], row, lang))
+        for row in table.get("site_rows", []):
+            out.append(_row_values(table["metric"], row, lang))
+    return out
+
+
+def report_filename(data: dict[str, Any], ext: str, version: int | None = None) -> str:
+    """``bao_cao_<unit code or scope>_<first>_<last>[_v<n>].<ext>`` (ASCII only)."""
+    unit = data.get("unit")
+    who = str(unit["code"]) if unit else "pham_vi"
+    who = "".join(ch if ch.isalnum() and ch.isascii() else "_" for ch in who)
+    period = data["period"]
+    suffix = f"_v{version}" if version is not None else ""
+    return f"bao_cao_{who}_{period['first']}_{period['last']}{suffix}.{ext}"
+
+
+def report_xlsx(data: dict[str, Any], lang: str, author: str = "",
+                version: int | None = None) -> bytes:
+    """One sheet: title, unit, period, author and time, then the rows with real numbers
+    (counts as integers, ratios and targets as percentages)."""
     wb = Workbook()
     ws = wb.active
     ws.title = "BAO_CAO"
     ws["A1"] = translate("rep.title", lang)
     ws["A1"].font = Font(bold=True, size=14)
-    ws["A2"] = f"{translate(f'period.{report.period.kind}', lang)}: {report.period.label}"
-    ws.append([])
-    ws.append(report_header(lang))
-    for cell in ws[4]:
+    period = data["period"]
+    ws["A2"] = translate("rep.unit", lang)
+    ws["B2"] = data.get("title") or translate("rep.all_units", lang)
+    ws["A3"] = translate(f"period.{period['kind']}", lang)
+    ws["B3"] = period["label"]
+    ws["A4"] = translate("rep.author", lang)
+    ws["B4"] = author
+    ws["A5"] = translate("rep.generated", lang)
+    ws["B5"] = data.get("generated_at") or ""
+    if version is not None:
+        ws["C5"] = f"{translate('rep.version', lang)} {version}"
+    header_row = 7
+    for col, title in enumerate(report_header(lang), start=1):
+        cell = ws.cell(row=header_row, column=col, value=title)
         cell.font = Font(bold=True)
-    for r, row in enumerate(report_rows(report, lang), start=5):
-        for col, value in enumerate(_safe_row(row), start=1):
-            cell = ws.cell(row=r, column=col)
-            cell.value = value
-            cell.data_type = "s"
+        cell.alignment = Alignment(wrap_text=True)
+    for r, values in enumerate(report_table_rows(data, lang), start=header_row + 1):
+        for col, value in enumerate(_safe_values(values), start=1):
+            cell = ws.cell(row=r, column=col, value=value)
+            if col in (9, 10) and value is not None:
+                cell.number_format = "0.0%"
+    for letter, width in zip("ABCDEFGHIJK", (34, 12, 12, 36, 10, 12, 10, 10, 9, 9, 10),
+                             strict=True):
+        ws.column_dimensions[letter].width = width
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
 
 
-def report_csv(report: Report, lang: str) -> bytes:
+def report_csv(data: dict[str, Any], lang: str) -> bytes:
+    """The same rows as CSV (ratios as percentages with one decimal)."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(report_header(lang))
-    writer.writerows(_safe_row(row) for row in report_rows(report, lang))
+    for values in report_table_rows(data, lang):
+        text = ["" if v is None else str(v) for v in values]
+        text[8], text[9] = _ratio_text(values[8]), _ratio_text(values[9])
+        writer.writerow(_safe_row(text))
     return ("\ufeff" + buf.getvalue()).encode("utf-8")

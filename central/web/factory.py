@@ -11,7 +11,15 @@ from typing import Any
 
 from flask import Flask
 
-from central.web import api, views_admin, views_auth, views_main, views_reports, views_stays
+from central.web import (
+    api,
+    views_admin,
+    views_auth,
+    views_main,
+    views_reports,
+    views_security,
+    views_stays,
+)
 from central.web.app import create_base_app
 
 
@@ -21,7 +29,8 @@ def create_app(config: Mapping[str, Any] | object,
     :func:`central.web.app.create_base_app`, then every blueprint; the read-only API, which
     authenticates by bearer token, is exempt from CSRF."""
     app = create_base_app(config, overrides)
-    for module in (views_auth, views_main, views_stays, views_reports, views_admin, api):
+    for module in (views_auth, views_main, views_stays, views_reports, views_security,
+                   views_admin, api):
         app.register_blueprint(module.bp)
     app.extensions["csrf"].exempt(api.bp)
     return app

@@ -7,6 +7,7 @@ gives the half-open UTC instants ``[start, end)`` to compare against rollup hour
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -119,17 +120,50 @@ LATEST = date(2999, 12, 31)
 December) and their UTC bounds must stay inside what ``datetime`` can hold (a 400, not a 500)."""
 
 
+DMY_RE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_dmy(text: str) -> date:
+    """``dd/mm/yyyy`` (as forms show dates) or ``YYYY-MM-DD`` (links, the API) → date;
+    :class:`ValueError` with the reason otherwise (31/02/2025 is not a date)."""
+    text = text.strip()
+    match = DMY_RE.match(text)
+    try:
+        if match is not None:
+            return date(int(match.group(3)), int(match.group(2)), int(match.group(1)))
+        if ISO_RE.match(text):
+            return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a calendar date") from None
+    raise ValueError(f"{text!r}: expected dd/mm/yyyy")
+
+
 def parse_date(text: str | None, name: str) -> date | None:
-    """``YYYY-MM-DD`` → date; empty → None; anything else, or a date outside
-    :data:`EARLIEST` … :data:`LATEST`, → :class:`BadRequest` naming it."""
+    """``dd/mm/yyyy`` or ``YYYY-MM-DD`` → date; empty → None; anything else, or a date outside
+    :data:`EARLIEST` … :data:`LATEST`, → :class:`BadRequest` naming the parameter and the
+    reason."""
     if not text:
         return None
     try:
-        value = date.fromisoformat(text)
-    except ValueError:
-        raise BadRequest(f"{name}: expected YYYY-MM-DD") from None
+        value = parse_dmy(text)
+    except ValueError as exc:
+        raise BadRequest(f"{name}: {exc}") from None
     if not EARLIEST <= value <= LATEST:
         raise BadRequest(f"{name}: a date from {EARLIEST} to {LATEST}")
+    return value
+
+
+def display_date(text: object) -> str:
+    """A date (or its ISO text) as ``dd/mm/yyyy`` for a form field; other text unchanged."""
+    if isinstance(text, date):
+        return f"{text:%d/%m/%Y}"
+    value = str(text or "")
+    if ISO_RE.match(value):
+        try:
+            return f"{date.fromisoformat(value):%d/%m/%Y}"
+        except ValueError:
+            return value
     return value
 
 

@@ -1,4 +1,6 @@
-"""Read models: counts from :class:`Rollup`, occupancy from :class:`SiteOccupancy`.
+"""Read models of the dashboard: counts from :class:`Rollup`, occupancy from
+:class:`SiteOccupancy`. The counting rules themselves (which kinds are arrivals, which
+methods are CCCD) and the grouped counts are central.readside's.
 
 Nothing here reads :class:`~central.db.models.Event`: every count is a sum over the per-hour
 rollups the ingest keeps current, so a query costs the same with ten thousand or ten million
@@ -15,66 +17,46 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from central import readside
 from central.db.models import Alarm, Device, IngestRejection, Rollup, Site, SiteOccupancy, Stay
+from central.readside import ARRIVAL_KINDS, DEPARTURE_KINDS, METHODS
 from central.web.errors import BadRequest
 from central.web.security import Scope, scoped_sites
 from central.web.timeutil import VN, as_utc, day_start_utc, local_today, utcnow
 
-METHODS = ("chip", "card-qr", "vneid-qr", "manual")
-CCCD_METHODS = ("chip", "card-qr", "vneid-qr")
-ENTRY_KINDS = ("entry", "visit", "stay.start", "manual:entry", "manual:visit")
-"""Rollup kinds that add to "entries" (central.counting rolls a manual count up under
-``manual:<counts_as>``)."""
-EXIT_KINDS = ("exit", "stay.end", "manual:exit")
-GROUP_BY = ("hour", "day", "site", "kind", "method", "age_band", "sex", "birth_province")
+GROUP_BY = ("hour", "day", "site", "kind", "method", "age_band", "sex", "birth_province",
+            "insurance")
 CAPACITY_ALERT = 0.9
-
-
-def _site_filter(query: Any, site_ids: Iterable[str] | None) -> Any:
-    return query if site_ids is None else query.where(Rollup.site_id.in_(list(site_ids)))
 
 
 def counts(db: Session, site_ids: Iterable[str] | None, start: datetime, end: datetime,
            group_by: Iterable[str] = (), kinds: Iterable[str] | None = None,
            ) -> list[dict[str, Any]]:
-    """Sums of people and events over ``[start, end)`` grouped by dimensions of :data:`GROUP_BY`.
-
-    ``site_ids`` None means every site. ``day`` groups by Vietnam-time date (folded from UTC
-    hours in Python: at most 24 rows per day per other group). Rows are sorted by their keys.
-    """
+    """:func:`central.readside.counts` shaped for the API: ``site`` for the site dimension,
+    ``hour`` as ISO UTC text, ``day`` as an ISO Vietnam-time date; 400 on a bad group."""
     dims = list(group_by)
     for dim in dims:
         if dim not in GROUP_BY:
             raise BadRequest(f"group_by: {dim!r} is not one of {', '.join(GROUP_BY)}")
     if "hour" in dims and "day" in dims:
         raise BadRequest("group_by: hour and day together")
-    columns: list[Any] = []
-    for dim in dims:
-        col = {"hour": Rollup.hour, "day": Rollup.hour, "site": Rollup.site_id}.get(
-            dim, getattr(Rollup, dim, None))
-        columns.append(col)
-    query = select(*columns, func.sum(Rollup.people), func.sum(Rollup.events)).where(
-        Rollup.hour >= as_utc(start), Rollup.hour < as_utc(end))
-    query = _site_filter(query, site_ids)
-    if kinds is not None:
-        query = query.where(Rollup.kind.in_(list(kinds)))
-    if columns:
-        query = query.group_by(*columns)
-    folded: dict[tuple[Any, ...], list[int]] = {}
-    for row in db.execute(query):
-        key: list[Any] = []
-        for dim, value in zip(dims, row[: len(dims)], strict=True):
+    if as_utc(end) <= as_utc(start):
+        return []
+    inner = ["site_id" if d == "site" else d for d in dims]
+    rows = readside.counts(db, None if site_ids is None else list(site_ids), start, end,
+                           inner, kinds)
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        item: dict[str, Any] = {}
+        for dim, name in zip(dims, inner, strict=True):
+            value = row.key[name]
             if dim == "hour":
-                key.append(as_utc(value).isoformat().replace("+00:00", "Z"))
+                value = as_utc(value).isoformat().replace("+00:00", "Z")
             elif dim == "day":
-                key.append(as_utc(value).astimezone(VN).date().isoformat())
-            else:
-                key.append(value)
-        acc = folded.setdefault(tuple(key), [0, 0])
-        acc[0] += int(row[-2] or 0)
-        acc[1] += int(row[-1] or 0)
-    return [{**dict(zip(dims, key, strict=True)), "people": v[0], "events": v[1]}
-            for key, v in sorted(folded.items(), key=lambda kv: tuple(str(k) for k in kv[0]))]
+                value = value.isoformat()
+            item[dim] = value
+        out.append({**item, "people": row.people, "events": row.events})
+    return out
 
 
 @dataclass
@@ -112,19 +94,21 @@ class Snapshot:
     overdue_stays: int
     at: datetime
     alert_sites: list[SiteStatus] = field(default_factory=list)
+    refused: int = 0
+    """People refused at the gates today (``rejected`` rollups; reasons on /security)."""
 
     def fingerprint(self) -> tuple[Any, ...]:
         """What changes when the numbers change (the SSE generator pushes on change)."""
         return (tuple((s.site.id, s.occupancy, s.entries, s.exits) for s in self.sites),
                 tuple(self.hourly), tuple(sorted(self.methods.items())),
-                tuple(a.id for a in self.alarms), self.overdue_stays)
+                tuple(a.id for a in self.alarms), self.overdue_stays, self.refused)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "at": self.at.isoformat(), "entries": self.entries, "exits": self.exits,
             "occupancy": self.occupancy, "capacity": self.capacity, "hourly": self.hourly,
             "methods": self.methods, "overdue_stays": self.overdue_stays,
-            "alarms": len(self.alarms),
+            "alarms": len(self.alarms), "refused": self.refused,
             "sites": [{"id": s.site.id, "occupancy": s.occupancy, "entries": s.entries,
                        "exits": s.exits} for s in self.sites]}
 
@@ -150,19 +134,22 @@ def snapshot(db: Session, scope: Scope, site_id: str | None = None,
     per_site: dict[str, list[int]] = {sid: [0, 0] for sid in ids}
     hourly = [0] * 24
     methods = dict.fromkeys(METHODS, 0)
+    refused = 0
     query = select(Rollup.site_id, Rollup.hour, Rollup.kind, Rollup.method,
                    func.sum(Rollup.people)).where(
         Rollup.hour >= start, Rollup.hour < end, Rollup.site_id.in_(ids),
     ).group_by(Rollup.site_id, Rollup.hour, Rollup.kind, Rollup.method)
     for sid, hour, kind, method, people in db.execute(query):
         n = int(people or 0)
-        if kind in ENTRY_KINDS:
+        if kind in ARRIVAL_KINDS:
             per_site[sid][0] += n
             hourly[as_utc(hour).astimezone(VN).hour] += n
             if method in methods:
                 methods[method] += n
-        elif kind in EXIT_KINDS:
+        elif kind in DEPARTURE_KINDS:
             per_site[sid][1] += n
+        elif kind == "rejected":
+            refused += n
     statuses = [SiteStatus(s, occ.get(s.id, 0), per_site[s.id][0], per_site[s.id][1])
                 for s in sites]
     alarm_q = select(Alarm).where(Alarm.cleared_at.is_(None)).order_by(Alarm.raised_at.desc())
@@ -176,20 +163,83 @@ def snapshot(db: Session, scope: Scope, site_id: str | None = None,
         entries=sum(s.entries for s in statuses), exits=sum(s.exits for s in statuses),
         occupancy=sum(s.occupancy for s in statuses),
         capacity=sum(s.site.capacity or 0 for s in statuses), alarms=alarms,
-        overdue_stays=int(overdue), at=now, alert_sites=[s for s in statuses if s.alert])
+        overdue_stays=int(overdue), at=now, alert_sites=[s for s in statuses if s.alert],
+        refused=refused)
+
+
+BACKLOG_AGE_ALERT = timedelta(minutes=10)
+"""A device whose oldest undelivered event is older than this is flagged."""
+CLOCK_SKEW_ALERT = 60.0
+"""Seconds between the device's clock (its heartbeat's ``at``) and the centre's, flagged."""
+HEALTHY = ("ok", "disabled", "starting")
 
 
 @dataclass
 class DeviceHealth:
-    """One device row of the health page."""
+    """One device row of the health page: seq gaps, rejections, reader and scanner states
+    from its last heartbeat (docs/protocol.md §6), backlog age and clock skew."""
 
     device: Device
     open_gaps: int
     rejections: dict[str, int]
+    now: datetime = field(default_factory=utcnow)
 
     @property
     def missing(self) -> int:
         return max(self.device.last_seq - self.device.contiguous_seq, 0)
+
+    @property
+    def components(self) -> list[tuple[str, str, str, str]]:
+        """``(readers|scanners, uri, state, detail)`` from the last heartbeat."""
+        out: list[tuple[str, str, str, str]] = []
+        health = self.device.health or {}
+        for group in ("readers", "scanners"):
+            items = health.get(group) or {}
+            if not isinstance(items, dict):
+                continue
+            for uri, value in sorted(items.items()):
+                if isinstance(value, dict):
+                    out.append((group, str(uri), str(value.get("state", "")),
+                                str(value.get("detail") or "")))
+                else:
+                    out.append((group, str(uri), str(value), ""))
+        return out
+
+    @property
+    def faults(self) -> list[str]:
+        """Readers and scanners not working: ``uri: state (detail)``."""
+        return [f"{uri}: {state}" + (f" ({detail})" if detail else "")
+                for _g, uri, state, detail in self.components if state not in HEALTHY]
+
+    @property
+    def backlog_age(self) -> timedelta | None:
+        oldest = self.device.oldest_undelivered_at
+        return None if oldest is None else max(self.now - as_utc(oldest), timedelta(0))
+
+    @property
+    def backlog_stale(self) -> bool:
+        age = self.backlog_age
+        return age is not None and age > BACKLOG_AGE_ALERT
+
+    @property
+    def clock_skew(self) -> float | None:
+        """Seconds the centre's receipt of the last heartbeat is ahead of the device's clock
+        (negative: the device is ahead). Includes the network delay."""
+        at = (self.device.health or {}).get("at")
+        seen = self.device.last_seen
+        if not isinstance(at, str) or seen is None:
+            return None
+        try:
+            device_time = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return (as_utc(seen) - as_utc(device_time)).total_seconds()
+
+    @property
+    def needs_attention(self) -> bool:
+        skew = self.clock_skew
+        return (self.device.state != "online" or bool(self.open_gaps) or bool(self.faults)
+                or self.backlog_stale or (skew is not None and abs(skew) > CLOCK_SKEW_ALERT))
 
 
 def device_health(db: Session, scope: Scope, site_id: str | None = None) -> list[DeviceHealth]:

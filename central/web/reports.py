@@ -1,40 +1,54 @@
-"""Ratio tables by period and unit (CCCD.md §10): total | via CCCD/VNeID | ratio | target | met?
+"""Ratio tables by period and unit (docs/cccd.md §10): total | via CCCD/VNeID | ratio | target.
 
-Rows are the units directly below the chosen unit (each aggregating its whole subtree:
-commune → district → province) plus a total row for the chosen unit; only sites inside the
-principal's scope are counted. Counts come from rollups (one grouped query per report).
+For a chosen unit ``U`` each table has
+
+* one row per unit directly below ``U`` (each aggregating its whole subtree, with a drill-down
+  link to its own report), then one row per site attached directly to ``U`` (a district may
+  have communes *and* a hospital of its own);
+* a total row for ``U`` — by construction the sum of the rows above, for every metric;
+* ``site_rows``: every site of ``U``'s subtree the metric concerns (a hospital for the
+  insured-visit ratio, a heritage site for gate entries, every site for "equipped",
+  accommodation and hospitals for notices), whose sum is the total too.
+
+Only sites inside the principal's scope count. Site staff get per-site rows of their own
+sites, the total labelled with the sites' names. The figures come from
+:func:`central.readside.site_tallies` (three grouped queries per report).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from central.db.models import Device, Rollup, Site, SiteKind, Stay, Target, Unit
+from central.db.models import Site, SiteKind, Target, Unit
+from central.readside import Tally, site_tallies
 from central.web.periods import Period
-from central.web.queries import CCCD_METHODS
 from central.web.security import Scope, scoped_sites, subtree_ids, unit_children
-
-INSURED = ("valid", "paper-card")
-"""Insured hospital visits (the ``hospital_cccd`` denominator): visits whose insurance lookup
-answered ``valid`` (any method) and manual visits counted as ``paper-insurance`` (the paper BHYT
-card). Visits the gateway found uninsured (``invalid``), could not answer (``unknown``) or was
-not asked about (``not-checked``) are outside the ratio: they cannot be called insured visits."""
+from central.web.timeutil import utcnow
 
 METRICS = ("hospital_cccd", "heritage_cccd", "sites_equipped", "stays_notified")
 DEFAULT_TARGETS: dict[str, float | None] = {
     "hospital_cccd": 0.8, "heritage_cccd": None, "sites_equipped": 1.0, "stays_notified": 1.0}
 """Programme targets: over 80% of insured hospital visits by CCCD/VNeID, 100% of sites
-equipped, 100% of stays notified. A :class:`Target` row (per unit, inherited down the tree,
-or nationwide with ``unit_id`` NULL) overrides them."""
+equipped, 100% of stays notified on time. A :class:`Target` row (per unit, inherited down the
+tree, or nationwide with ``unit_id`` NULL) overrides them."""
+METRIC_KINDS: dict[str, frozenset[SiteKind]] = {
+    "hospital_cccd": frozenset({SiteKind.HOSPITAL}),
+    "heritage_cccd": frozenset({SiteKind.HERITAGE}),
+    "sites_equipped": frozenset(SiteKind),
+    "stays_notified": frozenset({SiteKind.ACCOMMODATION, SiteKind.HOSPITAL}),
+}
+"""The kinds of site a metric concerns (per-site rows; other sites show only if non-zero)."""
 
 
 @dataclass(frozen=True)
 class RatioRow:
-    """One line of a ratio table."""
+    """One line of a ratio table: a unit (its subtree), a site, or the total."""
 
     unit_id: int | None
     code: str
@@ -43,6 +57,17 @@ class RatioRow:
     via: int
     target: float | None
     is_total: bool = False
+    site_id: str | None = None
+    figures: dict[str, int] = field(default_factory=dict)
+    """Figures beside the ratio: ``late`` and ``overdue`` notices for ``stays_notified``."""
+    unit_name: str = ""
+    """For a site row: the name of the unit the site is attached to."""
+    site_kind: str = ""
+    """For a site row: heritage, hospital or accommodation."""
+
+    @property
+    def kind(self) -> str:
+        return "total" if self.is_total else ("site" if self.site_id else "unit")
 
     @property
     def ratio(self) -> float | None:
@@ -55,11 +80,26 @@ class RatioRow:
             return None
         return ratio >= self.target - 1e-12
 
+    def as_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "unit_id": self.unit_id, "site_id": self.site_id,
+                "code": self.code, "name": self.name, "unit_name": self.unit_name,
+                "site_kind": self.site_kind,
+                "total": self.total, "via": self.via, "ratio": self.ratio,
+                "target": self.target, "met": self.met, "is_total": self.is_total,
+                **{k: v for k, v in self.figures.items()}}
+
 
 @dataclass(frozen=True)
 class RatioTable:
     metric: str
     rows: list[RatioRow]
+    """Units below, sites attached directly, then the total (last)."""
+    site_rows: list[RatioRow] = field(default_factory=list)
+    """Every site of the subtree the metric concerns (their sum is the total too)."""
+
+    @property
+    def total(self) -> RatioRow:
+        return self.rows[-1]
 
 
 @dataclass(frozen=True)
@@ -67,57 +107,11 @@ class Report:
     period: Period
     unit: Unit | None
     tables: list[RatioTable]
-
-
-@dataclass
-class _Tally:
-    hosp_total: int = 0
-    hosp_via: int = 0
-    her_total: int = 0
-    her_via: int = 0
-    sites: int = 0
-    equipped: int = 0
-    stays: int = 0
-    notified: int = 0
-
-    def add(self, other: _Tally) -> None:
-        for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-    def pair(self, metric: str) -> tuple[int, int]:
-        return {"hospital_cccd": (self.hosp_total, self.hosp_via),
-                "heritage_cccd": (self.her_total, self.her_via),
-                "sites_equipped": (self.sites, self.equipped),
-                "stays_notified": (self.stays, self.notified)}[metric]
-
-
-def _site_tallies(db: Session, sites: list[Site], period: Period) -> dict[str, _Tally]:
-    start, end = period.utc_bounds()
-    ids = [s.id for s in sites]
-    kind_of = {s.id: s.kind for s in sites}
-    tallies = {s.id: _Tally(sites=1) for s in sites}
-    query = (select(Rollup.site_id, Rollup.kind, Rollup.method, Rollup.insurance,
-                    func.sum(Rollup.people))
-             .where(Rollup.hour >= start, Rollup.hour < end, Rollup.site_id.in_(ids))
-             .group_by(Rollup.site_id, Rollup.kind, Rollup.method, Rollup.insurance))
-    for sid, kind, method, insurance, people in db.execute(query):
-        t, n, via = tallies[sid], int(people or 0), method in CCCD_METHODS
-        if kind_of[sid] is SiteKind.HOSPITAL and insurance in INSURED:
-            t.hosp_total += n
-            t.hosp_via += n if via and kind == "visit" else 0
-        elif kind_of[sid] is SiteKind.HERITAGE and kind in ("entry", "manual:entry"):
-            t.her_total += n
-            t.her_via += n if via and kind == "entry" else 0
-    for (sid,) in db.execute(select(Device.site_id).where(
-            Device.site_id.in_(ids), Device.revoked.is_(False)).distinct()):
-        tallies[sid].equipped = 1
-    for sid, total, notified in db.execute(
-            select(Stay.site_id, func.count(), func.count(Stay.notified_at))
-            .where(Stay.site_id.in_(ids), Stay.started_at >= start, Stay.started_at < end)
-            .group_by(Stay.site_id)):
-        tallies[sid].stays += int(total)
-        tallies[sid].notified += int(notified)
-    return tallies
+    title: str = ""
+    """What the total row is about: the unit's name, or the site staff's site names."""
+    path: list[Unit] = field(default_factory=list)
+    """The chosen unit's ancestors inside the scope, top first (the drill-down trail)."""
+    generated_at: datetime | None = None
 
 
 def _targets(db: Session) -> dict[tuple[int | None, str], float]:
@@ -149,39 +143,105 @@ def top_units(scope: Scope, tree: dict[int | None, list[Unit]]) -> list[Unit]:
     return [u for u in everything if u.id in scope.unit_ids and u.parent_id not in scope.unit_ids]
 
 
+def _sum(tallies: Iterable[Tally]) -> Tally:
+    acc = Tally()
+    for t in tallies:
+        acc.add(t)
+    return acc
+
+
 def build_report(db: Session, scope: Scope, period: Period, unit: Unit | None,
-                 metrics: Iterable[str] = METRICS) -> Report:
-    """The ratio tables of ``metrics`` for ``unit`` (or the whole scope) over ``period``."""
+                 metrics: Iterable[str] = METRICS, *, site_staff: bool = False,
+                 now: datetime | None = None) -> Report:
+    """The ratio tables of ``metrics`` for ``unit`` (or the whole scope) over ``period``.
+
+    ``site_staff``: rows are the scope's sites themselves (whatever ``unit`` says). Without a
+    unit, a scope with a single top unit (province or district staff) reports on that unit.
+    """
+    now = now or utcnow()
     tree = unit_children(db)
     units = {u.id: u for us in tree.values() for u in us}
     sites = scoped_sites(db, scope)
-    tallies = _site_tallies(db, sites, period)
+    start, end = period.utc_bounds()
+    tallies = site_tallies(db, sites, start, end, now)
     targets = _targets(db)
-    row_units = tree.get(unit.id, []) if unit is not None else top_units(scope, tree)
-    if unit is not None and not row_units:
-        row_units = [unit]
+    if unit is None and not site_staff and not scope.everything:
+        tops = top_units(scope, tree)
+        if len(tops) == 1:
+            unit = tops[0]
 
-    def tally_of(root: Unit | None) -> _Tally:
-        acc = _Tally()
-        allowed = None if root is None else subtree_ids(tree, root.id)
-        for s in sites:
-            if allowed is None or s.unit_id in allowed:
-                acc.add(tallies[s.id])
-        return acc
+    row_units: list[Unit] = []
+    direct: list[Site]
+    if site_staff:
+        unit = None
+        direct = list(sites)
+        title = ", ".join(s.name for s in sites)
+        in_total = list(sites)
+    elif unit is None:
+        row_units = top_units(scope, tree)
+        covered = set().union(*(subtree_ids(tree, u.id) for u in row_units)) \
+            if row_units else set()
+        direct = [s for s in sites if s.unit_id not in covered]  # none in a well-formed tree
+        title = ""
+        in_total = list(sites)
+    else:
+        row_units = [c for c in tree.get(unit.id, []) if scope.unit_ok(c.id) or any(
+            s.unit_id in subtree_ids(tree, c.id) for s in sites)]
+        direct = [s for s in sites if s.unit_id == unit.id]
+        title = unit.name
+        allowed = subtree_ids(tree, unit.id)
+        in_total = [s for s in sites if s.unit_id in allowed]
 
-    row_tallies = [(u, tally_of(u)) for u in row_units]
-    total = tally_of(unit)
+    unit_sets = [(u, subtree_ids(tree, u.id)) for u in row_units]
+    unit_tallies = [(u, _sum(tallies[s.id] for s in sites if s.unit_id in ids))
+                    for u, ids in unit_sets]
+    total = _sum(tallies[s.id] for s in in_total)
+    total_unit_id = unit.id if unit is not None else None
+    path: list[Unit] = []
+    walker = unit
+    while walker is not None and scope.unit_ok(walker.id):
+        path.insert(0, walker)
+        walker = units.get(walker.parent_id) if walker.parent_id is not None else None
+
+    def site_row(s: Site, metric: str) -> RatioRow:
+        t = tallies[s.id]
+        tot, via = t.pair(metric)
+        return RatioRow(s.unit_id, s.id, s.name, tot, via,
+                        resolve_target(targets, units, s.unit_id, metric), site_id=s.id,
+                        figures=t.figures(metric), site_kind=s.kind.value,
+                        unit_name=units[s.unit_id].name if s.unit_id in units else "")
+
+    def concerns(s: Site, metric: str) -> bool:
+        return s.kind in METRIC_KINDS[metric] or tallies[s.id].pair(metric)[0] > 0
+
     out: list[RatioTable] = []
     for metric in metrics:
         rows: list[RatioRow] = []
-        for u, t in row_tallies:
+        for u, t in unit_tallies:
             tot, via = t.pair(metric)
             rows.append(RatioRow(u.id, u.code, u.name, tot, via,
-                                 resolve_target(targets, units, u.id, metric)))
+                                 resolve_target(targets, units, u.id, metric),
+                                 figures=t.figures(metric)))
+        rows.extend(site_row(s, metric) for s in direct if concerns(s, metric))
         tot, via = total.pair(metric)
-        rows.append(RatioRow(unit.id if unit else None, unit.code if unit else "",
-                             unit.name if unit else "", tot, via,
-                             resolve_target(targets, units, unit.id if unit else None, metric),
-                             is_total=True))
-        out.append(RatioTable(metric, rows))
-    return Report(period, unit, out)
+        rows.append(RatioRow(total_unit_id, unit.code if unit else "", title, tot, via,
+                             resolve_target(targets, units, total_unit_id, metric),
+                             is_total=True, figures=total.figures(metric)))
+        site_rows = [site_row(s, metric) for s in in_total if concerns(s, metric)]
+        out.append(RatioTable(metric, rows, site_rows))
+    return Report(period, unit, out, title=title, path=path, generated_at=now)
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """The report as plain JSON (the frozen snapshot's content and the API's answer)."""
+    unit = report.unit
+    return {
+        "period": {"kind": report.period.kind, "first": report.period.first.isoformat(),
+                   "last": report.period.last.isoformat(), "label": report.period.label},
+        "unit": None if unit is None else {"id": unit.id, "code": unit.code, "name": unit.name,
+                                           "level": unit.level.value},
+        "title": report.title,
+        "generated_at": report.generated_at.isoformat() if report.generated_at else None,
+        "tables": [{"metric": t.metric, "rows": [r.as_json() for r in t.rows],
+                    "site_rows": [r.as_json() for r in t.site_rows]} for t in report.tables],
+    }

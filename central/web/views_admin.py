@@ -34,7 +34,22 @@ from central.enrol import (
 )
 from central.web.app import end_user_sessions
 from central.web.errors import BadRequest, NotFoundError
-from central.web.reports import METRICS
+from central.web.forms import (
+    MIN_PASSWORD,
+    TOKEN_DEFAULT_DAYS,
+    TOKEN_MAX_DAYS,
+    EnrolForm,
+    PasswordForm,
+    SiteForm,
+    TargetForm,
+    TokenForm,
+    UnitForm,
+    UnitUpdateForm,
+    UserCreateForm,
+    UserScopeForm,
+    bind,
+)
+from central.web.reports import DEFAULT_TARGETS, METRICS
 from central.web.security import (
     audit,
     bounded_int,
@@ -47,18 +62,13 @@ from central.web.timeutil import utcnow
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 ADMIN = Role.ADMIN
-MIN_PASSWORD = 12
+__all__ = ["MIN_PASSWORD", "bp"]
 AUDIT_PAGE = 200
 
 
 def _hasher() -> PasswordHasher:
     hasher: PasswordHasher = current_app.extensions["central.hasher"]
     return hasher
-
-
-def _int_or_none(name: str) -> int | None:
-    """An optional integer form field (ids, capacity, days): bounded, else 400."""
-    return bounded_int(request.form.get(name), name)
 
 
 def _units() -> list[Unit]:
@@ -69,10 +79,8 @@ def _sites() -> list[Site]:
     return list(db_session().scalars(select(Site).order_by(Site.name)))
 
 
-def _password(value: str) -> str:
-    if len(value) < MIN_PASSWORD:
-        raise BadRequest(f"password: at least {MIN_PASSWORD} characters")
-    return value
+def _site_choices() -> list[str]:
+    return [s.id for s in _sites()]
 
 
 @bp.route("/")
@@ -87,15 +95,14 @@ def users() -> str | BaseResponse:
     """List users; POST creates one (role, unit, sites for site staff)."""
     db = db_session()
     if request.method == "POST":
-        username = request.form.get("username", "").strip()
-        if not username or len(username) > 64:
-            raise BadRequest("username: 1 to 64 characters")
+        form = bind(UserCreateForm, request.form, site_ids=_site_choices())
+        username = str(form.username.data)
         if db.scalar(select(User).where(User.username == username)) is not None:
             raise BadRequest("username: already taken")
-        user = User(username=username, password_hash=_hasher().hash(
-            _password(request.form.get("password", ""))), created_at=utcnow(),
-            language="vi", failed_logins=0, active=True, role=Role.SITE)
-        _apply_user_form(user)
+        user = User(username=username, password_hash=_hasher().hash(str(form.password.data)),
+                    created_at=utcnow(), language="vi", failed_logins=0, active=True,
+                    role=Role.SITE)
+        _apply_user_form(user, form)
         db.add(user)
         db.flush()
         audit("user.create", username, {"role": user.role.value, "unit": user.unit_id,
@@ -106,18 +113,15 @@ def users() -> str | BaseResponse:
                            roles=list(Role))
 
 
-def _apply_user_form(user: User) -> None:
-    try:
-        user.role = Role(request.form.get("role", ""))
-    except ValueError:
-        raise BadRequest("role: admin, province, district or site") from None
-    unit_id = _int_or_none("unit_id")
+def _apply_user_form(user: User, form: UserScopeForm) -> None:
+    user.role = Role(str(form.role.data))
+    unit_id = form.unit_id.data
     if unit_id is not None and db_session().get(Unit, unit_id) is None:
         raise BadRequest("unit_id: no such unit")
     if user.role in (Role.PROVINCE, Role.DISTRICT) and unit_id is None:
         raise BadRequest("unit_id: required for province and district staff")
     user.unit_id = unit_id
-    site_ids = request.form.getlist("site_ids")
+    site_ids = list(form.site_ids.data or [])
     sites = list(db_session().scalars(select(Site).where(Site.id.in_(site_ids))))
     if user.role is Role.SITE and not sites:
         raise BadRequest("site_ids: site staff need at least one site")
@@ -136,8 +140,9 @@ def _user(user_id: int) -> User:
 def user_update(user_id: int) -> BaseResponse:
     """Change a user's role, unit, sites and active flag."""
     user = _user(user_id)
-    _apply_user_form(user)
-    user.active = request.form.get("active") == "1"
+    form = bind(UserScopeForm, request.form, site_ids=_site_choices())
+    _apply_user_form(user, form)
+    user.active = bool(form.active.data)
     if not user.active:
         end_user_sessions(db_session(), user.id)
     audit("user.update", user.username, {"role": user.role.value, "unit": user.unit_id,
@@ -151,7 +156,8 @@ def user_update(user_id: int) -> BaseResponse:
 def user_password(user_id: int) -> BaseResponse:
     """Set a new password (ends the user's other sessions) and unlock the account."""
     user = _user(user_id)
-    user.password_hash = _hasher().hash(_password(request.form.get("password", "")))
+    form = bind(PasswordForm, request.form)
+    user.password_hash = _hasher().hash(str(form.password.data))
     end_user_sessions(db_session(), user.id)
     user.failed_logins = 0
     user.locked_until = None
@@ -175,32 +181,27 @@ def sites() -> str | BaseResponse:
     """List sites; POST creates or updates one (by id)."""
     db = db_session()
     if request.method == "POST":
-        site_id = request.form.get("id", "").strip()
-        if not site_id or len(site_id) > 64:
-            raise BadRequest("id: 1 to 64 characters")
-        try:
-            kind = SiteKind(request.form.get("kind", ""))
-        except ValueError:
-            raise BadRequest("kind: heritage, hospital or accommodation") from None
-        unit_id = _int_or_none("unit_id")
+        form = bind(SiteForm, request.form)
+        site_id = str(form.id.data)
+        kind = SiteKind(str(form.kind.data))
+        unit_id = form.unit_id.data
         if unit_id is None or db.get(Unit, unit_id) is None:
             raise BadRequest("unit_id: an existing unit")
-        capacity = _int_or_none("capacity")
-        if capacity is not None and capacity < 0:
-            raise BadRequest("capacity: not negative")
-        close_time = request.form.get("close_time", "23:00").strip() or "23:00"
+        capacity = form.capacity.data
+        close_time = str(form.close_time.data or "23:00")
         site = db.get(Site, site_id)
         created = site is None
         if site is None:
             site = Site(id=site_id)
             db.add(site)
-        site.name = request.form.get("name", "").strip() or site_id
+        site.name = str(form.name.data or "") or site_id
         site.kind = kind
         site.unit_id = unit_id
         site.capacity = capacity
-        site.close_time = close_time[:5]
+        site.close_time = close_time
         audit("site.create" if created else "site.update", site_id,
-              {"kind": kind.value, "unit": unit_id, "capacity": capacity})
+              {"kind": kind.value, "unit": unit_id, "capacity": capacity,
+               "close_time": close_time})
         return redirect(url_for("admin.sites"))
     return render_template("admin/sites.html", rows=_sites(), units=_units(),
                            kinds=list(SiteKind))
@@ -212,21 +213,17 @@ def units() -> str | BaseResponse:
     """List units (province → district → commune); POST creates one."""
     db = db_session()
     if request.method == "POST":
-        code = request.form.get("code", "").strip()
-        if not code or len(code) > 16:
-            raise BadRequest("code: 1 to 16 characters")
+        form = bind(UnitForm, request.form)
+        code = str(form.code.data)
         if db.scalar(select(Unit).where(Unit.code == code)) is not None:
             raise BadRequest("code: already used")
-        try:
-            level = UnitLevel(request.form.get("level", ""))
-        except ValueError:
-            raise BadRequest("level: province, district or commune") from None
-        parent_id = _int_or_none("parent_id")
+        level = UnitLevel(str(form.level.data))
+        parent_id = form.parent_id.data
         if parent_id is not None and db.get(Unit, parent_id) is None:
             raise BadRequest("parent_id: no such unit")
         if level is not UnitLevel.PROVINCE and parent_id is None:
             raise BadRequest("parent_id: required below province level")
-        db.add(Unit(code=code, name=request.form.get("name", "").strip() or code,
+        db.add(Unit(code=code, name=str(form.name.data or "") or code,
                     level=level, parent_id=parent_id))
         audit("unit.create", code, {"level": level.value, "parent": parent_id})
         return redirect(url_for("admin.units"))
@@ -247,13 +244,14 @@ def unit_update(unit_id: int) -> BaseResponse:
     or one of its own descendants)."""
     db = db_session()
     unit = _unit(unit_id)
-    code = request.form.get("code", unit.code).strip()
-    if not code or len(code) > 16:
-        raise BadRequest("code: 1 to 16 characters")
+    data = request.form.copy()
+    data.setdefault("code", unit.code)
+    form = bind(UnitUpdateForm, data)
+    code = str(form.code.data)
     other = db.scalar(select(Unit).where(Unit.code == code, Unit.id != unit.id))
     if other is not None:
         raise BadRequest("code: already used")
-    parent_id = _int_or_none("parent_id")
+    parent_id = form.parent_id.data
     if parent_id is not None:
         if db.get(Unit, parent_id) is None:
             raise BadRequest("parent_id: no such unit")
@@ -267,7 +265,7 @@ def unit_update(unit_id: int) -> BaseResponse:
         raise BadRequest("parent_id: required below province level")
     before = {"code": unit.code, "name": unit.name, "parent": unit.parent_id}
     unit.code = code
-    unit.name = request.form.get("name", "").strip() or unit.name
+    unit.name = str(form.name.data or "") or unit.name
     unit.parent_id = parent_id
     audit("unit.update", code, {"before": before,
                                 "after": {"code": code, "name": unit.name,
@@ -353,15 +351,18 @@ def device_enrol() -> Response:
     if ca is None or centre is None:
         raise BadRequest("enrolment: DEVICE_CA_CERT / DEVICE_CA_KEY and the centre's X25519 "
                          "key are not configured")
-    site = db.get(Site, request.form.get("site_id", ""))
+    form = bind(EnrolForm, request.form)
+    site = db.get(Site, str(form.site_id.data))
     if site is None:
         raise BadRequest("site_id: no such site")
-    device_id = request.form.get("device_id", "").strip()
-    direction = request.form.get("direction") or None
+    device_id = str(form.device_id.data)
+    direction = form.direction.data or None
+    if direction is not None and direction not in DIRECTIONS:
+        raise BadRequest(f"direction: one of {', '.join(DIRECTIONS)} or empty")
     try:
         result = enrol(db, device_id=device_id, site=site, ca=ca, centre_public=centre,
                        broker_url=str(current_app.config["BROKER_URL"]),
-                       name=request.form.get("name", "").strip(), direction=direction,
+                       name=str(form.name.data or ""), direction=direction,
                        broker_ca_pem=_optional_file("BROKER_CA_CERT"),
                        subject_key=_optional_file("SUBJECT_KEY_PATH"))
     except EnrolmentError as exc:
@@ -390,16 +391,12 @@ def targets() -> str | BaseResponse:
     """KPI targets per unit (inherited down the tree) or nationwide."""
     db = db_session()
     if request.method == "POST":
-        metric = request.form.get("metric", "")
-        if metric not in METRICS:
-            raise BadRequest(f"metric: one of {', '.join(METRICS)}")
-        try:
-            value = float(request.form.get("value", ""))
-        except ValueError:
-            raise BadRequest("value: a number between 0 and 1") from None
-        if not 0 <= value <= 1:
-            raise BadRequest("value: a number between 0 and 1")
-        unit_id = _int_or_none("unit_id")
+        form = bind(TargetForm, request.form, metric=list(METRICS))
+        metric = str(form.metric.data)
+        value = float(form.value.data or 0)
+        unit_id = form.unit_id.data
+        if unit_id is not None and db.get(Unit, unit_id) is None:
+            raise BadRequest("unit_id: no such unit")
         target = db.scalar(select(Target).where(Target.metric == metric,
                                                 Target.unit_id.is_(None) if unit_id is None
                                                 else Target.unit_id == unit_id))
@@ -411,6 +408,7 @@ def targets() -> str | BaseResponse:
         return redirect(url_for("admin.targets"))
     rows = list(db.scalars(select(Target).order_by(Target.metric, Target.unit_id)))
     return render_template("admin/targets.html", rows=rows, units=_units(), metrics=METRICS,
+                           defaults=DEFAULT_TARGETS,
                            unit_names={u.id: u.name for u in _units()})
 
 
@@ -436,24 +434,24 @@ def tokens() -> str | BaseResponse:
     db = db_session()
     new_token = None
     if request.method == "POST":
-        name = request.form.get("name", "").strip()[:100]
-        if not name:
-            raise BadRequest("name: required")
-        unit_id = _int_or_none("unit_id")
+        form = bind(TokenForm, request.form)
+        name = str(form.name.data)
+        unit_id = form.unit_id.data
         if unit_id is not None and db.get(Unit, unit_id) is None:
             raise BadRequest("unit_id: no such unit")
-        days = _int_or_none("expires_days")
+        days = form.days
         new_token = "cct_" + secrets.token_urlsafe(32)
         user = current_user()
         row = ApiToken(name=name, token_hash=token_hash(new_token), unit_id=unit_id,
                        created_by=user.id if user else None, created_at=utcnow(),
-                       expires_at=utcnow() + timedelta(days=days) if days else None,
+                       expires_at=utcnow() + timedelta(days=days),
                        revoked=False)
         db.add(row)
         db.flush()
-        audit("token.create", name, {"unit": unit_id, "id": row.id})
+        audit("token.create", name, {"unit": unit_id, "id": row.id, "days": days})
     rows = list(db.scalars(select(ApiToken).order_by(ApiToken.created_at.desc())))
     return render_template("admin/tokens.html", rows=rows, units=_units(), new_token=new_token,
+                           default_days=TOKEN_DEFAULT_DAYS, max_days=TOKEN_MAX_DAYS,
                            unit_names={u.id: u.name for u in _units()})
 
 

@@ -18,9 +18,9 @@ from flask import (
 )
 from sqlalchemy.orm import Session
 
+from central.readside import ARRIVAL_KINDS
 from central.web.app import session_alive, session_key
 from central.web.queries import (
-    ENTRY_KINDS,
     Snapshot,
     counts,
     device_health,
@@ -117,7 +117,7 @@ def site(site_id: str) -> str:
     snap = snapshot(db, current_scope(), s.id)
     start = day_start_utc(local_today())
     end = start + timedelta(days=1)
-    breakdown = {dim: counts(db, [s.id], start, end, [dim], kinds=ENTRY_KINDS)
+    breakdown = {dim: counts(db, [s.id], start, end, [dim], kinds=ARRIVAL_KINDS)
                  for dim in ("age_band", "sex", "birth_province")}
     return render_template("site.html", site=s, snap=snap, breakdown=breakdown,
                            devices=device_health(db, current_scope(), s.id))

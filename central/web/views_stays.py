@@ -1,5 +1,7 @@
-"""The accommodation register: deadline status, mark as notified, audited personal-data view
-and exports (XLSX in the portal's import layout, CSV)."""
+"""The accommodation register: each stay's legal deadline and notice state (due, overdue,
+notified on time, notified late; docs/cccd.md §9), marking as notified with the police portal's
+reference (one stay, a selection, or exactly the stays of one's last export), the audited
+personal-data view and the exports (the portal's XLSX, one workbook per establishment, CSV)."""
 
 from __future__ import annotations
 
@@ -8,14 +10,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from central.at_rest import AtRestError, decrypt_personal
-from central.db.models import Site, Stay
+from central.db.models import AuditLog, Site, Stay, User
+from central.readside import notice_state
 from central.web.errors import BadRequest, NotFoundError, OutOfScope, PersonalDataUnavailable
-from central.web.exports import XLSX_NAME, StayRecord, stays_csv, stays_xlsx
-from central.web.periods import parse_date
+from central.web.exports import (
+    XLSX_NAME,
+    StayRecord,
+    stays_by_establishment,
+    stays_csv,
+    stays_xlsx,
+    stays_zip,
+)
+from central.web.forms import NoticeForm, StayFilterForm, StayNotifyForm, bind
 from central.web.security import (
     ALL_ROLES,
     audit,
@@ -27,19 +37,24 @@ from central.web.security import (
     require_roles,
     scoped_sites,
 )
-from central.web.timeutil import as_utc, day_start_utc, utcnow
+from central.web.timeutil import as_utc, day_start_utc, fmt_local, utcnow
 
 bp = Blueprint("stays", __name__, url_prefix="/stays")
-STATUSES = ("all", "due", "overdue", "notified")
+STATUSES = ("all", "pending", "due", "overdue", "notified", "on_time", "late")
+"""``pending`` = not notified yet (due or overdue); ``notified`` = on time or late."""
+EXPORT_DEFAULT_STATUS = "pending"
+"""Exports without a status hold only the stays not notified yet."""
 LIST_LIMIT = 500
 EXPORT_LIMIT = 20000
+"""At most this many stays per export; beyond it the export is refused (never cut)."""
+BULK_LIMIT = EXPORT_LIMIT
+CLOCK_SLACK = timedelta(minutes=5)
+BADGE = {"due": "due", "overdue": "overdue", "on_time": "notified", "late": "late"}
 
 
 def status_of(stay: Stay, now: datetime) -> str:
-    """``notified`` once filed; otherwise ``overdue`` past the deadline, else ``due``."""
-    if stay.notified_at is not None:
-        return "notified"
-    return "overdue" if as_utc(stay.deadline_at) < now else "due"
+    """``due``, ``overdue``, ``on_time`` or ``late`` (central.readside.notice_state)."""
+    return notice_state(stay.deadline_at, stay.notified_at, now)
 
 
 @dataclass(frozen=True)
@@ -54,36 +69,41 @@ class Filters:
                                   ("from", self.first), ("to", self.last)) if v}
 
 
-def _filters() -> Filters:
-    status = request.args.get("status") or "all"
-    if status not in STATUSES:
-        raise BadRequest(f"status: one of {', '.join(STATUSES)}")
-    site_id = request.args.get("site") or None
+def _filters() -> tuple[Filters, StayFilterForm]:
+    form = bind(StayFilterForm, request.args, status=["", *STATUSES])
+    site_id = form.site.data or None
     if site_id is not None:
         get_site(site_id)
-    return Filters(status, site_id, request.args.get("from", ""), request.args.get("to", ""))
+    first = form.first.strftime("%d/%m/%Y") if form.first else ""
+    last = form.last.strftime("%d/%m/%Y") if form.last else ""
+    return Filters(str(form.status.data or ""), site_id, first, last), form
 
 
-def _query(f: Filters, limit: int) -> list[Stay]:
-    now = utcnow()
+def _select(f: Filters, form: StayFilterForm, status: str, now: datetime) -> Select[Any]:
     scope = current_scope()
-    q = select(Stay).order_by(Stay.started_at.desc())
+    q = select(Stay)
     if f.site_id is not None:
         q = q.where(Stay.site_id == f.site_id)
     elif not scope.everything:
         q = q.where(Stay.site_id.in_(scope.site_ids))
-    first, last = parse_date(f.first, "from"), parse_date(f.last, "to")
-    if first is not None:
-        q = q.where(Stay.started_at >= day_start_utc(first))
-    if last is not None:
-        q = q.where(Stay.started_at < day_start_utc(last + timedelta(days=1)))
-    if f.status == "notified":
+    if form.first is not None:
+        q = q.where(Stay.started_at >= day_start_utc(form.first))
+    if form.last is not None:
+        q = q.where(Stay.started_at < day_start_utc(form.last + timedelta(days=1)))
+    pending = Stay.notified_at.is_(None)
+    if status == "pending":
+        q = q.where(pending)
+    elif status == "notified":
         q = q.where(Stay.notified_at.is_not(None))
-    elif f.status == "overdue":
-        q = q.where(Stay.notified_at.is_(None), Stay.deadline_at < now)
-    elif f.status == "due":
-        q = q.where(Stay.notified_at.is_(None), Stay.deadline_at >= now)
-    return list(db_session().scalars(q.limit(limit)))
+    elif status == "on_time":
+        q = q.where(Stay.notified_at.is_not(None), Stay.notified_at <= Stay.deadline_at)
+    elif status == "late":
+        q = q.where(Stay.notified_at.is_not(None), Stay.notified_at > Stay.deadline_at)
+    elif status == "overdue":
+        q = q.where(pending, Stay.deadline_at < now)
+    elif status == "due":
+        q = q.where(pending, Stay.deadline_at >= now)
+    return q
 
 
 def _data_key() -> bytes:
@@ -121,31 +141,125 @@ def _get_stay(stay_id: str) -> Stay:
     return stay
 
 
+def _last_export() -> AuditLog | None:
+    """The current user's latest register export (its stays can be marked in one go)."""
+    user = current_user()
+    if user is None:
+        return None
+    return db_session().scalars(
+        select(AuditLog).where(AuditLog.user_id == user.id,
+                               AuditLog.action.in_(("stays.export.xlsx", "stays.export.csv")))
+        .order_by(AuditLog.id.desc()).limit(1)).first()
+
+
 @bp.route("/")
 @require_roles(*ALL_ROLES)
 def index() -> str:
-    """The register: every stay in scope with its deadline status (ID numbers masked)."""
-    f = _filters()
+    """The register: every stay in scope with its deadline and notice state (IDs masked)."""
+    f, form = _filters()
     now = utcnow()
-    stays = _query(f, LIST_LIMIT)
-    sites = {s.id: s for s in scoped_sites(db_session(), current_scope())}
+    db = db_session()
+    query = _select(f, form, f.status or "all", now)
+    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    stays = list(db.scalars(query.order_by(Stay.started_at.desc()).limit(LIST_LIMIT)))
+    sites = {s.id: s for s in scoped_sites(db, current_scope())}
     rows = [(s, sites.get(s.site_id), status_of(s, now), _masked(s)) for s in stays]
-    return render_template("stays.html", rows=rows, f=f, statuses=STATUSES,
-                           sites=list(sites.values()), limit=LIST_LIMIT)
+    last = _last_export()
+    pending_in_last = 0
+    if last is not None and last.detail:
+        ids = list(last.detail.get("stay_ids") or [])
+        pending_in_last = db.scalar(select(func.count()).select_from(Stay).where(
+            Stay.stay_id.in_(ids), Stay.notified_at.is_(None))) or 0
+    return render_template("stays.html", rows=rows, f=f, statuses=STATUSES, badge=BADGE,
+                           sites=list(sites.values()), limit=LIST_LIMIT, total=total,
+                           last_export=last, pending_in_last=pending_in_last)
+
+
+def _notified_time(value: datetime | None, now: datetime) -> datetime:
+    """When the notice was filed: the time given (Vietnam time) or now; never in the future."""
+    if value is None:
+        return now
+    at = as_utc(value)
+    if at > now + CLOCK_SLACK:
+        raise BadRequest("notified_at: in the future")
+    return at
+
+
+def _mark(stays: list[Stay], at: datetime, reference: str | None) -> list[str]:
+    """Mark the stays not yet notified; returns their ids (already notified ones are kept)."""
+    user = current_user()
+    done: list[str] = []
+    for stay in stays:
+        if stay.notified_at is not None:
+            continue
+        if at < as_utc(stay.started_at):
+            raise BadRequest(f"notified_at: before the arrival of stay {stay.stay_id} "
+                             f"({fmt_local(stay.started_at)})")
+        stay.notified_at = at
+        stay.notified_by = user.id if user is not None else None
+        stay.notice_ref = reference
+        done.append(stay.stay_id)
+    return done
+
+
+def _back() -> BaseResponse:
+    back = request.form.get("back") or ""
+    return redirect(back if back.startswith("/stays") and not back.startswith("//")
+                    else url_for("stays.index"))
 
 
 @bp.route("/<stay_id>/notify", methods=["POST"])
 @require_roles(*ALL_ROLES)
 def notify(stay_id: str) -> BaseResponse:
-    """Mark a stay as notified to the police (audited; idempotent)."""
+    """Mark one stay as notified to the police (audited; idempotent)."""
     stay = _get_stay(stay_id)
-    user = current_user()
-    if stay.notified_at is None:
-        stay.notified_at = utcnow()
-        stay.notified_by = user.id if user is not None else None
-        audit("stay.notified", stay.stay_id, {"site": stay.site_id})
-    back = request.form.get("back") or ""
-    return redirect(back if back.startswith("/stays") else url_for("stays.index"))
+    form = bind(StayNotifyForm, request.form)
+    now = utcnow()
+    at = _notified_time(form.notified_at.value, now)
+    done = _mark([stay], at, form.reference.data or None)
+    if done:
+        audit("stay.notified", stay.stay_id, {
+            "site": stay.site_id, "reference": stay.notice_ref, "at": at.isoformat(),
+            "state": status_of(stay, now)})
+    return _back()
+
+
+@bp.route("/notify", methods=["POST"])
+@require_roles(*ALL_ROLES)
+def notify_bulk() -> BaseResponse:
+    """Mark several stays notified with the portal's reference: the ticked ones, or every
+    stay of one's own export (``export_id``). Out-of-scope stays refuse the whole request."""
+    form = bind(NoticeForm, request.form)
+    db = db_session()
+    ids: list[str] = list(form.stay_ids.data)
+    if form.export_id.data is not None:
+        row = db.get(AuditLog, form.export_id.data)
+        user = current_user()
+        if row is None or user is None or row.user_id != user.id or not row.action.startswith(
+                "stays.export."):
+            raise BadRequest("export_id: not one of your register exports")
+        ids.extend(str(i) for i in (row.detail or {}).get("stay_ids") or [])
+    ids = sorted(set(ids))
+    if not ids:
+        raise BadRequest("stay_ids: choose at least one stay")
+    if len(ids) > BULK_LIMIT:
+        raise BadRequest(f"stay_ids: at most {BULK_LIMIT} at once")
+    stays = list(db.scalars(select(Stay).where(Stay.stay_id.in_(ids))))
+    if len(stays) != len(ids):
+        raise NotFoundError("stay_ids: " + ", ".join(sorted(set(ids) - {s.stay_id
+                                                                        for s in stays}))[:200])
+    scope = current_scope()
+    outside = [s.stay_id for s in stays if not scope.site_ok(s.site_id)]
+    if outside:
+        raise OutOfScope(outside[0])
+    now = utcnow()
+    at = _notified_time(form.notified_at.value, now)
+    done = _mark(stays, at, str(form.reference.data))
+    audit("stay.notified.bulk", str(form.reference.data), {
+        "stay_ids": done, "already": len(stays) - len(done), "at": at.isoformat(),
+        "export": form.export_id.data,
+        "late": sum(1 for s in stays if s.stay_id in done and status_of(s, now) == "late")})
+    return _back()
 
 
 @bp.route("/<stay_id>/personal")
@@ -156,33 +270,50 @@ def personal(stay_id: str) -> str:
     data = _open(stay)
     audit("stay.personal.view", stay.stay_id, {"site": stay.site_id})
     site = db_session().get(Site, stay.site_id)
+    notifier = db_session().get(User, stay.notified_by) if stay.notified_by else None
     return render_template("stay_personal.html", stay=stay, site=site, p=data,
-                           status=status_of(stay, utcnow()))
+                           status=status_of(stay, utcnow()), badge=BADGE,
+                           notifier=notifier.username if notifier is not None else "")
 
 
-def _records(f: Filters) -> list[StayRecord]:
-    stays = list(reversed(_query(f, EXPORT_LIMIT)))
-    sites = {s.id: s for s in scoped_sites(db_session(), current_scope())}
+def _records(f: Filters, form: StayFilterForm) -> list[StayRecord]:
+    """Every stay the export's filters select (pending ones by default), in arrival order;
+    more than :data:`EXPORT_LIMIT` is refused with the count, never cut."""
+    db = db_session()
+    query = _select(f, form, f.status or EXPORT_DEFAULT_STATUS, utcnow())
+    count = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    if count > EXPORT_LIMIT:
+        raise BadRequest(f"export: {count} stays match, at most {EXPORT_LIMIT} per export; "
+                         "choose an establishment or fewer dates")
+    stays = list(db.scalars(query.order_by(Stay.started_at, Stay.stay_id)))
+    sites = {s.id: s for s in scoped_sites(db, current_scope())}
     return [StayRecord(s, sites[s.site_id], _open(s)) for s in stays
             if s.site_id in sites and s.personal_erased_at is None]
 
 
 def _export_audit(fmt: str, f: Filters, records: list[StayRecord]) -> None:
     audit(f"stays.export.{fmt}", f.site_id or "scope",
-          {"filters": f.args(), "count": len(records),
-           "stay_ids": [r.stay.stay_id for r in records[:1000]]})
+          {"filters": f.args(), "status": f.status or EXPORT_DEFAULT_STATUS,
+           "count": len(records), "establishments": sorted({r.site.id for r in records}),
+           "stay_ids": [r.stay.stay_id for r in records]})
 
 
 @bp.route("/export.xlsx")
 @require_roles(*ALL_ROLES)
 def export_xlsx() -> Response:
-    """``tblt_vn_import.xlsx``: the portal's import workbook (audited)."""
-    f = _filters()
-    records = _records(f)
-    establishment = records[0].site.name if f.site_id and records else ", ".join(
-        sorted({r.site.name for r in records}))
-    body = stays_xlsx(records, establishment)
+    """The portal's import workbook ``tblt_vn_import.xlsx`` (audited): one establishment per
+    workbook, a zip of workbooks when the filters cover several."""
+    f, form = _filters()
+    records = _records(f, form)
+    groups = stays_by_establishment(records)
     _export_audit("xlsx", f, records)
+    if len(groups) > 1:
+        stamp = fmt_local(utcnow(), "%Y%m%d_%H%M")
+        return Response(stays_zip(groups), mimetype="application/zip", headers={
+            "Content-Disposition": f'attachment; filename="tblt_vn_import_{stamp}.zip"'})
+    site = next(iter(groups.values()))[0].site if groups else (
+        get_site(f.site_id) if f.site_id else None)
+    body = stays_xlsx(records, site.name if site is not None else "")
     return Response(body, mimetype=(
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
         headers={"Content-Disposition": f'attachment; filename="{XLSX_NAME}"'})
@@ -192,9 +323,9 @@ def export_xlsx() -> Response:
 @require_roles(*ALL_ROLES)
 def export_csv() -> Response:
     """The same rows as CSV (audited)."""
-    f = _filters()
-    records = _records(f)
+    f, form = _filters()
+    records = _records(f, form)
     body = stays_csv(records)
     _export_audit("csv", f, records)
-    return Response(body, mimetype="text/csv; charset=utf-8",
+    return Response(body, content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="luu_tru.csv"'})

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from central.at_rest import decrypt_personal
-from central.counting import close_out, counts, occupancy, orphan_exits
+from central.counting import close_out, occupancy, orphan_exits
 from central.db.models import (
     Alarm,
     Device,
@@ -27,6 +27,7 @@ from central.db.models import (
 from central.ingest.store import BatchReport, IngestContext, check_seq_gaps, process
 from central.ingest.validate import Incoming
 from central.purge import purge
+from central.readside import counts
 from central.settings import Retention
 from edge_agent.outbox.builder import wire_bytes
 from tests.integration.pg_fixtures import (  # noqa: F401

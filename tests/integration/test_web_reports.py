@@ -83,14 +83,16 @@ def test_statistical_month_boundaries_and_aggregation(world: World) -> None:
     heritage = _table(report, "heritage_cccd")
     assert heritage["474"][:2] == (10, 9)  # the commune's site rolls up into its district
     equipped = _table(report, "sites_equipped")
-    assert equipped["TOTAL"] == (3, 3, 1.0, True)
+    # equipped is a period figure: the hotel sent nothing in this statistical month
+    assert equipped["TOTAL"] == (3, 2, 1.0, False)
 
 
 def test_root_report_and_targets(world: World) -> None:
     with world.maker() as db:
         report = build_report(db, EVERYTHING, resolve("stat_month", "2025-03-10"), None)
     equipped = _table(report, "sites_equipped")
-    assert equipped["001"] == (1, 0, 1.0, False)  # its only device is revoked
+    # Văn Miếu's device is revoked today, but it sent events in March 2025: equipped then
+    assert equipped["001"] == (1, 1, 1.0, True)
     assert equipped["TOTAL"] == (4, 3, 1.0, False)
     heritage = _table(report, "heritage_cccd")
     assert heritage["TOTAL"][:2] == (14, 13) and heritage["TOTAL"][2] is None
@@ -124,11 +126,15 @@ def test_report_pages_and_exports(world: World) -> None:
     assert "Hà Nội" not in page  # outside the province
     r = c.get("/reports/export.xlsx?period=stat_month&date=2025-03-10")
     ws = load_workbook(io.BytesIO(r.data)).active
-    values = [[cell.value for cell in row] for row in ws.iter_rows(min_row=5)]
-    assert any(v[3] == "100" and v[4] == "80" and v[5] == "80.0%" for v in values)
+    values = [[cell.value for cell in row] for row in ws.iter_rows(min_row=8)]
+    # numbers are numbers (the ratio a fraction shown as a percentage)
+    assert any(v[4] == 100 and v[5] == 80 and v[8] == pytest.approx(0.8) for v in values)
+    assert ws["B2"].value == "Thừa Thiên Huế" and ws["B4"].value == "tinh"
+    assert 'filename="bao_cao_046_2025-02-15_2025-03-14.xlsx"' in r.headers[
+        "Content-Disposition"]
     r = c.get("/reports/export.csv?period=custom&from=2025-02-15&to=2025-03-14")
     text = r.data.decode("utf-8-sig")
-    assert "Tỷ lệ" in text.splitlines()[0] and ",100,80,80.0%,80.0%" in text
+    assert "Tỷ lệ" in text.splitlines()[0] and ",100,80,,,80.0%,80.0%" in text
     assert c.get("/reports/?period=custom&from=2025-03-02&to=2025-03-01").status_code == 400
     data = c.get("/api/v1/reports?period=stat_month&date=2025-03-10").get_json()
     assert data["period"]["first"] == "2025-02-15" and data["period"]["last"] == "2025-03-14"

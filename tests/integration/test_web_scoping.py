@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from central.db.models import ApiToken, Target, User
+from central.db.models import Alarm, ApiToken, ReportSnapshot, Target, User
 from central.web.app import PUBLIC_ENDPOINTS
 from tests.web_support import World, csrf, login, make_world
 
@@ -44,6 +44,20 @@ def _ids(world: World) -> dict[str, int]:
             db.commit()
             _IDS["target_id"] = target.id
             _IDS["unit_id"] = world.units["002"]  # has a site: the walker cannot delete it
+            snap = ReportSnapshot(  # a submitted Hà Nội report: only admin and hanoi read it
+                scope_key=f"unit:{world.units['002']}", unit_id=world.units["002"],
+                site_ids=["van-mieu"], period_kind="month", first_day=date(2026, 11, 1),
+                last_day=date(2026, 11, 30), version=1, created_at=datetime.now(UTC),
+                author="hanoi", data={"period": {"kind": "month", "first": "2026-11-01",
+                                                 "last": "2026-11-30",
+                                                 "label": "01/11/2026 – 30/11/2026"},
+                                      "unit": None, "title": "Quận Đống Đa", "tables": []},
+                xlsx=b"PK")
+            db.add(snap)
+            db.commit()
+            _IDS["snapshot_id"] = snap.id
+            _IDS["alarm_id"] = db.scalars(select(Alarm.id).where(  # Văn Miếu's (Hà Nội)
+                Alarm.site_id == "van-mieu")).one()
     return _IDS
 
 
@@ -111,7 +125,9 @@ def test_every_route_as_each_role(world: World, role: str) -> None:
                 uses_site = "site_id" in rule.arguments
                 uses_stay = "stay_id" in rule.arguments
                 forbidden = (uses_site and not inside) or (uses_stay and role not in
-                                                           STAY_IN_SCOPE)
+                                                           STAY_IN_SCOPE) or (
+                    ("snapshot_id" in rule.arguments or "alarm_id" in rule.arguments)
+                    and role not in ("admin", "hanoi"))
                 if forbidden:
                     assert status == 403, where
                 elif method == "GET" and rule.endpoint != "dashboard.stream":

@@ -67,7 +67,11 @@ def test_personal_view_is_audited(world: World) -> None:
 def test_xlsx_export_layout(world: World) -> None:
     c = world.app.test_client()
     login(c, "tinh")
-    r = c.get("/stays/export.xlsx?site=ks-phu-vang")
+    default = c.get("/stays/export.xlsx?site=ks-phu-vang")  # only stays not yet notified
+    ws = load_workbook(io.BytesIO(default.data))["DS_KHACH_VIET_NAM_LUU_TRU"]
+    assert {ws.cell(row=r, column=8).value for r in range(5, ws.max_row + 1)} == {
+        "001085004321", "046199000777"}
+    r = c.get("/stays/export.xlsx?site=ks-phu-vang&status=all")
     assert r.status_code == 200
     assert 'filename="tblt_vn_import.xlsx"' in r.headers["Content-Disposition"]
     wb = load_workbook(io.BytesIO(r.data))
@@ -92,9 +96,12 @@ def test_xlsx_export_layout(world: World) -> None:
     assert cells[14].value.count("/") == 2
     assert cells[15].value == "200"
     assert cells[16].value == "1 - Du lịch"
+    # the address split into province / commune / detail (K, L, M)
+    assert [c.value for c in cells[10:13]] == ["TP. Hồ Chí Minh", "Phường A", "1 Đường C"]
     assert ws.cell(row=rows["001085004321"], column=4).value == "M - Nam"
     assert sorted(int(ws.cell(row=r, column=1).value) for r in rows.values()) == [1, 2, 3]
-    [row] = _audits(world, "stays.export.xlsx")
+    first, row = _audits(world, "stays.export.xlsx")
+    assert first.detail is not None and first.detail["count"] == 2
     assert row.detail is not None and row.detail["count"] == 3 and row.actor == "tinh"
 
 

@@ -61,8 +61,14 @@ def test_custom_range_and_errors() -> None:
         periods.resolve("custom", first="2025-02-01")
     with pytest.raises(BadRequest, match="period"):
         periods.resolve("fortnight")
-    with pytest.raises(BadRequest, match="date"):
-        periods.resolve("week", ref="01/02/2025")
+    # forms show and take dd/mm/yyyy whatever the browser's locale; links keep ISO dates
+    assert periods.resolve("week", ref="01/02/2025") == periods.resolve("week", ref="2025-02-01")
+    with pytest.raises(BadRequest, match="date: '31/02/2025' is not a calendar date"):
+        periods.resolve("week", ref="31/02/2025")
+    with pytest.raises(BadRequest, match="date: '02-01-2025': expected dd/mm/yyyy"):
+        periods.resolve("week", ref="02-01-2025")
+    assert periods.display_date("2025-02-01") == "01/02/2025"
+    assert periods.display_date("01/02/2025") == "01/02/2025"
     assert periods.resolve(None, today=date(2025, 5, 20)).kind == "stat_month"
 
 
@@ -86,15 +92,19 @@ def test_every_template_key_is_translated_in_both_languages() -> None:
 
 def test_dynamic_keys_are_translated() -> None:
     from central.db.models import Role, SiteKind, UnitLevel
+    from central.readside import METHODS
     from central.web.periods import PERIOD_KINDS
-    from central.web.queries import METHODS
     from central.web.reports import METRICS
 
     keys = [f"method.{m}" for m in METHODS] + [f"kind.{k.value}" for k in SiteKind]
     keys += [f"role.{r.value}" for r in Role] + [f"level.{u.value}" for u in UnitLevel]
     keys += [f"period.{p}" for p in PERIOD_KINDS] + [f"metric.{m}" for m in METRICS]
     keys += [f"rep.via.{m}" for m in METRICS] + ["sex.M", "sex.F"]
-    keys += [f"stay.status.{s}" for s in ("all", "due", "overdue", "notified")]
+    from central.readside import NOTICE_STATES
+    from central.web.views_stays import STATUSES
+
+    keys += [f"stay.status.{s}" for s in (*STATUSES, *NOTICE_STATES)]
+    keys += [f"rep.kind.{k}" for k in ("unit", "site", "total")]
     keys += [f"reason.{r}" for r in ("treatment", "caregiver", "tourism", "business", "study",
                                      "family", "other")]
     keys += [f"state.{s}" for s in ("online", "offline", "unknown")]
