@@ -126,17 +126,24 @@ ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 def parse_dmy(text: str) -> date:
     """``dd/mm/yyyy`` (as forms show dates) or ``YYYY-MM-DD`` (links, the API) → date;
-    :class:`ValueError` with the reason otherwise (31/02/2025 is not a date)."""
+    :class:`ValueError` with the reason otherwise (31/02/2025 is not a date; a date outside
+    :data:`EARLIEST` … :data:`LATEST` is refused, so its period stays inside ``datetime``)."""
     text = text.strip()
     match = DMY_RE.match(text)
     try:
         if match is not None:
-            return date(int(match.group(3)), int(match.group(2)), int(match.group(1)))
-        if ISO_RE.match(text):
-            return date.fromisoformat(text)
-    except ValueError:
+            value = date(int(match.group(3)), int(match.group(2)), int(match.group(1)))
+        elif ISO_RE.match(text):
+            value = date.fromisoformat(text)
+        else:
+            raise ValueError(f"{text!r}: expected dd/mm/yyyy")
+    except ValueError as exc:
+        if "expected" in str(exc):
+            raise
         raise ValueError(f"{text!r} is not a calendar date") from None
-    raise ValueError(f"{text!r}: expected dd/mm/yyyy")
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError(f"{text!r}: a date from {EARLIEST:%d/%m/%Y} to {LATEST:%d/%m/%Y}")
+    return value
 
 
 def parse_date(text: str | None, name: str) -> date | None:
@@ -146,12 +153,9 @@ def parse_date(text: str | None, name: str) -> date | None:
     if not text:
         return None
     try:
-        value = parse_dmy(text)
+        return parse_dmy(text)
     except ValueError as exc:
         raise BadRequest(f"{name}: {exc}") from None
-    if not EARLIEST <= value <= LATEST:
-        raise BadRequest(f"{name}: a date from {EARLIEST} to {LATEST}")
-    return value
 
 
 def display_date(text: object) -> str:

@@ -461,7 +461,7 @@ def tls_handshake(port: int, ca: Path, cert: Path, key: Path) -> str | None:
 
 def revoke_a_device(collector: Collector, admin: Http, sync_unit: UnitFile,
                     kept: x509.Certificate) -> None:
-    """docs/operations.md §3.1: a second device enrolled and granted, then revoked at the
+    """docs/operations.md §3 (step 1): a second device enrolled and granted, then revoked at the
     centre; the sync unit removes it from the broker and rewrites the CRL the broker's
     ``crlfile`` names; after the reload the path unit triggers, its handshake fails."""
     root, broker = collector.root, collector.broker

@@ -270,7 +270,9 @@ def _xlsx_cells(data: bytes) -> list[str]:
         for row in ws.iter_rows():
             for cell in row:
                 if cell.value is not None:
-                    assert cell.data_type == "s", cell.coordinate
+                    # text or a number: never a formula (numbers are figures, never run)
+                    assert cell.data_type in ("s", "n"), cell.coordinate
+                    assert cell.data_type == "s" or isinstance(cell.value, int | float)
                     out.append(str(cell.value))
     return out
 

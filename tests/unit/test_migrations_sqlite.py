@@ -16,7 +16,7 @@ def test_sqlite_migrates_to_head_without_diff(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
     upgrade(url)
     engine = make_engine(url)
-    assert current(engine) == "0004"
+    assert current(engine) == "0005"
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     engine.dispose()
