@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 from edge_agent.cccd import CccdError, QrFormat, QrIdentity, Sex, parse_qr
+from edge_agent.cccd.dates import BirthDate
 from edge_agent.events.model import Demographics, EventAssurance, Method, age_band
 from edge_agent.flows.model import ChipPresentation, QrPresentation, VneidDecoder
 from edge_agent.reading import Assurance
@@ -28,7 +29,8 @@ class Person:
 
     id_number: str
     full_name: str
-    date_of_birth: date
+    date_of_birth: BirthDate
+    """Possibly partial (year, or month and year, known): docs/cccd.md §5."""
     sex: Sex | None
     nationality: str
     address: str | None
@@ -38,7 +40,8 @@ class Person:
     qr_mismatch: tuple[str, ...] = ()
 
     def demographics(self, on: date) -> Demographics:
-        """Age band, sex, birth-registration province (first 3 digits): nothing else."""
+        """Age band, sex, birth-registration province (first 3 digits): nothing else. A partial
+        date of birth is aged from its first possible day (:meth:`BirthDate.age_on`)."""
         return Demographics(age_band=age_band(self.date_of_birth, on),
                             sex=self.sex.value if self.sex else None,
                             birth_province=self.id_number[:3])
@@ -78,7 +81,7 @@ def compare(qr: QrIdentity, person: Person) -> tuple[str, ...]:
     found = set()
     if qr.id_text != person.id_number:
         found.add("id_number")
-    if qr.date_of_birth != person.date_of_birth:
+    if not qr.birth_date.agrees_with(person.date_of_birth):
         found.add("date_of_birth")
     if qr.format is QrFormat.PERSONAL_QR:
         # Upper case without diacritics (CCCD.md §5): compare the plain letters only.
@@ -104,7 +107,7 @@ def from_chip(presentation: ChipPresentation, today: date) -> Person | Unidentif
     dg13 = identity.dg13
     person = Person(
         id_number=identity.id_number.value, full_name=identity.full_name,
-        date_of_birth=identity.date_of_birth, sex=identity.sex,
+        date_of_birth=identity.mrz.birth_date, sex=identity.sex,
         nationality=identity.nationality or NATIONALITY_VN,
         address=dg13.residence if dg13 is not None else None,
         method=Method.CHIP, assurance=assurance, date_of_expiry=identity.date_of_expiry)
@@ -123,7 +126,7 @@ def _from_qr_identity(qr: QrIdentity, method: Method,
         # A masked personal QR: no number, so no subject and nothing to pair or count.
         return Unidentified("qr-invalid", method)
     return Person(id_number=qr.id_number.value, full_name=qr.full_name,
-                  date_of_birth=qr.date_of_birth, sex=qr.sex or qr.id_number.sex,
+                  date_of_birth=qr.birth_date, sex=qr.sex or qr.id_number.sex,
                   nationality=NATIONALITY_VN, address=qr.address, method=method,
                   assurance=assurance)
 

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from central.wire import validate
 from edge_agent.cccd import Sex, parse_qr, parse_td1
+from edge_agent.cccd.dates import BirthDate
 from edge_agent.cccd.mrz import build_td1
 from edge_agent.cccd.qr import format_card_qr
 from edge_agent.config import CapacityPolicy, Direction, Language, NameDisplay
@@ -435,7 +436,7 @@ def test_visit_records_the_insurance_answer(state: InsuranceState) -> None:
     flow, _, outbox = hospital(adapter)
     verdict = flow.visit(chip(MAI), department="Khoa Nội")
     assert verdict.accepted and verdict.insurance == state.value
-    assert adapter.calls == [(MAI.id_number, MAI.full_name, MAI.date_of_birth)]
+    assert adapter.calls == [(MAI.id_number, MAI.full_name, BirthDate.of(MAI.date_of_birth))]
     event = outbox.events[0]
     assert event["kind"] == "visit"
     assert event["details"] == {"insurance": state.value, "department": "Khoa Nội"}
