@@ -165,7 +165,7 @@ class InsuranceGateway:
             return HTTPStatus.OK, {"status": "invalid", "detail": "not-found",
                                    "card_number": None, "valid_until": None}
         if _fold(record.full_name) != _fold(full_name) or \
-                record.date_of_birth.isoformat()[:len(dob_text)] != dob_text:
+                record.date_of_birth.isoformat()[:len(str(dob_text))] != dob_text:
             return HTTPStatus.OK, {"status": "invalid", "detail": "mismatch",
                                    "card_number": None, "valid_until": None}
         valid = record.valid_until >= today
