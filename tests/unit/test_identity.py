@@ -40,7 +40,7 @@ class RecordingOpener(urllib.request.OpenerDirector):
         self._real = real
         self.timeouts: list[float] = []
 
-    def open(self, fullurl: Any, data: Any = None, timeout: Any = None) -> Any:  # noqa: A002
+    def open(self, fullurl: Any, data: Any = None, timeout: Any = None) -> Any:
         self.timeouts.append(float(timeout))
         return self._real.open(fullurl, data, timeout)
 
