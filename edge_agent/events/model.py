@@ -42,6 +42,9 @@ class Method(StrEnum):
     CHIP = "chip"
     CARD_QR = "card-qr"
     VNEID_QR = "vneid-qr"
+    BHYT_QR = "bhyt-qr"
+    """The BHYT (health-insurance) card QR at a hospital desk: an insured visit, not an
+    identification by CCCD or VNeID."""
     MANUAL = "manual"
 
 

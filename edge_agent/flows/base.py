@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
-from edge_agent.cccd import mask_id
+from edge_agent.cccd import BhytCard, mask_id
 from edge_agent.config import NameDisplay
 from edge_agent.events.model import (
     Demographics,
@@ -107,9 +107,17 @@ class FlowBase:
 
     def _identify(self, presentation: ChipPresentation | QrPresentation,
                   now: datetime) -> Person | Unidentified:
+        found = self._identify_any(presentation, now)
+        if isinstance(found, BhytCard):
+            # An insurance card is not an identity document: only a hospital visit takes it.
+            return Unidentified("bhyt-not-accepted", Method.BHYT_QR)
+        return found
+
+    def _identify_any(self, presentation: ChipPresentation | QrPresentation,
+                      now: datetime) -> Person | Unidentified | BhytCard:
         if isinstance(presentation, ChipPresentation):
             return from_chip(presentation, now.date())
-        return from_qr(presentation, self._vneid)
+        return from_qr(presentation, self._vneid, now.date(), self.settings.qr_expiry)
 
     def _subject(self, person: Person) -> str:
         return subject_for(person.id_number, self.settings.subject_key)
@@ -139,6 +147,12 @@ class FlowBase:
         if person is not None and person.qr_mismatch:
             message = message + msg.M_QR_MISMATCH.format(fields=", ".join(person.qr_mismatch))
             warnings = (*warnings, "qr-mismatch")
+        if person is not None and person.qr_flags:
+            labels = [msg.QR_FLAGS[flag] for flag in person.qr_flags]
+            message = message + Text(
+                msg.M_QR_FLAGS.vi.format(flags=", ".join(t.vi for t in labels)),
+                msg.M_QR_FLAGS.en.format(flags=", ".join(t.en for t in labels)))
+            warnings = (*warnings, *(f"qr-{flag}" for flag in person.qr_flags))
         return Verdict(
             accepted=accepted, outcome=outcome, text_title=title, text_message=message,
             counts=self._occupancy_view(self._counts), language=self.settings.language,
@@ -201,6 +215,10 @@ class FlowBase:
         body: dict[str, object] = dict(details or {})
         if person.qr_mismatch:
             body["qr_mismatch"] = list(person.qr_mismatch)
+        if person.qr_flags:
+            body["qr_flags"] = list(person.qr_flags)
+        if person.vneid_level is not None:
+            body["vneid_level"] = person.vneid_level
         return EventDraft(kind=kind, method=person.method, assurance=person.assurance,
                           occurred_at=now, subject=subject, count=count,
                           demographics=person.demographics(now.date()), reason=None,

@@ -415,5 +415,5 @@ def test_doc_documents_every_reason_code_and_detail() -> None:
         assert f"`{code}`" in text, code
     for member in ("stay_id", "ward_or_room", "expected_departure", "reason_code",
                    "insurance", "department", "counts_as", "attempted", "qr_mismatch",
-                   "over_capacity"):
+                   "over_capacity", "qr_flags", "vneid_level", "bhyt-qr"):
         assert f"`{member}`" in text, member
