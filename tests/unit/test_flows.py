@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from central.wire import validate
-from edge_agent.cccd import Sex, parse_qr, parse_td1
+from edge_agent.cccd import Sex, VneidToken, parse_qr, parse_td1
+from edge_agent.cccd.bhyt import format_bhyt
 from edge_agent.cccd.dates import BirthDate
 from edge_agent.cccd.mrz import build_td1
-from edge_agent.cccd.bhyt import format_bhyt
 from edge_agent.cccd.qr import format_card_qr
 from edge_agent.config import CapacityPolicy, Direction, Language, NameDisplay, QrExpiryPolicy
 from edge_agent.events.ids import Uuid7Generator
@@ -44,7 +44,6 @@ from edge_agent.flows import (
     StayReason,
     display_name,
 )
-from edge_agent.cccd import VneidToken
 from edge_agent.identity import IdentityAnswer, IdentityState, VerifiedIdentity
 from edge_agent.insurance import InsuranceState, InsuranceStatus
 from edge_agent.reading import Assurance, ChipIdentity, FailureReason, ReadResult
