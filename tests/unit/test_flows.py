@@ -461,9 +461,10 @@ def test_chip_signed_assurance_is_carried() -> None:
 class FakeInsurance:
     def __init__(self, state: InsuranceState | None = None) -> None:
         self.state = state
-        self.calls: list[tuple[str, str, date]] = []
+        self.calls: list[tuple[str, str, date | BirthDate]] = []
 
-    def lookup(self, id_number: str, full_name: str, date_of_birth: date) -> InsuranceStatus:
+    def lookup(self, id_number: str, full_name: str,
+               date_of_birth: date | BirthDate) -> InsuranceStatus:
         self.calls.append((id_number, full_name, date_of_birth))
         if self.state is None:
             raise RuntimeError("adapter bug")
