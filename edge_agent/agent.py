@@ -48,6 +48,7 @@ from edge_agent.flows import (
 from edge_agent.flows.model import Outcome
 from edge_agent.icao import ec
 from edge_agent.icao.trust import TrustStore
+from edge_agent.identity import make_verifier
 from edge_agent.insurance import make_adapter
 from edge_agent.kiosk import KioskState, VerdictView, create_app
 from edge_agent.metrics import AgentMetrics
@@ -100,8 +101,13 @@ class Agent:
         insurance = (make_adapter(config.insurance.adapter.value, config.insurance.url,
                                   config.insurance.timeout_s)
                      if config.device.site_kind is SiteKind.HOSPITAL_RECEPTION else None)
+        vneid = make_verifier(config.vneid.adapter.value, config.vneid.url,
+                              terminal_id=config.device.id, timeout_s=config.vneid.timeout_s,
+                              retries=config.vneid.retries, deadline_s=config.vneid.deadline_s,
+                              breaker_failures=config.vneid.breaker_failures,
+                              breaker_reset_s=config.vneid.breaker_reset_s)
         self.flow: FlowBase = make_flow(config, self.keys.subject_key, clock=clock,
-                                        commit=self._commit, insurance=insurance)
+                                        commit=self._commit, insurance=insurance, vneid=vneid)
         self.stays: StayRegister | None = None
         if isinstance(self.flow, StayFlow):
             self.stays = StayRegister(config.outbox.path.with_name(
