@@ -12,9 +12,9 @@ the agent expects. Independent of ``edge_agent`` (firmware_sim never imports it)
 - ``POST /sim/tokens {"id_number", "ttl_s"}`` → ``{"token", "expires_in"}`` mints a token for a
   known person, as the app would show it (default validity 300 s, the manual's 5 minutes).
 - ``POST /sim/outage {"mode": null | "refuse" | "hang" | "error"}`` — goes down on command:
-  ``refuse`` closes every resolve connection without an answer, ``hang`` answers after
-  ``hang_s`` (longer than any client waits), ``error`` answers HTTP 503. The ``/sim`` routes
-  keep working so a test can bring the platform back. ``GET /health``.
+  ``refuse`` closes every resolve connection without an answer, ``hang`` closes it without
+  an answer after ``hang_s`` (longer than any client waits), ``error`` answers HTTP 503.
+  The ``/sim`` routes keep working so a test can bring the platform back. ``GET /health``.
 
 Tokens are canonical UUID text (uuid4). Time comes from ``clock`` (seconds), so tests expire
 tokens without waiting. Requests are not logged (they resolve to personal data).
@@ -234,7 +234,8 @@ def _handler_for(platform: IdentityPlatform) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            with contextlib.suppress(OSError):  # the client may have given up
+                self.wfile.write(data)
 
         def do_GET(self) -> None:
             if self.path == "/health":
@@ -269,8 +270,10 @@ def _handler_for(platform: IdentityPlatform) -> type[BaseHTTPRequestHandler]:
                 with contextlib.suppress(OSError):
                     self.connection.shutdown(2)
                 return
-            if outage == "hang":
+            if outage == "hang":  # answer nothing, late: the client has long given up
                 time.sleep(platform.hang_s)
+                self.close_connection = True
+                return
             if outage == "error":
                 self._send(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "unavailable"})
                 return

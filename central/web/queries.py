@@ -20,7 +20,7 @@ from central.web.errors import BadRequest
 from central.web.security import Scope, scoped_sites
 from central.web.timeutil import VN, as_utc, day_start_utc, local_today, utcnow
 
-METHODS = ("chip", "card-qr", "vneid-qr", "manual")
+METHODS = ("chip", "card-qr", "vneid-qr", "bhyt-qr", "manual")
 CCCD_METHODS = ("chip", "card-qr", "vneid-qr")
 ENTRY_KINDS = ("entry", "visit", "stay.start", "manual:entry", "manual:visit")
 """Rollup kinds that add to "entries" (central.counting rolls a manual count up under

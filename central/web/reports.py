@@ -19,10 +19,13 @@ from central.web.queries import CCCD_METHODS
 from central.web.security import Scope, scoped_sites, subtree_ids, unit_children
 
 INSURED = ("valid", "paper-card")
-"""Insured hospital visits (the ``hospital_cccd`` denominator): visits whose insurance lookup
-answered ``valid`` (any method) and manual visits counted as ``paper-insurance`` (the paper BHYT
-card). Visits the gateway found uninsured (``invalid``), could not answer (``unknown``) or was
-not asked about (``not-checked``) are outside the ratio: they cannot be called insured visits."""
+"""Insured hospital visits (the ``hospital_cccd`` denominator): visits whose insurance answer was
+``valid`` (any method: the gateway's look-up for chip, card QR and VNeID visits; the card's own
+validity for ``bhyt-qr`` visits, the BHYT card's QR) and manual visits counted as
+``paper-insurance`` (the paper BHYT card). Visits found uninsured (``invalid``), not answered
+(``unknown``) or not asked about (``not-checked``) are outside the ratio: they cannot be called
+insured visits. The numerator counts only :data:`CCCD_METHODS`: a visit with the BHYT card's QR
+is an insured visit that did not use the CCCD or VNeID."""
 
 METRICS = ("hospital_cccd", "heritage_cccd", "sites_equipped", "stays_notified")
 DEFAULT_TARGETS: dict[str, float | None] = {
