@@ -61,3 +61,68 @@ def test_every_card_reads_with_pace_and_with_bac_keys_from_its_qr(issued: Path) 
             assert result.identity is not None
             assert result.identity.mrz.birth_date == qr.birth_date
             assert result.qr_mismatch == []
+
+
+# -- a DG13 in shapes this reader has never seen: signed, so read, with the problems named ------
+
+def _reissue_with_dg13(out: Path, fields: list[tuple[int, list[bytes]]]) -> Path:
+    """A card whose DG13 is ``fields`` (plus the person's field 1), correctly signed."""
+    from firmware_sim.card import lds, pki
+    from firmware_sim.card.people import make_people
+    from firmware_sim.card.personalise import personalise, sod_for, write_card
+
+    issue_cards(out, 1, seed=3)
+    test_pki = pki.TestPKI.load(out / "pki")
+    person = make_people(1, seed=3)[0]
+    card = personalise(person, test_pki.signer("ds"))
+    card.files["DG13"] = lds.dg13(fields)
+    card.files["SOD"] = sod_for(card.files, test_pki.signer("ds"))
+    return write_card(out / "cards" / "0002", card)
+
+
+def test_unexpected_dg13_shapes_do_not_fail_the_read(tmp_path: Path) -> None:
+    from firmware_sim.card import lds
+    from firmware_sim.card.people import make_people
+
+    person = make_people(1, seed=3)[0]
+    year = str(person.date_of_birth.year)
+    octet = bytes.fromhex("0401FF")
+    fields = [(1, [lds.printable(person.id_number)]),
+              (2, [lds.der_seq(lds.der_seq(lds.utf8("Tên")))]), (10, [lds.der_int(7)]),
+              (14, [lds.der_seq(lds.utf8("Vợ"))]), (42, [octet]), (3, [lds.utf8(year)]),
+              (3, [lds.utf8("1900")])]
+    folder = _reissue_with_dg13(tmp_path / "odd", fields)
+    info = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+    result = read_chip(SimCardReader(folder, realtime=False),
+                       KeyMaterial.from_can(info["can"]),
+                       trust=TrustStore.from_folder(tmp_path / "odd" / "trust"))
+    assert result.ok, result.reason
+    dg13 = result.identity.dg13 if result.identity else None
+    assert dg13 is not None and dg13.full_name == "Tên" and dg13.spouse_name == "Vợ"
+    assert dg13.problems == ("field 10: tag 02 is not a string type",
+                             "field 42: tag 04 is not a string type", "field 3: appears twice")
+
+
+def test_a_wrong_field_1_still_fails_the_read(tmp_path: Path) -> None:
+    from firmware_sim.card import lds
+
+    folder = _reissue_with_dg13(tmp_path / "bad", [(1, [lds.printable("001099000000")])])
+    info = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+    result = read_chip(SimCardReader(folder, realtime=False),
+                       KeyMaterial.from_can(info["can"]))
+    assert not result.ok and result.failure is not None
+    assert result.failure.value == "inconsistent-data"
+
+
+def test_a_year_only_qr_agrees_with_a_chip_that_knows_the_whole_date(issued: Path) -> None:
+    folder, info = next((f, i) for f, i in _cards(issued) if i["person"]["dob_known"] == "day")
+    fields = info["qr"].split("|")
+    fields[3] = fields[3][-4:]  # ddmmyyyy → yyyy
+    qr = parse_qr("|".join(fields))
+    result = read_chip(SimCardReader(folder, realtime=False), KeyMaterial.from_qr(qr))
+    assert result.ok and result.qr_mismatch == []
+    month = int(info["qr"].split("|")[3][2:4])
+    fields[3] = f"{month % 12 + 1:02d}" + fields[3]  # mmyyyy with another month: disagrees
+    other = parse_qr("|".join(fields))
+    result = read_chip(SimCardReader(folder, realtime=False), KeyMaterial.from_qr(other))
+    assert result.ok and result.qr_mismatch == ["date_of_birth"]
