@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
-from edge_agent.cccd import BhytCard, mask_id
+from edge_agent.cccd import BhytCard, VneidToken, mask_id
 from edge_agent.config import NameDisplay
 from edge_agent.events.model import (
     Demographics,
@@ -41,6 +41,7 @@ from edge_agent.flows.model import (
     Verdict,
     VneidDecoder,
 )
+from edge_agent.identity import IdentityAnswer, IdentityState
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,36 @@ def display_name(full_name: str, policy: NameDisplay) -> str | None:
     return " ".join(words)
 
 
+class RememberedTokens:
+    """A VNeID identity token resolves once on the platform (a second use is a replay), but a
+    desk identifies its held presentation again for admission, discharge or check-out. A token
+    verified here a moment ago is answered from memory for :data:`TOKEN_MEMORY` (the token's own
+    validity, docs/cccd.md §5), then forgotten; rejections and failures are never remembered."""
+
+    MAX_TOKENS = 32
+
+    def __init__(self, verifier: VneidDecoder, clock: Clock) -> None:
+        self._verifier = verifier
+        self._clock = clock
+        self._recent: dict[str, tuple[IdentityAnswer, datetime]] = {}
+
+    def verify(self, token: VneidToken) -> IdentityAnswer:
+        now = self._clock()
+        for value in [v for v, (_, at) in self._recent.items() if now - at >= TOKEN_MEMORY]:
+            del self._recent[value]
+        if token.value in self._recent:
+            return self._recent[token.value][0]
+        answer = self._verifier.verify(token)
+        if answer.state is IdentityState.VERIFIED:
+            if len(self._recent) >= self.MAX_TOKENS:
+                del self._recent[next(iter(self._recent))]
+            self._recent[token.value] = (answer, now)
+        return answer
+
+
+TOKEN_MEMORY = timedelta(minutes=5)
+
+
 class FlowBase:
     """Base of the three site flows; subclasses add their presentations."""
 
@@ -71,7 +102,7 @@ class FlowBase:
         self.settings = settings
         self._clock = clock
         self._commit = commit
-        self._vneid = vneid
+        self._vneid = RememberedTokens(vneid, clock) if vneid is not None else None
         self._recent: dict[tuple[str, EventKind], datetime] = {}
         self._counts = Counts(day=date.min)
 

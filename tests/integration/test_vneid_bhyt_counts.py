@@ -82,7 +82,11 @@ def test_vneid_and_bhyt_visits_reach_the_insured_visit_ratio(db_url: str) -> Non
         token = platform.issue("079303001234")
         up = flow.visit(QrPresentation(token))
         assert up.accepted and up.insurance == "valid" and up.masked_id == "********1234"
-        replayed = flow.visit(QrPresentation(token))
+        # The same token shown at another terminal (a photo of the screen): a replay.
+        elsewhere = HttpIdentityVerifier(platform.url, terminal_id="desk-bv-hue-02")
+        other = HospitalFlow(FlowSettings(site_id=SITE, subject_key=b"k" * 32),
+                             clock=lambda: now, commit=wire, vneid=elsewhere)
+        replayed = other.visit(QrPresentation(token))
         assert replayed.reason == "vneid-replayed"
         expired = platform.issue("079303001234", ttl_s=300)
         platform_time[0] += 300  # the manual's 5 minutes have passed

@@ -718,3 +718,19 @@ def test_partial_birth_date_card_qr_reaches_the_event() -> None:
                              BINH.address, BINH.issue_date)
     assert flow.present(QrPresentation(payload)).accepted
     assert outbox.events[-1]["demographics"]["age_band"] == "60+"
+
+
+def test_a_held_vneid_token_is_not_resolved_twice_by_the_desk() -> None:
+    """Visit, then admission of the same held presentation: one resolution on the platform
+    (a second would be a replay); after the token's 5 minutes the desk asks again."""
+    verifier = FakeVerifier(MAI_VERIFIED)
+    clock, outbox = Clock(datetime(2025, 4, 30, 7, 30, tzinfo=ICT)), Outbox()
+    flow = HospitalFlow(settings(), clock=clock, commit=outbox, vneid=verifier)
+    held = QrPresentation(TOKEN)
+    assert flow.visit(held).accepted
+    admitted = flow.admit(held, ward="Khoa Nội", expected_departure=date(2025, 5, 2))
+    assert admitted.accepted and verifier.tokens == [TOKEN]
+    clock.advance(301)
+    verifier.answer = IdentityAnswer(IdentityState.REJECTED, "replayed")
+    assert flow.discharge(held).reason == "vneid-replayed"
+    assert verifier.tokens == [TOKEN, TOKEN]
