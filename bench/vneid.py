@@ -53,6 +53,7 @@ def main() -> None:
             started = time.perf_counter()
             answer = verifier.verify(token)
             times.append((time.perf_counter() - started) * 1000)
+        assert answer is not None
         print(f"| breaker open | {answer.state.value} {answer.reason} | {args.reads} | "
               f"{statistics.median(times):.2f} / {max(times):.2f} |")
 
