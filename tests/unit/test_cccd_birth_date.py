@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from edge_agent.cccd import CccdError, QrError
+from edge_agent.cccd import CccdError, QrError, Sex, check_digit, parse_td1
 from edge_agent.cccd.dates import BirthDate, DatePrecision, parse_birth_date
+from edge_agent.cccd.mrz import build_td1
 from edge_agent.events.model import age_band
+from edge_agent.reading import KeyMaterial
 from firmware_sim.insurance_gateway import InsuranceGateway, InsuranceRecord
 
 
@@ -69,3 +73,37 @@ def test_gateway_matches_a_partial_date_of_birth() -> None:
         assert code == 400
     finally:
         gateway.stop()
+
+
+@settings(max_examples=300, deadline=500)
+@given(st.text(alphabet="0123456789/", max_size=12))
+def test_any_digits_and_slashes_parse_or_raise_qr_error(text: str) -> None:
+    try:
+        birth = parse_birth_date(text, "dob", QrError)
+    except QrError:
+        return
+    assert birth.earliest <= birth.latest
+    assert parse_birth_date(birth.qr_text(), "dob", QrError) == birth
+
+
+@pytest.mark.parametrize(("birth", "line2_dob"), [(BirthDate(1955), "55<<<<"),
+                                                  (BirthDate(1955, 9), "5509<<")])
+def test_mrz_writes_unknown_parts_as_filler_and_checks_them(birth: BirthDate,
+                                                            line2_dob: str) -> None:
+    lines = build_td1("046055012345", birth, Sex.MALE, None, "Lê", "Văn An")
+    assert lines[1].startswith(line2_dob + check_digit(line2_dob))
+    mrz = parse_td1(*lines)
+    assert mrz.birth_date == birth and mrz.date_of_birth == birth.earliest
+    assert mrz.to_json()["date_of_birth"] == birth.isoformat()
+    key = KeyMaterial.from_mrz(*lines).bac_keys[0]
+    assert key.date_of_birth == line2_dob  # the BAC key uses the field as printed
+    assert key.mrz_information[10:17] == line2_dob + check_digit(line2_dob)
+
+
+def test_mrz_with_the_whole_date_unknown_takes_the_year_from_the_id() -> None:
+    lines = build_td1("046055012345", BirthDate(1955), Sex.MALE, None, "Lê", "Văn An")
+    unknown = "<<<<<<" + check_digit("<<<<<<")
+    line2 = unknown + lines[1][7:29]
+    composite = lines[0][5:30] + line2[0:7] + line2[8:15] + line2[18:29]
+    mrz = parse_td1(lines[0], line2 + check_digit(composite), lines[2])
+    assert mrz.birth_date == BirthDate(1955)
