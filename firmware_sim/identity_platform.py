@@ -1,4 +1,4 @@
-"""A simulated national identity platform that resolves VNeID identity tokens (CCCD.md §5).
+"""A simulated national identity platform that resolves VNeID identity tokens (docs/cccd.md §5).
 
 The real platform's API is not public (an agreement with its operator is needed), so this is a
 small JSON-over-HTTP server on loopback with synthetic people only, shaped like the adapter in

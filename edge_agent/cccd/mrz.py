@@ -185,7 +185,7 @@ def parse_td1(line1: str, line2: str, line3: str, *, today: date | None = None) 
     yy, month, day = dob_parts
     if vietnamese:
         century = 1900 + 100 * (int(line1[18]) // 2)
-        if yy is None:  # the whole date unknown: the year is the ID number's (CCCD.md §1)
+        if yy is None:  # the whole date unknown: the year is the ID number's (docs/cccd.md §1)
             yy = int(line1[19:21])
     elif yy is None:
         raise MrzError(f"{dob_text!r} gives no year of birth", field="date_of_birth")

@@ -133,7 +133,7 @@ class Person:
     old_id: str | None
     dob_known: str = "day"
     """Which parts of the date of birth are printed: ``day`` (all), ``month`` (month and year)
-    or ``year``; ``date_of_birth`` is then the first day of the known period (CCCD.md §5)."""
+    or ``year``; ``date_of_birth`` is then the first day of the known period (docs/cccd.md §5)."""
 
     @property
     def can(self) -> str:

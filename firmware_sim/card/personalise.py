@@ -40,7 +40,7 @@ class CardOptions:
     aa: str = "ecdsa"  # "ecdsa" | "rsa"
     refuse_select_mf: bool = False
     dg13_values: str = "nested"
-    """``nested`` (as real chips write it, CCCD.md §4): the spouse nested in a SEQUENCE, fields
+    """``nested`` (as real chips write it, docs/cccd.md §4): the spouse nested in a SEQUENCE, fields
     14 and 15 absent when single or without an old CMND, field 16 present. ``flat`` (the older
     profile): the spouse a bare string, fields 14/15 holding only their INTEGER when empty, no
     field 16."""
@@ -134,7 +134,7 @@ def field_16(p: Person) -> str:
 
 
 def dg13_fields(p: Person, layout: str, values: str = "nested") -> list[tuple[int, list[bytes]]]:
-    """DG13 fields (CCCD.md §4); field 13 nested or as two siblings; ``values`` as in
+    """DG13 fields (docs/cccd.md §4); field 13 nested or as two siblings; ``values`` as in
     :attr:`CardOptions.dg13_values`."""
     expiry = ddmmyyyy(p.expiry) if p.expiry else NO_EXPIRY_TEXT
     fields: list[tuple[int, list[bytes]]] = [

@@ -119,7 +119,7 @@ def test_dg13_layouts(out: Path) -> None:
             assert field13[0][1][0] == 0x30
         person = doc["person"]
         assert isinstance(person, dict)
-        # As real chips write it (CCCD.md §4): the spouse nested in a SEQUENCE, fields 14 and
+        # As real chips write it (docs/cccd.md §4): the spouse nested in a SEQUENCE, fields 14 and
         # 15 absent when single or without an old CMND, field 16 a 16-character string.
         spouse = [e for e in entries if e[0][1] == b"\x0e"]
         if person["spouse"] is None:
