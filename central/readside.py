@@ -35,14 +35,17 @@ from central.db.models import Event, IngestRejection, Rollup, Site, SiteKind, St
 LOCAL = timezone(timedelta(hours=7), "UTC+07:00")
 """Vietnam's civil time (no daylight saving)."""
 
-METHODS = ("chip", "card-qr", "vneid-qr", "manual")
+METHODS = ("chip", "card-qr", "vneid-qr", "bhyt-qr", "manual")
 """Methods the dashboard breaks arrivals down by."""
 CCCD_METHODS = frozenset({"chip", "card-qr", "vneid-qr"})
 """Methods that count as "by CCCD / VNeID" (the ratios' numerators)."""
 INSURED = frozenset({"valid", "paper-card"})
 """Insurance values of an insured hospital visit (the ``hospital_cccd`` denominator): the
-lookup answered ``valid`` (any method), or a manual visit counted as ``paper-insurance`` (the
-paper BHYT card, rolled up as ``paper-card``). ``invalid``, ``unknown`` (gateway down) and
+answer was ``valid`` (any method: the gateway's look-up for chip, card-QR and VNeID visits; the
+BHYT card's own validity dates for ``bhyt-qr`` visits, made with the health-insurance card's
+QR), or a manual visit counted as ``paper-insurance`` (the paper BHYT card, rolled up as
+``paper-card``). The numerator counts only :data:`CCCD_METHODS`, so a ``bhyt-qr`` visit is an
+insured visit that did not use the CCCD or VNeID. ``invalid``, ``unknown`` (gateway down) and
 ``not-checked`` are outside the ratio: they cannot be called insured visits."""
 INSURED_METHODS: frozenset[str] = frozenset()
 """Methods whose visits are insured visits whatever the ``insurance`` dimension says, without

@@ -64,6 +64,7 @@ from edge_agent.flows.identify import Person, from_chip, from_qr
 from edge_agent.flows.model import Outcome
 from edge_agent.health import Health, HealthState, wire_health
 from edge_agent.icao import ec
+from edge_agent.identity import make_verifier
 from edge_agent.insurance import InsuranceAdapter, make_adapter
 from edge_agent.junk import RejectedBudget, is_junk
 from edge_agent.kiosk import KioskState, VerdictView, create_app
@@ -177,6 +178,12 @@ class Agent:
         if insurance is None and config.device.site_kind is SiteKind.HOSPITAL_RECEPTION:
             insurance = make_adapter(config.insurance.adapter.value, config.insurance.url,
                                      config.insurance.timeout_s)
+        if vneid is None:
+            vneid = make_verifier(config.vneid.adapter.value, config.vneid.url,
+                                  terminal_id=config.device.id, timeout_s=config.vneid.timeout_s,
+                                  retries=config.vneid.retries, deadline_s=config.vneid.deadline_s,
+                                  breaker_failures=config.vneid.breaker_failures,
+                                  breaker_reset_s=config.vneid.breaker_reset_s)
         self._vneid = vneid
         self.flow: FlowBase = make_flow(config, self.keys.subject_key, clock=clock,
                                         commit=self._commit, insurance=insurance, vneid=vneid)
@@ -473,7 +480,8 @@ class Agent:
         presentation, at = held
         person = (from_chip(presentation, self.clock().date())
                   if isinstance(presentation, ChipPresentation)
-                  else from_qr(presentation, self._vneid))
+                  else from_qr(presentation, self._vneid, self.clock().date(),
+                               self.config.qr.expiry_policy))
         if not isinstance(person, Person):
             return None
         return {"masked_id": mask_id(person.id_number),

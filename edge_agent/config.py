@@ -50,7 +50,11 @@ __all__ = [
     "OutboxConfig",
     "OutputsBackend",
     "OutputsConfig",
+    "QrConfig",
+    "QrExpiryPolicy",
     "SiteKind",
+    "VneidConfig",
+    "VneidVerifierKind",
     "load_config",
     "load_keys",
     "parse_config",
@@ -124,6 +128,20 @@ class InsuranceAdapterKind(StrEnum):
     NONE = "none"
     HTTP = "http"
     SIM = "sim"
+
+
+class VneidVerifierKind(StrEnum):
+    NONE = "none"
+    HTTP = "http"
+    SIM = "sim"
+
+
+class QrExpiryPolicy(StrEnum):
+    """What a card QR whose derived expiry has passed, or whose issue date is in the future,
+    gets: ``flag`` (accepted with a warning) or ``refuse`` (rejected)."""
+
+    FLAG = "flag"
+    REFUSE = "refuse"
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +277,22 @@ class OutputsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class VneidConfig:
+    adapter: VneidVerifierKind = VneidVerifierKind.NONE
+    url: str | None = None
+    timeout_s: float = 0.4
+    retries: int = 1
+    deadline_s: float = 0.9
+    breaker_failures: int = 3
+    breaker_reset_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class QrConfig:
+    expiry_policy: QrExpiryPolicy = QrExpiryPolicy.FLAG
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     device: DeviceConfig
     keys: KeysConfig
@@ -274,6 +308,8 @@ class Config:
     lanes: tuple[LaneConfig, ...] = ()
     """Never empty after parsing: without ``[[lanes]]`` one lane holds every device."""
     outputs: OutputsConfig = OutputsConfig()
+    vneid: VneidConfig = VneidConfig()
+    qr: QrConfig = QrConfig()
     source: Path | None = None
 
 
@@ -397,7 +433,7 @@ def _table(root: dict[str, Any], name: str, allowed: set[str], *,
 
 
 _TABLES = {"device", "keys", "readers", "scanners", "chip", "capacity", "broker", "outbox",
-           "kiosk", "metrics", "insurance", "lanes", "outputs"}
+           "kiosk", "metrics", "insurance", "lanes", "outputs", "vneid", "qr"}
 
 
 def _name(table: _Table, key: str) -> str:
@@ -573,6 +609,41 @@ def _outputs(root: dict[str, Any]) -> OutputsConfig:
                          relay_pulse_s=t.get_float("relay_pulse_s", 1.0, 0.1, 10.0))
 
 
+def _vneid(root: dict[str, Any]) -> VneidConfig:
+    t = _table(root, "vneid", {"adapter", "url", "timeout_s", "retries", "deadline_s",
+                               "breaker_failures", "breaker_reset_s"})
+    adapter = t.enum("adapter", VneidVerifierKind, VneidVerifierKind.NONE)
+    assert adapter is not None
+    url = t.get_str("url")
+    deadline = t.get_float("deadline_s", 0.9, 0.1, 1.0)
+    timeout = t.get_float("timeout_s", 0.4, 0.05, 1.0)
+    if timeout > deadline:
+        raise ConfigError("vneid.timeout_s", f"must not exceed vneid.deadline_s ({deadline})")
+    if adapter is VneidVerifierKind.HTTP and url is None:
+        raise ConfigError("vneid.url", "is required with adapter = \"http\"")
+    if adapter is VneidVerifierKind.SIM and url is None:
+        url = "http://127.0.0.1:8766"
+    if url is not None:
+        if adapter is VneidVerifierKind.NONE:
+            raise ConfigError("vneid.url", "is set but vneid.adapter is \"none\"")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError("vneid.url", "must be an http:// or https:// URL with a host")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ConfigError("vneid.url", "must be https:// (the token is a bearer secret and "
+                              "the answer is personal data); http:// only to loopback")
+    return VneidConfig(adapter=adapter, url=url, timeout_s=timeout,
+                       retries=t.get_int("retries", 1, 0, 3), deadline_s=deadline,
+                       breaker_failures=t.get_int("breaker_failures", 3, 1, 100),
+                       breaker_reset_s=t.get_float("breaker_reset_s", 30.0, 1.0, 3600.0))
+
+
+def _qr(root: dict[str, Any]) -> QrConfig:
+    t = _table(root, "qr", {"expiry_policy"})
+    return QrConfig(expiry_policy=t.enum("expiry_policy", QrExpiryPolicy, QrExpiryPolicy.FLAG)
+                    or QrExpiryPolicy.FLAG)
+
+
 def parse_config(text: str, base_dir: Path | str = ".", *, source: Path | None = None) -> Config:
     """Parse TOML text; relative paths are resolved against ``base_dir``."""
     base = Path(base_dir)
@@ -638,9 +709,9 @@ def parse_config(text: str, base_dir: Path | str = ".", *, source: Path | None =
     return Config(device=device, keys=keys, broker=_broker(root, base), outbox=outbox,
                   readers=readers, scanners=scanners, chip=chip, capacity=capacity,
                   kiosk=kiosk, metrics=metrics,
-                  insurance=_insurance(root, device.site_kind),
-                  lanes=_lanes(root, device, readers, scanners), outputs=_outputs(root),
-                  source=source)
+                  insurance=_insurance(root, device.site_kind), vneid=_vneid(root),
+                  qr=_qr(root), lanes=_lanes(root, device, readers, scanners),
+                  outputs=_outputs(root), source=source)
 
 
 def load_config(path: Path | str) -> Config:

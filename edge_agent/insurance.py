@@ -29,6 +29,8 @@ from enum import StrEnum
 from typing import Protocol
 from urllib.parse import urljoin, urlsplit
 
+from edge_agent.cccd.dates import BirthDate
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -69,7 +71,8 @@ class InsuranceStatus:
 class InsuranceAdapter(Protocol):
     """What the hospital flow calls; must return within its own time-out and never raise."""
 
-    def lookup(self, id_number: str, full_name: str, date_of_birth: date) -> InsuranceStatus:
+    def lookup(self, id_number: str, full_name: str,
+               date_of_birth: date | BirthDate) -> InsuranceStatus:
         ...
 
 
@@ -88,7 +91,9 @@ class HttpInsuranceAdapter:
         self._opener = opener or urllib.request.build_opener(
             urllib.request.ProxyHandler({}))  # a gateway on the hospital network: no proxy
 
-    def lookup(self, id_number: str, full_name: str, date_of_birth: date) -> InsuranceStatus:
+    def lookup(self, id_number: str, full_name: str,
+               date_of_birth: date | BirthDate) -> InsuranceStatus:
+        """``date_of_birth`` goes as ISO 8601, reduced (``YYYY``, ``YYYY-MM``) when partial."""
         body = json.dumps({"id_number": id_number, "full_name": full_name,
                            "date_of_birth": date_of_birth.isoformat()},
                           ensure_ascii=False).encode("utf-8")

@@ -39,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     issue.add_argument("--ds-alg", choices=["ecdsa", "rsa", "rsa-pss"], default="ecdsa")
     issue.add_argument("--timing", choices=["zero", "realistic"], default="zero")
     issue.add_argument("--refuse-select-mf", action="store_true")
+    issue.add_argument("--dg13-values", choices=["nested", "flat"], default="nested",
+                       help="DG13 spouse/old-ID/field-16 layout: nested (as real chips) or flat")
+    issue.add_argument("--partial-dob", type=float, default=0.0,
+                       help="share of people whose birth day or month is unknown (0..1)")
     issue.add_argument(
         "--profile",
         choices=PROFILE_NAMES,
@@ -80,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             refuse_select_mf=args.refuse_select_mf,
             as_of=args.as_of,
             profile=args.profile,
+            dg13_values=args.dg13_values,
+            partial_dob=args.partial_dob,
         )
     except (ValueError, PersonalisationError, OSError) as exc:
         print(json.dumps({"ok": False, "error": str(exc)}), file=sys.stderr)

@@ -45,7 +45,7 @@ def card_qr_payload(person: Person, *, extra_fields: int = 0) -> bytes:
         person.id_number,
         person.old_id or "",
         person.full_name,
-        person.date_of_birth.strftime("%d%m%Y"),
+        person.dob_qr,
         person.sex,
         person.residence,
         person.issue_date.strftime("%d%m%Y"),

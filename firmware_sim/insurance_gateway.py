@@ -4,7 +4,8 @@ The real gateway needs a facility contract (official letter 931/BYT-BH, CCCD.md 
 a tiny JSON-over-HTTP server on 127.0.0.1 with synthetic records only. Independent of
 ``edge_agent`` (DESIGN.md §2: firmware_sim imports nothing from the agent).
 
-``POST /lookup`` with ``{"id_number", "full_name", "date_of_birth" (YYYY-MM-DD)}`` answers
+``POST /lookup`` with ``{"id_number", "full_name", "date_of_birth" (YYYY-MM-DD, or YYYY-MM / YYYY
+when the day or month is unknown)}`` answers
 ``{"status": "valid" | "invalid" | "unknown", "detail", "card_number", "valid_until"}``:
 
 - a known ID whose name and date of birth match → its record (``valid`` or ``invalid`` when the
@@ -26,6 +27,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import re
 import threading
 import time
 import unicodedata
@@ -60,6 +62,16 @@ SYNTHETIC_RECORDS: tuple[InsuranceRecord, ...] = (
                     date(2024, 12, 31)),
 )
 """Synthetic people (never real); Lan's card has expired."""
+
+
+def _birth(text: object) -> date | None:
+    """A full or partial ISO date of birth: its first possible day, or None if malformed."""
+    if not isinstance(text, str) or not re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", text):
+        return None
+    try:
+        return date.fromisoformat((text + "-01-01")[:10])
+    except ValueError:
+        return None
 
 
 def _fold(text: str) -> str:
@@ -141,12 +153,10 @@ class InsuranceGateway:
             return HTTPStatus.BAD_REQUEST, {"error": "id_number must be 12 digits"}
         if not isinstance(full_name, str) or not full_name.strip():
             return HTTPStatus.BAD_REQUEST, {"error": "full_name is required"}
-        try:
-            dob = date.fromisoformat(dob_text) if isinstance(dob_text, str) else None
-        except ValueError:
-            dob = None
+        dob = _birth(dob_text)
         if dob is None:
-            return HTTPStatus.BAD_REQUEST, {"error": "date_of_birth must be YYYY-MM-DD"}
+            return HTTPStatus.BAD_REQUEST, {"error": "date_of_birth must be YYYY-MM-DD, "
+                                                    "YYYY-MM or YYYY"}
         today = self.today or date.today()
         record = self.records.get(id_number)
         if record is None and self.synthesize:
@@ -154,7 +164,8 @@ class InsuranceGateway:
         if record is None:
             return HTTPStatus.OK, {"status": "invalid", "detail": "not-found",
                                    "card_number": None, "valid_until": None}
-        if _fold(record.full_name) != _fold(full_name) or record.date_of_birth != dob:
+        if _fold(record.full_name) != _fold(full_name) or \
+                record.date_of_birth.isoformat()[:len(str(dob_text))] != dob_text:
             return HTTPStatus.OK, {"status": "invalid", "detail": "mismatch",
                                    "card_number": None, "valid_until": None}
         valid = record.valid_until >= today

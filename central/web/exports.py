@@ -95,8 +95,12 @@ def _dmy(value: date | None) -> str:
 
 
 def _iso_to_dmy(text: str | None) -> str:
+    """``YYYY-MM-DD`` → ``dd/mm/yyyy``; a partial date of birth ``YYYY-MM`` → ``mm/yyyy`` and
+    ``YYYY`` stays as it is (the day or month is unknown)."""
     if not text:
         return ""
+    if len(text) == 7 and text[4] == "-":
+        return f"{text[5:]}/{text[:4]}"
     try:
         return _dmy(date.fromisoformat(text))
     except ValueError:

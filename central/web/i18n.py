@@ -62,6 +62,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "method.chip": ("Chip CCCD", "CCCD chip"),
     "method.card-qr": ("QR trên thẻ", "Card QR"),
     "method.vneid-qr": ("VNeID", "VNeID"),
+    "method.bhyt-qr": ("QR thẻ BHYT", "BHYT card QR"),
     "method.manual": ("Thủ công", "Manual"),
     "kind.heritage": ("Di tích", "Heritage site"),
     "kind.hospital": ("Bệnh viện", "Hospital"),

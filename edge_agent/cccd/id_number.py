@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import Enum
 
+from edge_agent.cccd.dates import BirthDate
 from edge_agent.cccd.errors import IdNumberError
 from edge_agent.cccd.provinces import province_name
 
@@ -79,9 +80,13 @@ class PersonalIdNumber:
 
 
 def parse_id_number(
-    text: str, *, date_of_birth: date | None = None, sex: Sex | None = None
+    text: str, *, date_of_birth: date | BirthDate | None = None, sex: Sex | None = None
 ) -> PersonalIdNumber:
-    """Validate a 12-digit personal ID number, optionally against a date of birth and sex."""
+    """Validate a 12-digit personal ID number, optionally against a date of birth and sex.
+
+    Only the year of the date of birth is compared (century digit and ``YY``), so a partial date
+    of birth (year only, or month and year) is checked as fully as a complete one.
+    """
     if not isinstance(text, str):
         raise IdNumberError("must be text", field="id_number")
     if len(text) != 12:

@@ -6,6 +6,13 @@ renewal rules of Law 59/2014 (renew at 25, 40, 60) and Law 26/2023 (renew at 14,
 force from 1 July 2024). A card issued less than two years before a milestone is valid until the
 next one; a card issued within two years of 60 or later never expires (``991231``). Where the
 rule is ambiguous several candidates are returned, most likely first.
+
+A partial date of birth (year, or month and year, known: docs/cccd.md §5) leaves the birthday in
+the milestone year unknown. The expiry is then derived for the first possible day of the known
+period (1 January or the 1st of the month: the assumption of
+:class:`~edge_agent.cccd.dates.BirthDate`) and, as further candidates, for the last possible
+day. The BAC date of birth is the MRZ field as printed, unknown parts as filler ``<`` (ICAO
+9303-3), and its check digit is computed over those characters.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from edge_agent.cccd.dates import add_years, to_yymmdd
+from edge_agent.cccd.dates import BirthDate, add_years, to_yymmdd
 from edge_agent.cccd.id_number import PersonalIdNumber
 from edge_agent.cccd.mrz import NO_EXPIRY, mrz_information
 
@@ -60,14 +67,25 @@ def _expiry(dob: date, issued: date, milestones: tuple[int, ...], *, feb29: str,
     return None
 
 
-def expiry_candidates(date_of_birth: date, issue_date: date) -> list[date | None]:
+def expiry_candidates(date_of_birth: date | BirthDate, issue_date: date) -> list[date | None]:
     """Possible dates of expiry (None: the card never expires), most likely first.
 
     Order: the law in force on the issue date with the plain rule; then the other law when the
     issue date is within :data:`TRANSITION_MARGIN_DAYS` of 1 July 2024; then the readings of an
     issue date exactly two years before a milestone, and of 29 February birthdays (28 February
-    or 1 March in a common year).
+    or 1 March in a common year). For a partial date of birth, the candidates of its first
+    possible day come first, then those of its last possible day (see the module docstring).
     """
+    if isinstance(date_of_birth, BirthDate):
+        found: list[date | None] = []
+        days = [date_of_birth.earliest]
+        if date_of_birth.latest != date_of_birth.earliest:
+            days.append(date_of_birth.latest)
+        for day in days:
+            for value in expiry_candidates(day, issue_date):
+                if value not in found:
+                    found.append(value)
+        return found
     primary, other = (
         (LAW_2023_MILESTONES, LAW_2014_MILESTONES)
         if issue_date >= LAW_2023_IN_FORCE
@@ -88,11 +106,12 @@ def expiry_candidates(date_of_birth: date, issue_date: date) -> list[date | None
     return candidates
 
 
-def bac_candidates(id_number: PersonalIdNumber, date_of_birth: date,
+def bac_candidates(id_number: PersonalIdNumber, date_of_birth: date | BirthDate,
                    issue_date: date) -> list[BacKey]:
-    """BAC keys to try in order, from what a card QR gives (CCCD.md §6)."""
+    """BAC keys to try in order, from what a card QR gives (docs/cccd.md §6)."""
     document_number = id_number.document_number
-    dob = to_yymmdd(date_of_birth)
+    dob = (date_of_birth.mrz_text() if isinstance(date_of_birth, BirthDate)
+           else to_yymmdd(date_of_birth))
     return [
         BacKey(document_number, dob, NO_EXPIRY if expiry is None else to_yymmdd(expiry))
         for expiry in expiry_candidates(date_of_birth, issue_date)

@@ -6,6 +6,10 @@ Three lines of 30 characters::
     0305152F2805151VNM<<<<<<<<<<<0
     NGUYEN<<THI<MAI<<<<<<<<<<<<<<<
 
+A date of birth whose day or month is unknown is written with filler characters for the unknown
+parts (``55<<<<``, ``5509<<``; ICAO 9303-3) and kept as a
+:class:`~edge_agent.cccd.dates.BirthDate`; its check digit is computed over the field as printed.
+
 Every check digit is verified (ICAO 9303-3 §4.9, weights 7-3-1), including the Vietnam-specific
 check digit of the 12-digit ID number at line 1 position 30 and the composite check digit. An
 error names the failing field.
@@ -18,7 +22,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
-from edge_agent.cccd.dates import split_yymmdd, yymmdd_to_date
+from edge_agent.cccd.dates import BirthDate, yymmdd_to_date
 from edge_agent.cccd.errors import MrzError
 from edge_agent.cccd.id_number import PersonalIdNumber, Sex, parse_id_number
 from edge_agent.icao.check_digit import check_digit, mrz_information
@@ -50,6 +54,8 @@ class Td1Mrz:
     surname: str
     given_names: str
     lines: tuple[str, str, str]
+    birth_date: BirthDate
+    """What the MRZ says of the date of birth; ``date_of_birth`` is its first possible day."""
 
     @property
     def date_of_expiry_yymmdd(self) -> str:
@@ -66,7 +72,8 @@ class Td1Mrz:
             "issuing_state": self.issuing_state,
             "document_number": self.document_number,
             "id_number": self.id_number.value if self.id_number else None,
-            "date_of_birth": self.date_of_birth.isoformat(),
+            "date_of_birth": self.birth_date.isoformat(),
+            "date_of_birth_known": self.birth_date.precision.value,
             "sex": self.sex.value if self.sex else None,
             "date_of_expiry": self.date_of_expiry.isoformat() if self.date_of_expiry else None,
             "nationality": self.nationality,
@@ -158,7 +165,7 @@ def parse_td1(line1: str, line2: str, line3: str, *, today: date | None = None) 
 
     # Line 2.
     dob_text, dob_check = line2[0:6], line2[6]
-    split_yymmdd(dob_text, "date_of_birth", MrzError)
+    dob_parts = _birth_parts(dob_text)
     _require_check(dob_text, dob_check, "date_of_birth_check")
     sex_char = line2[7]
     if sex_char not in "MF<":
@@ -175,15 +182,24 @@ def parse_td1(line1: str, line2: str, line3: str, *, today: date | None = None) 
 
     # Century of the birth date: from the ID number when there is one, else ICAO's rule of thumb.
     reference = today or date.today()
+    yy, month, day = dob_parts
     if vietnamese:
         century = 1900 + 100 * (int(line1[18]) // 2)
+        if yy is None:  # the whole date unknown: the year is the ID number's (docs/cccd.md §1)
+            yy = int(line1[19:21])
+    elif yy is None:
+        raise MrzError(f"{dob_text!r} gives no year of birth", field="date_of_birth")
     else:
-        yy = int(dob_text[:2])
         century = 2000 if 2000 + yy <= reference.year else 1900
-    date_of_birth = yymmdd_to_date(dob_text, century, "date_of_birth", MrzError)
+    if day is not None and month is not None:
+        full = yymmdd_to_date(dob_text, century, "date_of_birth", MrzError)
+        birth_date = BirthDate.of(full)
+    else:
+        birth_date = BirthDate(century + yy, month, None)
+    date_of_birth = birth_date.earliest
     if vietnamese:
         try:
-            id_number = parse_id_number(line1[15:27], date_of_birth=date_of_birth, sex=sex)
+            id_number = parse_id_number(line1[15:27], date_of_birth=birth_date, sex=sex)
         except Exception as exc:  # IdNumberError: re-raise as an MRZ field error
             field = getattr(exc, "field", None) or "id_number"
             raise MrzError(getattr(exc, "reason", str(exc)), field=field) from None
@@ -216,7 +232,26 @@ def parse_td1(line1: str, line2: str, line3: str, *, today: date | None = None) 
         surname=_clean(surname),
         given_names=_clean(given),
         lines=lines,
+        birth_date=birth_date,
     )
+
+
+_BIRTH = re.compile(r"(\d{2}|<<)(\d{2}|<<)(\d{2}|<<)")
+
+
+def _birth_parts(text: str) -> tuple[int | None, int | None, int | None]:
+    """``YYMMDD`` with unknown parts as ``<<``: (yy, month, day), None for what is unknown."""
+    match = _BIRTH.fullmatch(text)
+    if match is None:
+        raise MrzError(f"{text!r} is not a date in the form YYMMDD (unknown parts '<<')",
+                       field="date_of_birth")
+    yy, month, day = (None if g == "<<" else int(g) for g in match.groups())
+    if (yy is None and month is not None) or (month is None and day is not None):
+        raise MrzError(f"{text!r} gives a day or month without what precedes it",
+                       field="date_of_birth")
+    if (month is not None and not 1 <= month <= 12) or (day is not None and not 1 <= day <= 31):
+        raise MrzError(f"{text!r} is not a calendar date", field="date_of_birth")
+    return yy, month, day
 
 
 def mrz_name(text: str) -> str:
@@ -227,7 +262,7 @@ def mrz_name(text: str) -> str:
 
 
 def build_td1(
-    id_number: str, date_of_birth: date, sex: Sex, date_of_expiry: date | None,
+    id_number: str, date_of_birth: date | BirthDate, sex: Sex, date_of_expiry: date | None,
     surname: str, given_names: str,
 ) -> tuple[str, str, str]:
     """Write a Vietnamese TD1 MRZ (the inverse of :func:`parse_td1`, for tests and tools)."""
@@ -235,7 +270,8 @@ def build_td1(
     line1 = ("IDVNM" + document_number + check_digit(document_number) + id_number + "<<"
              + check_digit(id_number))
     doe = "991231" if date_of_expiry is None else date_of_expiry.strftime("%y%m%d")
-    dob = date_of_birth.strftime("%y%m%d")
+    dob = (date_of_birth.mrz_text() if isinstance(date_of_birth, BirthDate)
+           else date_of_birth.strftime("%y%m%d"))
     head2 = dob + check_digit(dob) + sex.value + doe + check_digit(doe) + "VNM"
     head2 = head2.ljust(29, "<")
     composite = line1[5:30] + head2[0:7] + head2[8:15] + head2[18:29]

@@ -5,9 +5,13 @@ and surrounding whitespace or line terminators are tolerated) and a payload that
 shapes is rejected with the reason. The card QR is unsigned: it yields key material for the chip
 and an identity of assurance ``qr`` only.
 
-- ``cccd``: ``ID|old ID or empty|full name|ddmmyyyy|Nam or Nữ|address|issue ddmmyyyy[|extra...]``
+- ``cccd``: ``ID|old ID or empty|full name|DOB|Nam or Nữ|address|issue ddmmyyyy[|extra...]``
 - ``cccd-6``: ``ID|full name|DOB|sex|address|issue date`` (dates ``ddmmyyyy`` or ``dd/mm/yyyy``)
 - ``personal-qr``: ``ID|NAME|YYYY-MM-DD|type|QID|EXT`` (upper-case name, ID often masked)
+
+A date of birth may be partial where the day or month is unknown: ``yyyy``, ``mmyyyy``,
+``ddmmyyyy`` or ``dd/mm/yyyy`` (docs/cccd.md §5); it is kept as a
+:class:`~edge_agent.cccd.dates.BirthDate` that says which parts are known.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import Enum
 
-from edge_agent.cccd.dates import parse_ddmmyyyy, parse_iso
+from edge_agent.cccd.dates import BirthDate, parse_birth_date, parse_ddmmyyyy, parse_iso
 from edge_agent.cccd.errors import CccdError, QrError
 from edge_agent.cccd.id_number import PersonalIdNumber, Sex, parse_id_number
 from edge_agent.cccd.keys import BacKey, bac_candidates
@@ -49,12 +53,18 @@ class QrIdentity:
     id_number: PersonalIdNumber | None
     old_id_number: str | None
     full_name: str
-    date_of_birth: date
+    birth_date: BirthDate
     sex: Sex | None
     address: str | None
     issue_date: date | None
     extra_fields: tuple[str, ...] = ()
     raw: str = field(default="", repr=False)
+
+    @property
+    def date_of_birth(self) -> date:
+        """The first possible day of :attr:`birth_date` (the whole date when it is known); see
+        :class:`~edge_agent.cccd.dates.BirthDate` for what that assumes."""
+        return self.birth_date.earliest
 
     @property
     def can(self) -> str | None:
@@ -66,7 +76,7 @@ class QrIdentity:
         """BAC keys derived from the date of birth and issue date, most likely first."""
         if self.id_number is None or self.issue_date is None:
             return []
-        return bac_candidates(self.id_number, self.date_of_birth, self.issue_date)
+        return bac_candidates(self.id_number, self.birth_date, self.issue_date)
 
     def to_json(self) -> dict[str, object]:
         """The object printed by ``edge-agent inspect qr``."""
@@ -75,7 +85,8 @@ class QrIdentity:
             "id_number": self.id_text,
             "old_id_number": self.old_id_number,
             "full_name": self.full_name,
-            "date_of_birth": self.date_of_birth.isoformat(),
+            "date_of_birth": self.birth_date.isoformat(),
+            "date_of_birth_known": self.birth_date.precision.value,
             "sex": self.sex.value if self.sex else None,
             "address": self.address,
             "issue_date": self.issue_date.isoformat() if self.issue_date else None,
@@ -131,7 +142,7 @@ def parse_qr(payload: bytes | str) -> QrIdentity:
                   field="payload")
 
 
-def _id(text: str, dob: date | None, sex: Sex | None, name: str) -> PersonalIdNumber:
+def _id(text: str, dob: BirthDate | None, sex: Sex | None, name: str) -> PersonalIdNumber:
     try:
         return parse_id_number(text, date_of_birth=dob, sex=sex)
     except CccdError as exc:
@@ -166,7 +177,7 @@ def _parse_card(fields: list[str], raw: str) -> QrIdentity:
         raise QrError(f"{old!r} is neither empty nor a 9- or 12-digit number",
                       field="old_id_number")
     full_name = _name(fields[2])
-    dob = parse_ddmmyyyy(fields[3].strip(), "date_of_birth", QrError)
+    dob = parse_birth_date(fields[3].strip(), "date_of_birth", QrError)
     sex = _sex(fields[4])
     address = _text(fields[5], "address")
     issue = parse_ddmmyyyy(fields[6].strip(), "issue_date", QrError)
@@ -177,7 +188,7 @@ def _parse_card(fields: list[str], raw: str) -> QrIdentity:
         id_number=_id(id_text, dob, sex, "id_number"),
         old_id_number=old or None,
         full_name=full_name,
-        date_of_birth=dob,
+        birth_date=dob,
         sex=sex,
         address=address,
         issue_date=issue,
@@ -189,7 +200,7 @@ def _parse_card(fields: list[str], raw: str) -> QrIdentity:
 def _parse_card6(fields: list[str], raw: str) -> QrIdentity:
     id_text = fields[0].strip()
     full_name = _name(fields[1])
-    dob = parse_ddmmyyyy(fields[2].strip(), "date_of_birth", QrError, slashes=True)
+    dob = parse_birth_date(fields[2].strip(), "date_of_birth", QrError)
     sex = _sex(fields[3])
     address = _text(fields[4], "address")
     issue = parse_ddmmyyyy(fields[5].strip(), "issue_date", QrError, slashes=True)
@@ -200,7 +211,7 @@ def _parse_card6(fields: list[str], raw: str) -> QrIdentity:
         id_number=_id(id_text, dob, sex, "id_number"),
         old_id_number=None,
         full_name=full_name,
-        date_of_birth=dob,
+        birth_date=dob,
         sex=sex,
         address=address,
         issue_date=issue,
@@ -213,7 +224,7 @@ def _parse_personal(fields: list[str], raw: str) -> QrIdentity:
     if not _MASKED_ID.fullmatch(id_text):
         raise QrError(f"{id_text!r} is not a 12-character (possibly masked) ID number",
                       field="id_number")
-    dob = parse_iso(fields[2].strip(), "date_of_birth", QrError)
+    dob = BirthDate.of(parse_iso(fields[2].strip(), "date_of_birth", QrError))
     id_number = _id(id_text, dob, None, "id_number") if id_text.isdigit() else None
     name = _name(fields[1])
     if name != name.upper() or not name.isascii():
@@ -225,7 +236,7 @@ def _parse_personal(fields: list[str], raw: str) -> QrIdentity:
         id_number=id_number,
         old_id_number=None,
         full_name=name,
-        date_of_birth=dob,
+        birth_date=dob,
         sex=None,
         address=None,
         issue_date=None,
@@ -234,17 +245,18 @@ def _parse_personal(fields: list[str], raw: str) -> QrIdentity:
     )
 
 
-def _check_issue(dob: date, issue: date) -> None:
-    if issue < dob:
+def _check_issue(dob: BirthDate, issue: date) -> None:
+    if issue < dob.earliest:
         raise QrError("issue date is before the date of birth", field="issue_date")
 
 
 def format_card_qr(
-    id_number: str, full_name: str, date_of_birth: date, sex: Sex, address: str,
+    id_number: str, full_name: str, date_of_birth: date | BirthDate, sex: Sex, address: str,
     issue_date: date, old_id_number: str = "", extra_fields: tuple[str, ...] = (),
 ) -> str:
     """Write a card QR payload (the inverse of :func:`parse_qr`, for tests and simulators)."""
     sex_text = "Nam" if sex is Sex.MALE else "Nữ"
-    parts = [id_number, old_id_number, full_name, date_of_birth.strftime("%d%m%Y"), sex_text,
+    birth = date_of_birth if isinstance(date_of_birth, BirthDate) else BirthDate.of(date_of_birth)
+    parts = [id_number, old_id_number, full_name, birth.qr_text(), sex_text,
              address, issue_date.strftime("%d%m%Y"), *extra_fields]
     return "|".join(parts)

@@ -1,8 +1,9 @@
 """``edge-agent inspect``: a technician's look at what a card or scanner gave.
 
-``inspect qr PAYLOAD``, ``inspect mrz L1 L2 L3``, ``inspect dg13 FILE`` (``-``: hex on standard
-input), ``inspect sod --sod FILE --dg N=FILE... [--trust DIR]``. One JSON object on success;
-invalid input exits 2 with the reason on standard error.
+``inspect qr PAYLOAD`` (the recognised ``format`` and its fields: ``cccd``, ``cccd-6``,
+``personal-qr``, ``vneid-token``, ``bhyt``), ``inspect mrz L1 L2 L3``, ``inspect dg13 [--strict]
+FILE`` (``-``: hex on standard input), ``inspect sod --sod FILE --dg N=FILE... [--trust DIR]``.
+One JSON object on success; invalid input exits 2 with the reason on standard error.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edge_agent.cccd import CccdError, parse_dg13, parse_qr, parse_td1
+from edge_agent.cccd import CccdError, parse_dg13, parse_td1, read_code
 from edge_agent.cli.common import CliError, load_trust, print_json
 from edge_agent.icao.passive_auth import inspect_sod as passive_auth_summary
 from edge_agent.icao.sod import SodError
@@ -23,7 +24,8 @@ def register(commands: Any) -> None:
     parser = commands.add_parser("inspect", help="decode a QR payload, an MRZ or a data group")
     kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
 
-    qr = kinds.add_parser("qr", help="a QR payload (card QR, 6-field variant, personal QR)")
+    qr = kinds.add_parser("qr", help="a scanned code: card QR (cccd, cccd-6, personal-qr), "
+                          "VNeID identity token (vneid-token), BHYT card QR (bhyt)")
     qr.add_argument("payload", help="the payload text, or - to read raw bytes from stdin")
     qr.set_defaults(handler=inspect_qr)
 
@@ -33,6 +35,9 @@ def register(commands: Any) -> None:
 
     dg13 = kinds.add_parser("dg13", help="DG13 (Vietnam-specific personal data)")
     dg13.add_argument("file", help="binary or hex file; - reads hex from standard input")
+    dg13.add_argument("--strict", action="store_true",
+                      help="fail on the first field that cannot be read (default: list them "
+                      "under problems, as a chip read does)")
     dg13.set_defaults(handler=inspect_dg13)
 
     sod = kinds.add_parser("sod", help="passive authentication of EF.SOD against data groups")
@@ -46,7 +51,7 @@ def register(commands: Any) -> None:
 def inspect_qr(args: argparse.Namespace) -> int:
     payload: bytes | str = sys.stdin.buffer.read() if args.payload == "-" else args.payload
     try:
-        print_json(parse_qr(payload).to_json())
+        print_json(read_code(payload).to_json())
     except CccdError as exc:
         raise CliError(str(exc)) from None
     return 0
@@ -89,7 +94,7 @@ def _unhex(text: str) -> bytes:
 def inspect_dg13(args: argparse.Namespace) -> int:
     data = read_hex_or_binary(args.file)
     try:
-        print_json(parse_dg13(data).to_json())
+        print_json(parse_dg13(data, strict=args.strict).to_json())
     except CccdError as exc:
         raise CliError(str(exc)) from None
     return 0

@@ -17,6 +17,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
+from edge_agent.cccd.dates import BirthDate
 from edge_agent.events.sealing import seal
 from edge_agent.events.signing import sign_event
 
@@ -41,6 +42,9 @@ class Method(StrEnum):
     CHIP = "chip"
     CARD_QR = "card-qr"
     VNEID_QR = "vneid-qr"
+    BHYT_QR = "bhyt-qr"
+    """The BHYT (health-insurance) card QR at a hospital desk: an insured visit, not an
+    identification by CCCD or VNeID."""
     MANUAL = "manual"
 
 
@@ -57,10 +61,12 @@ AGE_BANDS = ("0-5", "6-14", "15-24", "25-44", "45-59", "60+")
 _BAND_LIMITS = ((5, "0-5"), (14, "6-14"), (24, "15-24"), (44, "25-44"), (59, "45-59"))
 
 
-def age_band(date_of_birth: date, on: date) -> str:
-    """The statistics age band of a person on a day."""
-    age = on.year - date_of_birth.year - ((on.month, on.day) < (date_of_birth.month,
-                                                                 date_of_birth.day))
+def age_band(date_of_birth: date | BirthDate, on: date) -> str:
+    """The statistics age band of a person on a day. A partial date of birth (year, or month and
+    year, known) is aged from its first possible day (1 January or the 1st of the month), so
+    a year-only person moves to the next band on 1 January (docs/cccd.md §5)."""
+    born = date_of_birth.earliest if isinstance(date_of_birth, BirthDate) else date_of_birth
+    age = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
     for limit, band in _BAND_LIMITS:
         if age <= limit:
             return band

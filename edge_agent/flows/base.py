@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import ClassVar
 
-from edge_agent.cccd import mask_id
+from edge_agent.cccd import BhytCard, VneidToken, mask_id
 from edge_agent.config import NameDisplay
 from edge_agent.events.model import (
     Demographics,
@@ -42,6 +42,7 @@ from edge_agent.flows.model import (
     Verdict,
     VneidDecoder,
 )
+from edge_agent.identity import IdentityAnswer, IdentityState
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,36 @@ def display_name(full_name: str, policy: NameDisplay) -> str | None:
     return " ".join(words)
 
 
+class RememberedTokens:
+    """A VNeID identity token resolves once on the platform (a second use is a replay), but a
+    desk identifies its held presentation again for admission, discharge or check-out. A token
+    verified here a moment ago is answered from memory for :data:`TOKEN_MEMORY` (the token's own
+    validity, docs/cccd.md §5), then forgotten; rejections and failures are never remembered."""
+
+    MAX_TOKENS = 32
+
+    def __init__(self, verifier: VneidDecoder, clock: Clock) -> None:
+        self._verifier = verifier
+        self._clock = clock
+        self._recent: dict[str, tuple[IdentityAnswer, datetime]] = {}
+
+    def verify(self, token: VneidToken) -> IdentityAnswer:
+        now = self._clock()
+        for value in [v for v, (_, at) in self._recent.items() if now - at >= TOKEN_MEMORY]:
+            del self._recent[value]
+        if token.value in self._recent:
+            return self._recent[token.value][0]
+        answer = self._verifier.verify(token)
+        if answer.state is IdentityState.VERIFIED:
+            if len(self._recent) >= self.MAX_TOKENS:
+                del self._recent[next(iter(self._recent))]
+            self._recent[token.value] = (answer, now)
+        return answer
+
+
+TOKEN_MEMORY = timedelta(minutes=5)
+
+
 class FlowBase:
     """Base of the three site flows; subclasses add their presentations."""
 
@@ -75,7 +106,7 @@ class FlowBase:
         self.settings = settings
         self._clock = clock
         self._commit = commit
-        self._vneid = vneid
+        self._vneid = RememberedTokens(vneid, clock) if vneid is not None else None
         self._recent: dict[tuple[str, EventKind], datetime] = {}
         self._counts = Counts(day=date.min)
 
@@ -111,9 +142,17 @@ class FlowBase:
 
     def _identify(self, presentation: ChipPresentation | QrPresentation,
                   now: datetime) -> Person | Unidentified:
+        found = self._identify_any(presentation, now)
+        if isinstance(found, BhytCard):
+            # An insurance card is not an identity document: only a hospital visit takes it.
+            return Unidentified("bhyt-not-accepted", Method.BHYT_QR)
+        return found
+
+    def _identify_any(self, presentation: ChipPresentation | QrPresentation,
+                      now: datetime) -> Person | Unidentified | BhytCard:
         if isinstance(presentation, ChipPresentation):
             return from_chip(presentation, now.date())
-        return from_qr(presentation, self._vneid)
+        return from_qr(presentation, self._vneid, now.date(), self.settings.qr_expiry)
 
     def _subject(self, person: Person) -> str:
         return subject_for(person.id_number, self.settings.subject_key)
@@ -143,6 +182,12 @@ class FlowBase:
         if person is not None and person.qr_mismatch:
             message = message + msg.M_QR_MISMATCH.format(fields=", ".join(person.qr_mismatch))
             warnings = (*warnings, "qr-mismatch")
+        if person is not None and person.qr_flags:
+            labels = [msg.QR_FLAGS[flag] for flag in person.qr_flags]
+            message = message + Text(
+                msg.M_QR_FLAGS.vi.format(flags=", ".join(t.vi for t in labels)),
+                msg.M_QR_FLAGS.en.format(flags=", ".join(t.en for t in labels)))
+            warnings = (*warnings, *(f"qr-{flag}" for flag in person.qr_flags))
         return Verdict(
             accepted=accepted, outcome=outcome, text_title=title, text_message=message,
             counts=self._occupancy_view(self._counts), language=self.settings.language,
@@ -205,6 +250,10 @@ class FlowBase:
         body: dict[str, object] = dict(details or {})
         if person.qr_mismatch:
             body["qr_mismatch"] = list(person.qr_mismatch)
+        if person.qr_flags:
+            body["qr_flags"] = list(person.qr_flags)
+        if person.vneid_level is not None:
+            body["vneid_level"] = person.vneid_level
         return EventDraft(kind=kind, method=person.method, assurance=person.assurance,
                           occurred_at=now, subject=subject, count=count,
                           demographics=person.demographics(now.date()), reason=None,

@@ -9,6 +9,12 @@ BHYT card; CCCD.md §9 — in-patients are accommodation notices).
 - ``admit``: ``stay.start`` (ward, expected discharge, reason, personal data sealed).
 - ``discharge``: ``stay.end`` for the patient's open stay.
 - ``manual``: a counted visit without a card (child, paper BHYT card, …).
+- A BHYT card QR scanned for a visit (docs/cccd.md §5): a ``visit`` with method ``bhyt-qr`` and
+  assurance ``qr`` (the code is unsigned); ``details.insurance`` is ``valid`` when the card's
+  validity covers today, else ``invalid``. The subject is the keyed HMAC of ``bhyt:`` and the
+  card's 10-digit social-insurance number (never the same value as an ID number's subject);
+  the demographics are the age band and sex, with no birth province (the card has no ID
+  number). Admission and discharge need an identity document and refuse it.
 """
 
 from __future__ import annotations
@@ -16,10 +22,21 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import date
+from dataclasses import replace
+from datetime import date, datetime
 
-from edge_agent.events.model import EventKind
+from edge_agent.cccd import BhytCard, mask_id
+from edge_agent.events.model import (
+    Demographics,
+    EventAssurance,
+    EventDraft,
+    EventKind,
+    Method,
+    age_band,
+)
+from edge_agent.events.subject import subject_for
 from edge_agent.flows import messages as msg
+from edge_agent.flows.base import display_name
 from edge_agent.flows.identify import Person, Unidentified
 from edge_agent.flows.model import (
     ChipPresentation,
@@ -78,7 +95,9 @@ class HospitalFlow(StayFlow):
         if isinstance(presentation, ManualPresentation):
             return self._manual(presentation, EventKind.VISIT, now, allow_group=False)
         self._check_count(presentation.count, allow_group=False)
-        person = self._identify(presentation, now)
+        person = self._identify_any(presentation, now)
+        if isinstance(person, BhytCard):
+            return self._bhyt_visit(person, now, department)
         if isinstance(person, Unidentified):
             return self._reject(person.reason, person.method, now, attempted=EventKind.VISIT)
         subject = self._subject(person)
@@ -95,6 +114,30 @@ class HospitalFlow(StayFlow):
                                 msg.M_VISIT + msg.INSURANCE[insurance], person=person,
                                 warnings=warnings, drafts=(draft,), insurance=insurance)
         return self._record((draft,), verdict, person)
+
+    def _bhyt_visit(self, card: BhytCard, now: datetime, department: str | None) -> Verdict:
+        subject = subject_for("bhyt:" + card.social_insurance_number, self.settings.subject_key)
+        masked = mask_id(card.card_number)
+        name = display_name(card.full_name, self.settings.name_display)
+        if self._is_repeat(subject, EventKind.VISIT, now):
+            return replace(self._verdict(Outcome.ALREADY_COUNTED, msg.T_DUPLICATE,
+                                         msg.M_DUPLICATE, reason="already-counted"),
+                           masked_id=masked, name=name)
+        insurance = "valid" if card.valid_on(now.date()) else "invalid"
+        details: dict[str, object] = {"insurance": insurance}
+        if department:
+            details["department"] = department
+        draft = EventDraft(
+            kind=EventKind.VISIT, method=Method.BHYT_QR, assurance=EventAssurance.QR,
+            occurred_at=now, subject=subject, count=1,
+            demographics=Demographics(age_band=age_band(card.birth_date, now.date()),
+                                      sex=card.sex.value, birth_province=None),
+            reason=None, details=details)
+        warnings = ["insurance-invalid"] if insurance == "invalid" else []
+        verdict = self._verdict(Outcome.ACCEPTED, msg.T_VISIT,
+                                msg.M_VISIT + msg.INSURANCE[insurance], warnings=warnings,
+                                drafts=(draft,), insurance=insurance)
+        return self._record((draft,), replace(verdict, masked_id=masked, name=name))
 
     def admit(self, presentation: ChipPresentation | QrPresentation, *, ward: str,
               expected_departure: date,

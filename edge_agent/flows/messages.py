@@ -62,6 +62,11 @@ M_STAY_ALREADY_OPEN = Text("Người này đang có lượt lưu trú chưa kế
                            "This person already has an open stay.")
 M_STAY_OTHER_PERSON = Text("Lượt lưu trú này thuộc về người khác.",
                            "This stay belongs to someone else.")
+M_QR_FLAGS = Text("Lưu ý mã QR: {flags}.", "QR note: {flags}.")
+QR_FLAGS = {
+    "card-expired": Text("thẻ có thể đã hết hạn", "the card may have expired"),
+    "issue-date-future": Text("ngày cấp ở tương lai", "issue date in the future"),
+}
 M_QR_MISMATCH = Text("Mã QR vừa quét không khớp với chip ({fields}).",
                      "The QR just scanned does not match the chip ({fields}).")
 
@@ -87,6 +92,21 @@ REJECTED_REASONS = {
     "qr-invalid": Text("Mã QR không phải CCCD/VNeID hoặc không đọc được.",
                        "The QR code is not a readable CCCD or VNeID code."),
     "expired-card": Text("Thẻ căn cước đã hết hạn.", "The ID card has expired."),
+    "issue-date-future": Text("Ngày cấp trên mã QR ở tương lai, vui lòng kiểm tra giấy tờ.",
+                              "The QR's issue date lies in the future; please check the card."),
+    "vneid-unavailable": Text("Không kết nối được VNeID. Vui lòng chạm thẻ CCCD hoặc quét mã QR "
+                              "thẻ CCCD trong ứng dụng VNeID.",
+                              "VNeID cannot be reached. Please tap the ID card or scan the card "
+                              "QR shown in the VNeID app."),
+    "vneid-expired": Text("Mã VNeID đã hết hạn, vui lòng tạo mã mới trong ứng dụng.",
+                          "The VNeID code has expired; please show a new one."),
+    "vneid-replayed": Text("Mã VNeID đã được sử dụng, vui lòng tạo mã mới trong ứng dụng.",
+                           "This VNeID code was already used; please show a new one."),
+    "vneid-revoked": Text("Mã VNeID đã bị thu hồi.", "This VNeID code has been revoked."),
+    "vneid-unknown": Text("Mã VNeID không hợp lệ.", "The VNeID code is not valid."),
+    "bhyt-not-accepted": Text("Thẻ BHYT chỉ dùng khi khám bệnh; vui lòng dùng thẻ CCCD hoặc "
+                              "VNeID.", "The insurance card is for hospital visits only; please "
+                              "use the ID card or VNeID."),
     "card-lost": Text("Thẻ bị nhấc ra quá sớm, vui lòng đặt lại thẻ.",
                       "The card was removed too early; please tap again."),
     "deadline": Text("Đọc thẻ quá lâu, vui lòng thử lại.",

@@ -19,9 +19,11 @@ from edge_agent.config import (
     Direction,
     Language,
     NameDisplay,
+    QrExpiryPolicy,
 )
 from edge_agent.events.model import EventDraft
 from edge_agent.flows.messages import Text
+from edge_agent.identity import IdentityVerifier
 from edge_agent.reading import ReadResult
 
 Clock = Callable[[], datetime]
@@ -29,9 +31,10 @@ Clock = Callable[[], datetime]
 Commit = Callable[[Sequence[EventDraft]], None]
 """Store the drafts of one presentation atomically and durably (the outbox: SQLite WAL with
 fsync, DESIGN.md §2.1) or raise. Called before the verdict is shown."""
-VneidDecoder = Callable[[str], QrIdentity | None]
-"""Hook for the VNeID app's QR (layout not public, CCCD.md §5): the identity, or None when the
-payload is not a VNeID code. Without a hook, VNeID codes are rejected as ``qr-invalid``."""
+VneidDecoder = IdentityVerifier
+"""Resolves the VNeID app's identity token (docs/cccd.md §5) through the identity platform
+(:mod:`edge_agent.identity`). Without one, a token cannot be resolved here: it is rejected as
+``vneid-unavailable`` and the kiosk asks for the card or the card QR shown in the app."""
 
 
 class FlowError(Exception):
@@ -81,7 +84,7 @@ class ChipPresentation:
 
 @dataclass(frozen=True, slots=True)
 class QrPresentation:
-    """The raw bytes of one scanned QR code (card QR, or VNeID through the hook)."""
+    """The raw bytes of one scanned code (card QR, VNeID identity token, BHYT card QR)."""
 
     payload: bytes | str
     count: int = 1
@@ -110,6 +113,9 @@ class FlowSettings:
     capacity_policy: CapacityPolicy = CapacityPolicy.WARN
     dedupe_window_s: int = 5
     max_group: int = 1000
+    qr_expiry: QrExpiryPolicy = QrExpiryPolicy.FLAG
+    """A card QR whose derived expiry has passed, or whose issue date is in the future:
+    ``flag`` (accept, warn, ``details.qr_flags``) or ``refuse`` (a rejected event)."""
 
     def __post_init__(self) -> None:
         if len(self.subject_key) < 16:
@@ -123,7 +129,8 @@ class FlowSettings:
                    direction=config.device.direction, language=config.device.language,
                    name_display=config.device.name_display,
                    capacity_policy=config.capacity.policy,
-                   dedupe_window_s=config.capacity.dedupe_window_s)
+                   dedupe_window_s=config.capacity.dedupe_window_s,
+                   qr_expiry=config.qr.expiry_policy)
 
 
 class Outcome(StrEnum):

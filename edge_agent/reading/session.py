@@ -501,8 +501,8 @@ class ChipSession:
             if dg13.id_number != mrz.id_number.value:
                 raise _Failure(FailureReason.INCONSISTENT_DATA,
                                "DG13 and DG1 name different ID numbers")
-            dob = dg13.date_of_birth_value()
-            if dob is not None and dob != mrz.date_of_birth:
+            dob = dg13.birth_date()  # possibly partial: compare what both know
+            if dob is not None and not dob.agrees_with(mrz.birth_date):
                 raise _Failure(FailureReason.INCONSISTENT_DATA,
                                "DG13 and DG1 give different dates of birth")
         name = (dg13.full_name if dg13 and dg13.full_name
@@ -519,7 +519,7 @@ class ChipSession:
         mismatch = self.result.qr_mismatch
         if qr.id_text != identity.id_number.value:
             mismatch.append("id_number")
-        if qr.date_of_birth != identity.date_of_birth:
+        if not qr.birth_date.agrees_with(identity.mrz.birth_date):
             mismatch.append("date_of_birth")
         if identity.dg13 is not None and identity.dg13.full_name and \
                 _fold(qr.full_name) != _fold(identity.dg13.full_name):

@@ -38,13 +38,17 @@ def issue_cards(
     refuse_select_mf: bool = False,
     as_of: date = REFERENCE_DATE,
     profile: str = DEFAULT_PROFILE,
+    dg13_values: str = "nested",
+    partial_dob: float = 0.0,
 ) -> list[Path]:
     """Issue ``count`` cards under ``out/cards`` (numbered after existing ones); return their dirs.
 
     ``dg13_layout``: ``nested``, ``siblings`` or ``mixed`` (alternating, seeded). People are
     drawn as of ``as_of`` (fixed by default, for reproducibility). ``profile`` names what the
     chips refuse (:mod:`.profiles`; ``strict`` by default). Writes
-    ``out/pki`` and ``out/trust`` (trusted CSCA and master list only).
+    ``out/pki`` and ``out/trust`` (trusted CSCA and master list only). ``dg13_values``:
+    ``nested`` (as real chips) or ``flat``; ``partial_dob``: the share of people whose birth day
+    or month is unknown.
     """
     out = Path(out)
     test_pki = load_or_make_pki(out, ds_algorithm)
@@ -60,9 +64,9 @@ def issue_cards(
     signer_name = faults.sod_signer
     signer = test_pki.signer(signer_name)
     written = []
-    for i, person in enumerate(make_people(count, seed, as_of)):
+    for i, person in enumerate(make_people(count, seed, as_of, partial_dob)):
         layout = dg13_layout if dg13_layout != "mixed" else rng.choice(["nested", "siblings"])
-        options = CardOptions(layout, aa, refuse_select_mf, profile)
+        options = CardOptions(layout, aa, refuse_select_mf, profile, dg13_values=dg13_values)
         card = personalise(person, signer, options, random.Random(f"{seed}:{i}"), signer_name)
         written.append(write_card(cards / f"{start + i:04d}", card, faults, timing))
     return written

@@ -28,12 +28,14 @@ def ascii_name(name: str) -> str:
     return "".join(c for c in folded if not unicodedata.combining(c)).upper()
 
 
-def td1(id_number: str, dob: date, sex: str, expiry: str, full_name: str) -> list[str]:
+def td1(id_number: str, dob: date, sex: str, expiry: str, full_name: str,
+        birth: str | None = None) -> list[str]:
     """The three 30-character lines: document number = last 9 digits of the ID number, the full
-    12-digit ID as optional data, its own check digit at line-1 position 30 (CCCD.md §3)."""
+    12-digit ID as optional data, its own check digit at line-1 position 30 (CCCD.md §3).
+    ``birth`` overrides the printed date of birth (``55<<<<`` when only the year is known)."""
     doc = id_number[-9:]
     line1 = "IDVNM" + doc + check_digit(doc) + id_number + "<<" + check_digit(id_number)
-    birth = yymmdd(dob)
+    birth = birth or yymmdd(dob)
     mrz_sex = "M" if sex == "Nam" else "F"
     line2 = birth + check_digit(birth) + mrz_sex + expiry + check_digit(expiry) + "VNM" + "<" * 11
     composite = line1[5:30] + line2[0:7] + line2[8:15] + line2[18:29]

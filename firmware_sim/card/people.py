@@ -131,11 +131,35 @@ class Person:
     mother: str
     spouse: str | None
     old_id: str | None
+    dob_known: str = "day"
+    """Which parts of the date of birth are printed: ``day`` (all), ``month`` (month and year)
+    or ``year``; ``date_of_birth`` is then the first day of the known period (docs/cccd.md §5)."""
 
     @property
     def can(self) -> str:
         """CAN = the last 6 digits of the ID number (CCCD.md §2)."""
         return self.id_number[-6:]
+
+    @property
+    def dob_qr(self) -> str:
+        """Date of birth as the card QR prints it: ``ddmmyyyy``, ``mmyyyy`` or ``yyyy``."""
+        d = self.date_of_birth
+        return {"day": f"{d.day:02d}{d.month:02d}{d.year:04d}",
+                "month": f"{d.month:02d}{d.year:04d}"}.get(self.dob_known, f"{d.year:04d}")
+
+    @property
+    def dob_dg13(self) -> str:
+        """Date of birth as DG13 field 3 holds it: ``dd/mm/yyyy``, ``mm/yyyy`` or ``yyyy``."""
+        d = self.date_of_birth
+        return {"day": f"{d.day:02d}/{d.month:02d}/{d.year:04d}",
+                "month": f"{d.month:02d}/{d.year:04d}"}.get(self.dob_known, f"{d.year:04d}")
+
+    @property
+    def dob_mrz(self) -> str:
+        """Date of birth in the MRZ: ``YYMMDD``, unknown parts as filler (ICAO 9303-3)."""
+        d = self.date_of_birth
+        return {"day": d.strftime("%y%m%d"), "month": d.strftime("%y%m") + "<<"}.get(
+            self.dob_known, d.strftime("%y") + "<<<<")
 
     @property
     def expiry_yymmdd(self) -> str:
@@ -197,21 +221,28 @@ def _address(rng: random.Random) -> str:
     return f"{rng.randint(1, 299)} {rng.choice(STREETS)}, Phường {rng.randint(1, 15)}, {province}"
 
 
-def make_person(rng: random.Random, as_of: date = REFERENCE_DATE) -> Person:
+def make_person(rng: random.Random, as_of: date = REFERENCE_DATE,
+                partial_dob: float = 0.0) -> Person:
     """One synthetic person whose card was issued by ``as_of`` and is valid 4 years beyond it.
 
-    ``as_of`` is fixed by default so that a seed always gives the same people.
+    ``as_of`` is fixed by default so that a seed always gives the same people. ``partial_dob``
+    is the share of people whose birth day (or day and month) is unknown; at 0 (the default) no
+    random draw is spent on it, so existing seeds give the same people.
     """
     while True:
-        person = _draw_person(rng, as_of)
+        person = _draw_person(rng, as_of, partial_dob)
         if person.expiry is None or person.expiry >= as_of + MIN_VALIDITY:
             return person
 
 
-def _draw_person(rng: random.Random, as_of: date) -> Person:
+def _draw_person(rng: random.Random, as_of: date, partial_dob: float = 0.0) -> Person:
     sex = rng.choice(["Nam", "Nữ"])
     female = sex == "Nữ"
     dob = _random_date(rng, date(1945, 1, 1), date(as_of.year - 15, 12, 31))
+    dob_known = "day"
+    if partial_dob > 0 and rng.random() < partial_dob:
+        dob_known = rng.choice(["year", "month"])
+        dob = date(dob.year, 1 if dob_known == "year" else dob.month, 1)
     province = rng.choice(list(PROVINCES))
     id_number = (
         province
@@ -254,10 +285,12 @@ def _draw_person(rng: random.Random, as_of: date) -> Person:
         mother=mother,
         spouse=spouse,
         old_id=old_id,
+        dob_known=dob_known,
     )
 
 
-def make_people(count: int, seed: int = 0, as_of: date = REFERENCE_DATE) -> list[Person]:
-    """``count`` reproducible synthetic people."""
+def make_people(count: int, seed: int = 0, as_of: date = REFERENCE_DATE,
+                partial_dob: float = 0.0) -> list[Person]:
+    """``count`` reproducible synthetic people (``partial_dob``: see :func:`make_person`)."""
     rng = random.Random(seed)
-    return [make_person(rng, as_of) for _ in range(count)]
+    return [make_person(rng, as_of, partial_dob) for _ in range(count)]

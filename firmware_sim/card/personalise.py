@@ -7,6 +7,7 @@ stored on the chip) and ``keys/aa.key.pem``, ``keys/ca.key.pem``. The PKI lives 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import random
@@ -40,12 +41,19 @@ class CardOptions:
     aa: str = "ecdsa"  # "ecdsa" | "rsa"
     refuse_select_mf: bool = False
     profile: str = DEFAULT_PROFILE  # a name in profiles.PROFILES: what the chip refuses
+    dg13_values: str = "nested"
+    """``nested`` (as real chips write it, docs/cccd.md §4): the spouse nested in a SEQUENCE, fields
+    14 and 15 absent when single or without an old CMND, field 16 present. ``flat`` (the older
+    profile): the spouse a bare string, fields 14/15 holding only their INTEGER when empty, no
+    field 16."""
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
             raise PersonalisationError(f"unknown card profile {self.profile!r}")
         if self.dg13_parents_layout not in ("nested", "siblings"):
             raise PersonalisationError("dg13_parents_layout must be 'nested' or 'siblings'")
+        if self.dg13_values not in ("nested", "flat"):
+            raise PersonalisationError("dg13_values must be 'nested' or 'flat'")
         if self.aa not in ("ecdsa", "rsa"):
             raise PersonalisationError("aa must be 'ecdsa' or 'rsa'")
 
@@ -90,7 +98,7 @@ def qr_payload(p: Person) -> str:
         p.id_number,
         p.old_id or "",
         p.full_name,
-        ddmmyyyy(p.date_of_birth, ""),
+        p.dob_qr,
         p.sex,
         p.residence,
         ddmmyyyy(p.issue_date, ""),
@@ -124,13 +132,19 @@ def face_jpeg(rng: random.Random, female: bool) -> tuple[bytes, int, int]:
     return buf.getvalue(), w, h
 
 
-def dg13_fields(p: Person, layout: str) -> list[tuple[int, list[bytes]]]:
-    """DG13 fields 1-15 (CCCD.md §4); field 13 nested or as two siblings."""
+def field_16(p: Person) -> str:
+    """A stable 16-character value for field 16 (its meaning on real cards is unconfirmed)."""
+    return hashlib.sha256(b"dg13-16:" + p.id_number.encode()).hexdigest()[:16].upper()
+
+
+def dg13_fields(p: Person, layout: str, values: str = "nested") -> list[tuple[int, list[bytes]]]:
+    """DG13 fields (docs/cccd.md §4); field 13 nested or as two siblings; ``values`` as in
+    :attr:`CardOptions.dg13_values`."""
     expiry = ddmmyyyy(p.expiry) if p.expiry else NO_EXPIRY_TEXT
     fields: list[tuple[int, list[bytes]]] = [
         (1, [lds.printable(p.id_number)]),
         (2, [lds.utf8(p.full_name)]),
-        (3, [lds.utf8(ddmmyyyy(p.date_of_birth))]),
+        (3, [lds.utf8(p.dob_dg13)]),
         (4, [lds.utf8(p.sex)]),
         (5, [lds.utf8(p.nationality)]),
         (6, [lds.utf8(p.ethnicity)]),
@@ -145,8 +159,15 @@ def dg13_fields(p: Person, layout: str) -> list[tuple[int, list[bytes]]]:
         fields.append((13, [lds.der_seq(lds.utf8(p.father), lds.utf8(p.mother))]))
     else:
         fields += [(13, [lds.utf8(p.father)]), (13, [lds.utf8(p.mother)])]
-    fields.append((14, [lds.utf8(p.spouse)] if p.spouse else []))
-    fields.append((15, [lds.printable(p.old_id)] if p.old_id else []))
+    if values == "flat":
+        fields.append((14, [lds.utf8(p.spouse)] if p.spouse else []))
+        fields.append((15, [lds.printable(p.old_id)] if p.old_id else []))
+        return fields
+    if p.spouse:
+        fields.append((14, [lds.der_seq(lds.utf8(p.spouse))]))
+    if p.old_id:
+        fields.append((15, [lds.printable(p.old_id)]))
+    fields.append((16, [lds.printable(field_16(p))]))
     return fields
 
 
@@ -162,7 +183,8 @@ def personalise(
     rng = rng or random.Random(person.id_number)
     female = person.sex == "Nữ"
     lines = mrz.td1(
-        person.id_number, person.date_of_birth, person.sex, person.expiry_yymmdd, person.full_name
+        person.id_number, person.date_of_birth, person.sex, person.expiry_yymmdd, person.full_name,
+        birth=person.dob_mrz,
     )
     jpeg, w, h = face_jpeg(rng, female)
     aa_key: AAKey = (
@@ -178,7 +200,7 @@ def personalise(
         "DG2": lds.dg2(lds.iso19794_5(jpeg, w, h, female)),
         # DG3 exists (EF.COM lists it) but is never readable without Terminal Authentication.
         "DG3": bytes.fromhex("6303020100"),
-        "DG13": lds.dg13(dg13_fields(person, options.dg13_parents_layout)),
+        "DG13": lds.dg13(dg13_fields(person, options.dg13_parents_layout, options.dg13_values)),
         "DG14": lds.dg14(ca_key.public_key(), options.aa == "ecdsa"),
         "DG15": lds.dg15(aa_key.public_key()),
     }
@@ -218,6 +240,7 @@ def write_card(
             "aa": card.options.aa,
             "refuse_select_mf": card.options.refuse_select_mf,
             "profile": card.options.profile,
+            "dg13_values": card.options.dg13_values,
         },
         "sod_signer": card.sod_signer,
         "synthetic": True,

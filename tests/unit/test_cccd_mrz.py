@@ -17,7 +17,8 @@ def test_example_from_cccd_md() -> None:
     mrz = parse_td1(*EXAMPLE)
     assert mrz.to_json() == {
         "document_code": "ID", "issuing_state": "VNM", "document_number": "303001234",
-        "id_number": "079303001234", "date_of_birth": "2003-05-15", "sex": "F",
+        "id_number": "079303001234", "date_of_birth": "2003-05-15",
+            "date_of_birth_known": "day", "sex": "F",
         "date_of_expiry": "2028-05-15", "nationality": "VNM", "surname": "NGUYEN",
         "given_names": "THI MAI",
     }

@@ -201,3 +201,37 @@ def test_expiry_is_never_before_issue() -> None:
                 continue
             for expiry in expiry_candidates(born, issued):
                 assert expiry is None or expiry > issued
+
+
+# -- DG13 values nested at any depth (docs/cccd.md §4) ----------------------------------------
+
+def _nest(draw: st.DrawFn, leaves: list[str], depth: int) -> bytes:
+    """Encode ``leaves`` as UTF8Strings, wrapped in SEQUENCEs in a random tree shape."""
+    if len(leaves) == 0:
+        return b""
+    if depth == 0 or draw(st.booleans()):
+        return b"".join(tlv.encode_tlv(0x0C, leaf.encode()) for leaf in leaves)
+    cut = draw(st.integers(0, len(leaves)))
+    return (tlv.encode_tlv(0x30, _nest(draw, leaves[:cut], depth - 1))
+            + _nest(draw, leaves[cut:], depth - 1))
+
+
+@st.composite
+def nested_values(draw: st.DrawFn) -> tuple[list[str], bytes]:
+    leaves = draw(st.lists(st.text(alphabet="abcđêơư ", min_size=1, max_size=8)
+                           .filter(lambda t: t.strip() == t and t), min_size=1, max_size=5))
+    return leaves, _nest(draw, leaves, draw(st.integers(0, 6)))
+
+
+@SETTINGS
+@given(nested_values())
+def test_dg13_string_leaves_are_collected_in_order(value: tuple[list[str], bytes]) -> None:
+    leaves, encoded = value
+    field_1 = tlv.encode_tlv(0x30, tlv.encode_tlv(0x02, b"\x01")
+                             + tlv.encode_tlv(0x13, b"079303001234"))
+    field_9 = tlv.encode_tlv(0x30, tlv.encode_tlv(0x02, b"\x09") + encoded)
+    body = (tlv.encode_tlv(0x02, b"\x01") + tlv.encode_tlv(0x06, bytes.fromhex("28D316010008"))
+            + tlv.encode_tlv(0x31, field_1 + field_9))
+    dg13 = parse_dg13(tlv.encode_tlv(0x6D, tlv.encode_tlv(0x30, body)), strict=True)
+    assert dg13.residence == " ".join(leaves)
+    assert dg13.id_number == "079303001234"

@@ -49,7 +49,30 @@ def test_qr_from_stdin_bytes(capsys: pytest.CaptureFixture[str],
 def test_qr_invalid(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "inspect", "qr", "not a qr")
     assert code == 2 and out == ""
-    assert err == "edge-agent: QR payload: no '|' separators: not a CCCD, VNeID or personal QR\n"
+    assert err == ("edge-agent: QR payload: no '|' separators and not a UUID: not a card QR, "
+                   "a BHYT card QR or a VNeID identity token\n")
+
+
+@pytest.mark.parametrize(("payload", "fmt", "member", "value"), [
+    ("f47ac10b-58cc-4372-a567-0e02b2c3d479", "vneid-token", "token",
+     "f47ac10b-58cc-4372-a567-0e02b2c3d479"),
+    ("DN4797930012345|4e677579e1bb856e|15/05/2003|2|3120c490|79 - 001|01/01/2025|31/12/2025|"
+     "20/12/2024|4|-||01/01/2020|a1b2-c3d4|$", "bhyt", "full_name", "Nguyễn"),
+    ("001055012345||Trần Văn An|1955|Nam|1 Đường C|20082021", "cccd", "date_of_birth", "1955"),
+    ("079303001234|Nguyễn Thị Mai|15/05/2003|Nữ|1 Đường C|20082021", "cccd-6", "sex", "F"),
+    ("************|NGUYEN THI MAI|2003-05-15|1|Q|E", "personal-qr", "can", None),
+])
+def test_qr_prints_the_recognised_format(capsys: pytest.CaptureFixture[str], payload: str,
+                                         fmt: str, member: str, value: object) -> None:
+    code, out, _ = run(capsys, "inspect", "qr", payload)
+    obj = json.loads(out)
+    assert code == 0 and obj["format"] == fmt and obj[member] == value
+
+
+def test_qr_bhyt_refused_with_one_line_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "inspect", "qr", "7930012345|zz|1955|1||||||||||x-y|$")
+    assert code == 2 and out == ""
+    assert err == "edge-agent: QR full_name: is not the hexadecimal of UTF-8 text\n"
 
 
 def test_mrz(capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,7 +19,9 @@ from edge_agent.config import (
     InsuranceAdapterKind,
     Language,
     NameDisplay,
+    QrExpiryPolicy,
     SiteKind,
+    VneidVerifierKind,
     load_config,
     load_keys,
     parse_config,
@@ -245,3 +247,29 @@ def test_every_key_of_the_example_is_documented() -> None:
         elif "=" in line:
             key = line.split("=", 1)[0].strip()
             assert f"`{table}.{key}`" in doc, f"{table}.{key} is not in docs/configuration.md"
+
+
+def test_vneid_and_qr_tables() -> None:
+    config = parse_config(MINIMAL, "/etc/agent")
+    assert config.vneid.adapter is VneidVerifierKind.NONE and config.vneid.deadline_s == 0.9
+    assert config.qr.expiry_policy is QrExpiryPolicy.FLAG
+    config = parse_config(with_('[vneid]\nadapter = "sim"\n[qr]\nexpiry_policy = "refuse"'),
+                          "/etc/agent")
+    assert config.vneid.url == "http://127.0.0.1:8766"
+    assert config.qr.expiry_policy is QrExpiryPolicy.REFUSE
+    assert FlowSettings.from_config(config, b"k" * 32).qr_expiry is QrExpiryPolicy.REFUSE
+    example = load_config(EXAMPLE)
+    assert example.vneid.adapter is VneidVerifierKind.NONE
+    assert example.qr.expiry_policy is QrExpiryPolicy.FLAG
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ('[vneid]\nadapter = "http"', 'vneid.url: is required with adapter = "http"'),
+    ('[vneid]\nadapter = "http"\nurl = "http://10.0.0.5/api"', "vneid.url: must be https://"),
+    ('[vneid]\nurl = "https://x.vn"', 'vneid.url: is set but vneid.adapter is "none"'),
+    ('[vneid]\ndeadline_s = 2.0', "vneid.deadline_s: must be within 0.1..1.0"),
+    ('[vneid]\ntimeout_s = 0.8\ndeadline_s = 0.5', "vneid.timeout_s: must not exceed"),
+    ('[qr]\nexpiry_policy = "ignore"', "qr.expiry_policy: must be one of flag | refuse"),
+])
+def test_vneid_and_qr_errors(extra: str, message: str) -> None:
+    assert str(error_of(with_(extra))).startswith(message)

@@ -19,10 +19,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from central.wire import validate
-from edge_agent.cccd import Sex, parse_qr, parse_td1
+from edge_agent.cccd import Sex, VneidToken, parse_qr, parse_td1
+from edge_agent.cccd.bhyt import format_bhyt
+from edge_agent.cccd.dates import BirthDate
 from edge_agent.cccd.mrz import build_td1
 from edge_agent.cccd.qr import format_card_qr
-from edge_agent.config import CapacityPolicy, Direction, Language, NameDisplay
+from edge_agent.config import CapacityPolicy, Direction, Language, NameDisplay, QrExpiryPolicy
 from edge_agent.events.ids import Uuid7Generator
 from edge_agent.events.model import EventDraft, build_event
 from edge_agent.events.sealing import SealedBox, open_sealed
@@ -42,6 +44,7 @@ from edge_agent.flows import (
     StayReason,
     display_name,
 )
+from edge_agent.identity import IdentityAnswer, IdentityState, VerifiedIdentity
 from edge_agent.insurance import InsuranceState, InsuranceStatus
 from edge_agent.reading import Assurance, ChipIdentity, FailureReason, ReadResult
 from tests.synthetic import Person, id_for
@@ -315,20 +318,65 @@ def test_invalid_or_unusable_qr_is_rejected(payload: bytes) -> None:
                                                                  "qr-invalid")
 
 
-def test_vneid_hook_gives_vneid_assurance() -> None:
-    def vneid(text: str) -> Any:
-        if text.startswith("VNEID:"):
-            return parse_qr(text.removeprefix("VNEID:"))
-        return None
+class FakeVerifier:
+    """Answers as the identity platform would, without the network."""
 
+    def __init__(self, answer: IdentityAnswer) -> None:
+        self.answer = answer
+        self.tokens: list[str] = []
+
+    def verify(self, token: VneidToken) -> IdentityAnswer:
+        self.tokens.append(token.value)
+        return self.answer
+
+
+TOKEN = "f47ac10b-58cc-4372-a567-0e02b2c3d479"
+MAI_VERIFIED = IdentityAnswer(IdentityState.VERIFIED, "", VerifiedIdentity(
+    MAI.id_number, MAI.full_name, BirthDate.of(MAI.date_of_birth), Sex.FEMALE, MAI.address, 2))
+
+
+def vneid_gate(answer: IdentityAnswer | None) -> tuple[HeritageGateFlow, Outbox]:
+    verifier = FakeVerifier(answer) if answer else None
     flow = HeritageGateFlow(settings(direction=Direction.ENTRY), clock=Clock(
-        datetime(2025, 4, 30, 9, 0, tzinfo=ICT)), commit=(outbox := Outbox()), vneid=vneid)
-    assert flow.present(QrPresentation("VNEID:x")).reason == "qr-invalid"  # hook says no
-    verdict = flow.present(QrPresentation("VNEID:" + "|".join(
-        [MAI.id_number, MAI.full_name, "15052003", "Nữ", MAI.address, "20082021"])))
-    assert verdict.accepted
-    assert (outbox.events[-1]["method"], outbox.events[-1]["assurance"]) == ("vneid-qr",
-                                                                            "vneid-qr")
+        datetime(2025, 4, 30, 9, 0, tzinfo=ICT)), commit=(outbox := Outbox()), vneid=verifier)
+    return flow, outbox
+
+
+def test_vneid_token_verified_gives_vneid_assurance_and_level() -> None:
+    flow, outbox = vneid_gate(MAI_VERIFIED)
+    verdict = flow.present(QrPresentation(TOKEN.upper().encode()))
+    assert verdict.accepted and verdict.masked_id == "********1234"
+    event = outbox.events[-1]
+    assert (event["method"], event["assurance"]) == ("vneid-qr", "vneid-qr")
+    assert event["details"] == {"vneid_level": 2}
+    assert event["subject"] == subject_for(MAI.id_number, SUBJECT_KEY)
+
+
+@pytest.mark.parametrize("reason", ["expired", "replayed", "revoked", "unknown"])
+def test_vneid_token_refused_by_the_platform_is_rejected_with_its_reason(reason: str) -> None:
+    flow, outbox = vneid_gate(IdentityAnswer(IdentityState.REJECTED, reason))
+    verdict = flow.present(QrPresentation(TOKEN))
+    assert not verdict.accepted and verdict.reason == f"vneid-{reason}"
+    assert (outbox.events[-1]["method"], outbox.events[-1]["reason"]) == ("vneid-qr",
+                                                                          f"vneid-{reason}")
+
+
+@pytest.mark.parametrize("answer", [IdentityAnswer.unavailable("timeout"), None],
+                         ids=["platform-down", "no-verifier"])
+def test_vneid_unavailable_asks_for_the_card(answer: IdentityAnswer | None) -> None:
+    flow, outbox = vneid_gate(answer)
+    verdict = flow.present(QrPresentation(TOKEN))
+    assert verdict.reason == "vneid-unavailable"
+    assert "chạm thẻ CCCD" in verdict.message_vi and "mã QR thẻ CCCD" in verdict.message_vi
+    assert outbox.events[-1]["reason"] == "vneid-unavailable"
+
+
+def test_a_card_qr_is_never_sent_to_the_platform() -> None:
+    verifier = FakeVerifier(MAI_VERIFIED)
+    flow = HeritageGateFlow(settings(direction=Direction.ENTRY), clock=Clock(
+        datetime(2025, 4, 30, 9, 0, tzinfo=ICT)), commit=(outbox := Outbox()), vneid=verifier)
+    assert flow.present(card_qr(MAI)).accepted
+    assert verifier.tokens == [] and outbox.events[-1]["method"] == "card-qr"
 
 
 def test_expired_card_is_rejected() -> None:
@@ -413,9 +461,10 @@ def test_chip_signed_assurance_is_carried() -> None:
 class FakeInsurance:
     def __init__(self, state: InsuranceState | None = None) -> None:
         self.state = state
-        self.calls: list[tuple[str, str, date]] = []
+        self.calls: list[tuple[str, str, date | BirthDate]] = []
 
-    def lookup(self, id_number: str, full_name: str, date_of_birth: date) -> InsuranceStatus:
+    def lookup(self, id_number: str, full_name: str,
+               date_of_birth: date | BirthDate) -> InsuranceStatus:
         self.calls.append((id_number, full_name, date_of_birth))
         if self.state is None:
             raise RuntimeError("adapter bug")
@@ -435,7 +484,7 @@ def test_visit_records_the_insurance_answer(state: InsuranceState) -> None:
     flow, _, outbox = hospital(adapter)
     verdict = flow.visit(chip(MAI), department="Khoa Nội")
     assert verdict.accepted and verdict.insurance == state.value
-    assert adapter.calls == [(MAI.id_number, MAI.full_name, MAI.date_of_birth)]
+    assert adapter.calls == [(MAI.id_number, MAI.full_name, BirthDate.of(MAI.date_of_birth))]
     event = outbox.events[0]
     assert event["kind"] == "visit"
     assert event["details"] == {"insurance": state.value, "department": "Khoa Nội"}
@@ -585,3 +634,110 @@ def test_stays_restore_after_restart() -> None:
     second.restore_stays(first.open_stays)
     clock.advance(60)
     assert second.check_out(chip(MAI)).accepted
+
+
+# -- BHYT card QR at the desk, QR expiry policy ---------------------------------------------
+
+BHYT = format_bhyt("DN4797930012345", "Nguyễn Thị Mai", date(2003, 5, 15), Sex.FEMALE,
+                   "1 Đường C, Phường A", "79 - 001", date(2025, 1, 1), date(2025, 12, 31),
+                   date(2024, 12, 20))
+
+
+def test_bhyt_card_qr_is_a_visit_by_insurance_card() -> None:
+    flow, clock, outbox = hospital()
+    verdict = flow.visit(QrPresentation(BHYT.encode()), department="Khoa Nội")
+    assert verdict.accepted and verdict.insurance == "valid"
+    assert verdict.masked_id == "***********2345"
+    event = outbox.events[-1]
+    assert (event["kind"], event["method"], event["assurance"]) == ("visit", "bhyt-qr", "qr")
+    assert event["details"] == {"insurance": "valid", "department": "Khoa Nội"}
+    assert event["demographics"] == {"age_band": "15-24", "sex": "F", "birth_province": None}
+    assert event["subject"] == subject_for("bhyt:7930012345", SUBJECT_KEY)
+    assert event["subject"] != subject_for(MAI.id_number, SUBJECT_KEY)
+    again = flow.visit(QrPresentation(BHYT.encode()))
+    assert again.outcome is Outcome.ALREADY_COUNTED and len(outbox.events) == 1
+    clock.advance(3600 * 24 * 300)  # 2026: the card's validity has ended
+    late = flow.visit(QrPresentation(BHYT.encode()))
+    assert late.accepted and late.insurance == "invalid" and "insurance-invalid" in late.warnings
+
+
+def test_bhyt_card_qr_is_refused_where_an_identity_is_needed() -> None:
+    flow, _, outbox = gate()
+    verdict = flow.present(QrPresentation(BHYT))
+    assert verdict.reason == "bhyt-not-accepted" and not verdict.accepted
+    assert outbox.events[-1]["method"] == "bhyt-qr"
+    hosp, _, hosp_outbox = hospital()
+    admitted = hosp.admit(QrPresentation(BHYT), ward="Khoa Nội",
+                          expected_departure=date(2025, 5, 2))
+    assert admitted.reason == "bhyt-not-accepted"
+    assert hosp_outbox.events[-1]["kind"] == "rejected"
+
+
+def test_malformed_bhyt_is_qr_invalid() -> None:
+    flow, _, outbox = hospital()
+    verdict = flow.visit(QrPresentation(BHYT.replace("|2|", "|9|")))
+    assert verdict.reason == "qr-invalid" and outbox.events[-1]["kind"] == "rejected"
+
+
+# Mai born 15/05/2003, card QR issued 20/08/2021: the derived expiry is 15/05/2028.
+OLD_QR = format_card_qr(MAI.id_number, MAI.full_name, MAI.date_of_birth, MAI.sex, MAI.address,
+                        date(2021, 8, 20))
+FUTURE_QR = format_card_qr(MAI.id_number, MAI.full_name, MAI.date_of_birth, MAI.sex,
+                           MAI.address, date(2025, 6, 1))
+
+
+@pytest.mark.parametrize(("payload", "flag"), [(OLD_QR, "card-expired"),
+                                               (FUTURE_QR, "issue-date-future")])
+def test_qr_expiry_policy_flag_accepts_and_records(payload: str, flag: str) -> None:
+    flow, clock, outbox = gate()
+    if flag == "card-expired":
+        clock.now = datetime(2028, 5, 16, 9, 0, tzinfo=ICT)
+    verdict = flow.present(QrPresentation(payload))
+    assert verdict.accepted and f"qr-{flag}" in verdict.warnings
+    assert "Lưu ý mã QR" in verdict.message_vi
+    assert outbox.events[-1]["details"] == {"qr_flags": [flag]}
+
+
+@pytest.mark.parametrize(("payload", "reason"), [(OLD_QR, "expired-card"),
+                                                 (FUTURE_QR, "issue-date-future")])
+def test_qr_expiry_policy_refuse_rejects(payload: str, reason: str) -> None:
+    flow, clock, outbox = gate(qr_expiry=QrExpiryPolicy.REFUSE)
+    if reason == "expired-card":
+        clock.now = datetime(2028, 5, 16, 9, 0, tzinfo=ICT)
+    verdict = flow.present(QrPresentation(payload))
+    assert not verdict.accepted and verdict.reason == reason
+    assert outbox.events[-1]["reason"] == reason
+
+
+def test_qr_expiry_uses_the_latest_candidate_and_lifetime_cards() -> None:
+    flow, clock, _ = gate(qr_expiry=QrExpiryPolicy.REFUSE)
+    clock.now = datetime(2028, 5, 15, 9, 0, tzinfo=ICT)  # the last valid day
+    assert flow.present(QrPresentation(OLD_QR)).accepted
+    elder = format_card_qr(BINH.id_number, BINH.full_name, BINH.date_of_birth, BINH.sex,
+                           BINH.address, BINH.issue_date)  # issued at 63: never expires
+    clock.now = datetime(2050, 1, 1, 9, 0, tzinfo=ICT)
+    assert flow.present(QrPresentation(elder)).accepted
+
+
+def test_partial_birth_date_card_qr_reaches_the_event() -> None:
+    flow, _, outbox = gate()
+    payload = format_card_qr(BINH.id_number, BINH.full_name, BirthDate(1958), BINH.sex,
+                             BINH.address, BINH.issue_date)
+    assert flow.present(QrPresentation(payload)).accepted
+    assert outbox.events[-1]["demographics"]["age_band"] == "60+"
+
+
+def test_a_held_vneid_token_is_not_resolved_twice_by_the_desk() -> None:
+    """Visit, then admission of the same held presentation: one resolution on the platform
+    (a second would be a replay); after the token's 5 minutes the desk asks again."""
+    verifier = FakeVerifier(MAI_VERIFIED)
+    clock, outbox = Clock(datetime(2025, 4, 30, 7, 30, tzinfo=ICT)), Outbox()
+    flow = HospitalFlow(settings(), clock=clock, commit=outbox, vneid=verifier)
+    held = QrPresentation(TOKEN)
+    assert flow.visit(held).accepted
+    admitted = flow.admit(held, ward="Khoa Nội", expected_departure=date(2025, 5, 2))
+    assert admitted.accepted and verifier.tokens == [TOKEN]
+    clock.advance(301)
+    verifier.answer = IdentityAnswer(IdentityState.REJECTED, "replayed")
+    assert flow.discharge(held).reason == "vneid-replayed"
+    assert verifier.tokens == [TOKEN, TOKEN]

@@ -106,6 +106,17 @@ VALID_DRAFTS = {
                          details={"attempted": "visit"}),
     "rejected-full": draft(EventKind.REJECTED, reason="capacity-full", count=5),
     "rejected-manual": draft(EventKind.REJECTED, method=Method.MANUAL, reason="capacity-full"),
+    "visit-bhyt": draft(EventKind.VISIT, method=Method.BHYT_QR, assurance=EventAssurance.QR,
+                        demographics=Demographics("25-44", "M", None),
+                        details={"insurance": "valid", "department": "Khoa Nội"}),
+    "entry-vneid-level": draft(EventKind.ENTRY, method=Method.VNEID_QR,
+                               assurance=EventAssurance.VNEID_QR, details={"vneid_level": 1}),
+    "entry-qr-flags": draft(EventKind.ENTRY, method=Method.CARD_QR, assurance=EventAssurance.QR,
+                            details={"qr_flags": ["card-expired", "issue-date-future"]}),
+    "rejected-vneid": draft(EventKind.REJECTED, method=Method.VNEID_QR,
+                            reason="vneid-unavailable", details={"attempted": "entry"}),
+    "rejected-bhyt": draft(EventKind.REJECTED, method=Method.BHYT_QR,
+                           reason="bhyt-not-accepted", details={"attempted": "stay.start"}),
 }
 
 
@@ -149,6 +160,7 @@ VISIT = wire(VALID_DRAFTS["visit"])
 STAY = wire(VALID_DRAFTS["stay-start"])
 MANUAL = wire(VALID_DRAFTS["manual"])
 REJECTED = wire(VALID_DRAFTS["rejected-qr"])
+BHYT_VISIT = wire(VALID_DRAFTS["visit-bhyt"])
 
 INVALID = [
     # (event, member, new value, expected JSON path, words in the reason)
@@ -221,6 +233,16 @@ INVALID = [
     (REJECTED, "assurance", "qr", "$.assurance", ""),
     (REJECTED, "details", {"attempted": "manual"}, "$.details.attempted", "is not one of"),
     (REJECTED, "details", {"raw_qr": "079303001234|..."}, "$.details", "unknown member"),
+    (BHYT_VISIT, "demographics.birth_province", "079", "$.demographics.birth_province",
+     "must be null"),
+    (BHYT_VISIT, "kind", "entry", "$.kind", ""),
+    (BHYT_VISIT, "assurance", "vneid-qr", "$.assurance", ""),
+    (ENTRY, "demographics.birth_province", None, "$.demographics.birth_province",
+     "is not of type 'string'"),
+    (ENTRY, "details", {"vneid_level": 3}, "$.details.vneid_level", "is not one of"),
+    (ENTRY, "details", {"qr_flags": ["expired"]}, "$.details.qr_flags[0]", "is not one of"),
+    (VISIT, "details", {"insurance": "valid", "qr_flags": []}, "$.details.qr_flags",
+     "should be non-empty"),
 ]
 
 
@@ -415,5 +437,5 @@ def test_doc_documents_every_reason_code_and_detail() -> None:
         assert f"`{code}`" in text, code
     for member in ("stay_id", "ward_or_room", "expected_departure", "reason_code",
                    "insurance", "department", "counts_as", "attempted", "qr_mismatch",
-                   "over_capacity"):
+                   "over_capacity", "qr_flags", "vneid_level", "bhyt-qr"):
         assert f"`{member}`" in text, member

@@ -120,9 +120,18 @@ def test_dg13_layouts(out: Path) -> None:
             assert field13[0][1][0] == 0x30
         person = doc["person"]
         assert isinstance(person, dict)
-        spouse = next(e for e in entries if e[0][1] == b"\x0e")
-        assert (len(spouse) == 1) == (person["spouse"] is None)
-        assert set(numbers) >= set(range(1, 16))
+        # As real chips write it (docs/cccd.md §4): the spouse nested in a SEQUENCE, fields 14 and
+        # 15 absent when single or without an old CMND, field 16 a 16-character string.
+        spouse = [e for e in entries if e[0][1] == b"\x0e"]
+        if person["spouse"] is None:
+            assert spouse == []
+        else:
+            assert spouse[0][1][0] == 0x30
+            assert parse_all(spouse[0][1][1]) == [(0x0C, person["spouse"].encode("utf-8"))]
+        assert (15 in numbers) == (person["old_id"] is not None)
+        assert set(numbers) >= set(range(1, 14)) | {16}
+        field16 = next(e for e in entries if e[0][1] == b"\x10")[1]
+        assert field16[0] == 0x13 and len(field16[1]) == 16
         name = next(e for e in entries if e[0][1] == b"\x02")[1]
         assert name == (0x0C, person["full_name"].encode("utf-8"))
     assert layouts == {"nested", "siblings"}
