@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from drivers.sim import SimCardReader
 from edge_agent.cccd import parse_dg13, parse_qr
-from edge_agent.icao.trust import TrustStore
 from edge_agent.reading import Assurance, KeyMaterial, read_chip
+from edge_agent.trust_folder import load_trust_folder
 from firmware_sim.card import issue_cards
+from firmware_sim.sim_reader import SimCardReader
 
 
 @pytest.fixture(scope="module", params=["nested", "flat"])
@@ -50,7 +50,7 @@ def test_qr_dg13_and_mrz_agree_on_what_is_known(issued: Path) -> None:
 
 
 def test_every_card_reads_with_pace_and_with_bac_keys_from_its_qr(issued: Path) -> None:
-    trust = TrustStore.from_folder(issued / "trust")
+    trust = load_trust_folder(issued / "trust")
     for folder, info in _cards(issued):
         qr = parse_qr(info["qr"])
         for keys in (KeyMaterial.from_can(info["can"]),
@@ -95,7 +95,7 @@ def test_unexpected_dg13_shapes_do_not_fail_the_read(tmp_path: Path) -> None:
     info = json.loads((folder / "card.json").read_text(encoding="utf-8"))
     result = read_chip(SimCardReader(folder, realtime=False),
                        KeyMaterial.from_can(info["can"]),
-                       trust=TrustStore.from_folder(tmp_path / "odd" / "trust"))
+                       trust=load_trust_folder(tmp_path / "odd" / "trust"))
     assert result.ok, result.reason
     dg13 = result.identity.dg13 if result.identity else None
     assert dg13 is not None and dg13.full_name == "Tên" and dg13.spouse_name == "Vợ"
