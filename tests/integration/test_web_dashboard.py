@@ -29,7 +29,8 @@ def test_snapshot_numbers(world: World) -> None:
     assert by_site["hue-dai-noi"].alert  # 95 / 100 ≥ 90%
     assert not by_site["van-mieu"].alert
     assert by_site["bv-hue"].entries == 100
-    assert snap.methods == {"chip": 97, "card-qr": 20, "vneid-qr": 30, "manual": 50}
+    assert snap.methods == {"chip": 97, "card-qr": 20, "vneid-qr": 30, "bhyt-qr": 0,
+                            "manual": 50}
     assert snap.hourly[2] == 50 + 20 + 40 + 20 + 7 and snap.hourly[3] == 60
     assert snap.overdue_stays == 1
     assert {a.kind for a in snap.alarms} == {"seq-gap"}

@@ -254,8 +254,8 @@ def test_trends_side_by_side_methods_hospital_ratio_and_in_patients(world: World
     assert row("trend-sites", "2026-11-10") == ["8", "0", "7", "16", "31"]
     assert row("trend-sites", "2026-11-11") == ["0", "0", "0", "0", "0"]
     assert page.count('<tr data-day="2026-11-') == 30 * 2 + 30  # sites, methods, hospital
-    # chip, card QR, VNeID, manual
-    assert row("trend-methods", "2026-11-10") == ["17", "5", "0", "9"]
+    # chip, card QR, VNeID, BHYT card QR, manual
+    assert row("trend-methods", "2026-11-10") == ["17", "5", "0", "0", "9"]
     assert row("trend-hospitals", "2026-11-10") == ["4 / 5 (80.0%)"]
     assert "Khoa Nội 3</td><td class=\"num\">2</td>" in page
     weekly = c.get(f"/reports/trends?{NOV}&by=week").get_data(as_text=True)
