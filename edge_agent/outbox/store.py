@@ -18,8 +18,8 @@ Storage (SQLite, https://www.sqlite.org/):
   ``delivered_ms``) → *settled* (the centre's receipt: ``receipted_ms``, ``receipt`` =
   ``committed`` or ``rejected:<reason>``). :meth:`Outbox.requeue` turns sent rows back into
   pending ones (after a reconnect or the receipt timeout); only settled rows are purged.
-* Totals (rows, bytes, undelivered, unreceipted) are kept by triggers in the same transactions, so bounds and
-  ``depth()`` cost one row read whatever the backlog.
+* Totals (rows, bytes, undelivered, unreceipted) are kept by triggers in the same
+  transactions, so bounds and ``depth()`` cost one row read whatever the backlog.
 * At open: the header is checked, then ``PRAGMA quick_check``
   (https://www.sqlite.org/pragma.html#pragma_quick_check: the ``integrity_check`` walk without the
   index-content cross-check, O(N) but several times faster; ``integrity_check="full"`` runs the
