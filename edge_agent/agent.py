@@ -126,7 +126,8 @@ class Agent:
                              self.outbox, heartbeat_s=config.broker.heartbeat_s,
                              status_provider=self._health, on_occupancy=self._on_occupancy,
                              on_config=self._on_config, on_delivered=self._on_delivered,
-                             version=__version__)
+                             version=__version__,
+                             receipt_timeout_s=config.broker.receipt_timeout_s)
         self.readers: dict[str, CardReader] = {}
         self._removed: dict[str, threading.Event] = {}
         self.scanners: dict[str, CodeScanner] = {}
