@@ -204,7 +204,8 @@ def start_broker(system: System, pki: Path, port: int,
     acl.write_text(template.read_text(encoding="utf-8").split("# The collector's")[0]
                    + "".join(f"user {name}\ntopic read checkin/v1/#\n"
                              "topic write checkin/v1/sites/+/occupancy\n"
-                             "topic write checkin/v1/+/config\n" for name in collectors),
+                             "topic write checkin/v1/+/config\n"
+                             "topic write checkin/v1/+/receipts\n" for name in collectors),
                    encoding="utf-8")
     user = pwd.getpwuid(os.getuid()).pw_name
     conf = system.root / "broker" / "mosquitto.conf"

@@ -52,6 +52,7 @@ ACL = """\
 pattern write checkin/v1/%u/events
 pattern write checkin/v1/%u/status
 pattern read checkin/v1/%u/config
+pattern read checkin/v1/%u/receipts
 pattern read checkin/v1/sites/+/occupancy
 """
 
@@ -60,6 +61,7 @@ user {name}
 topic read checkin/v1/#
 topic write checkin/v1/sites/+/occupancy
 topic write checkin/v1/+/config
+topic write checkin/v1/+/receipts
 """
 
 
