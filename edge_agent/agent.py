@@ -270,11 +270,16 @@ class Agent:
         stats = self.uplink.stats()
         depth = self.outbox.depth()
         self.metrics.outbox_depth.set(depth)
+        unreceipted, oldest = self.outbox.unreceipted(), self.outbox.oldest_unreceipted()
+        self.metrics.outbox_unreceipted.set(unreceipted)
+        self.metrics.oldest_unreceipted_age.set(
+            0 if oldest is None else max(0.0, time.time() - oldest.timestamp()))
         self.metrics.uplink_connected.set(1 if stats.connected else 0)
         self.kiosk.update(entries_today=counts.entries, exits_today=counts.exits,
                           occupancy=counts.occupancy, capacity=counts.capacity,
                           occupancy_estimated=counts.occupancy_estimated,
-                          online=stats.connected, backlog=depth)
+                          online=stats.connected,
+                          backlog=unreceipted if self.uplink.receipts_enabled else depth)
 
     def present(self, presentation: ChipPresentation | QrPresentation) -> Verdict | None:
         """Run one presentation through the site's flow and show the verdict.
