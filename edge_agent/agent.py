@@ -127,7 +127,8 @@ class Agent:
                              status_provider=self._health, on_occupancy=self._on_occupancy,
                              on_config=self._on_config, on_delivered=self._on_delivered,
                              version=__version__,
-                             receipt_timeout_s=config.broker.receipt_timeout_s)
+                             receipt_timeout_s=config.broker.receipt_timeout_s,
+                             on_settled=lambda _n: self._refresh_screen())
         self.readers: dict[str, CardReader] = {}
         self._removed: dict[str, threading.Event] = {}
         self.scanners: dict[str, CodeScanner] = {}

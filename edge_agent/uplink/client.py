@@ -130,7 +130,8 @@ class Uplink:
                  backoff: tuple[float, float] = (0.5, 60.0), retry_failed_s: float = 30.0,
                  retry_no_subscriber_s: float = 2.0,
                  connect_timeout_s: float = 10.0, purge_every_s: float = 600.0,
-                 receipt_timeout_s: float = 60.0) -> None:
+                 receipt_timeout_s: float = 60.0,
+                 on_settled: Callable[[int], None] | None = None) -> None:
         self.device_id = device_id
         self.site_id = site_id
         self.topics = Topics.for_device(device_id, site_id)
@@ -160,6 +161,7 @@ class Uplink:
         if receipt_timeout_s < 0:
             raise ValueError("receipt_timeout_s must be 0 (no receipts) or positive")
         self._receipt_timeout = receipt_timeout_s
+        self._on_settled = on_settled
         self._receipts: queue.SimpleQueue[Receipt] = queue.SimpleQueue()
         self._receipt_count = 0
         self._settled = 0
@@ -471,6 +473,11 @@ class Uplink:
             with self._stats_lock:
                 self._receipt_count += 1
                 self._settled += settled
+            if settled and self._on_settled is not None:
+                try:
+                    self._on_settled(settled)
+                except Exception:
+                    log.exception("on_settled callback failed")
 
     def _handle_acks(self, conn: _Connection) -> float | None:
         """Apply the PUBACKs received so far; the delay before a retry when one was refused."""
