@@ -125,3 +125,19 @@ def test_agent_refuses_malformed_receipts(change: dict[str, Any], words: str) ->
 def test_agent_refuses_non_objects(payload: bytes) -> None:
     with pytest.raises(ReceiptError):
         parse_receipt(payload, GATE)
+
+
+def test_status_carries_the_unreceipted_backlog() -> None:
+    from edge_agent.uplink.status import DeviceHealth, online_status
+
+    common: dict[str, Any] = {"device_id": GATE, "version": "0.1.0", "outbox_depth": 0,
+                              "oldest_undelivered_at": None, "health": DeviceHealth(), "at": AT}
+    waiting = json.loads(online_status(**common, unreceipted=3, oldest_unreceipted_at=AT))
+    assert (waiting["unreceipted"], waiting["oldest_unreceipted_at"]) == (
+        3, "2026-05-01T08:30:00.000+00:00")
+    settled = json.loads(online_status(**common, unreceipted=0))
+    assert settled["unreceipted"] == 0 and settled["oldest_unreceipted_at"] is None
+    v1 = json.loads(online_status(**common))
+    assert "unreceipted" not in v1 and "oldest_unreceipted_at" not in v1
+    for status in (waiting, settled, v1):
+        validate("status.v1", status)
