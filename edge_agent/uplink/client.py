@@ -32,7 +32,9 @@ makes an event *sent*, and the event stays in the outbox until the centre's rece
 ``checkin/v1/<device_id>/receipts`` (retained, subscribed at every connect) *settles* it
 (committed, or rejected for good). What is sent but not settled is published again after every
 reconnect (:meth:`Outbox.requeue`) and whenever ``receipt_timeout_s`` passed since its PUBACK
-without a receipt; the collector drops the duplicates and receipts them again. The status
+without a receipt (doubling, up to an hour, while no receipt comes: a collector down for hours
+must not get the backlog queued again every minute); the collector drops the duplicates and
+receipts them again. The status
 carries ``unreceipted`` and ``oldest_unreceipted_at``. ``receipt_timeout_s=0`` is wire v1 (a
 PUBACK settles), for a collector that sends no receipts.
 
@@ -77,6 +79,7 @@ from edge_agent.uplink.status import (
 log = logging.getLogger(__name__)
 
 NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 §3.4.2.1: a success code
+MAX_RESEND_AFTER_S = 3600.0
 MessageHandler = Callable[[dict[str, Any]], None]
 
 
@@ -161,6 +164,11 @@ class Uplink:
         if receipt_timeout_s < 0:
             raise ValueError("receipt_timeout_s must be 0 (no receipts) or positive")
         self._receipt_timeout = receipt_timeout_s
+        self._resend_after = receipt_timeout_s
+        """The timeout in force: doubled (up to :data:`MAX_RESEND_AFTER_S`) at each timeout resend
+        that no receipt followed, back to ``receipt_timeout_s`` at the next receipt, so a
+        collector that is down for hours does not get the whole backlog queued again every
+        minute."""
         self._on_settled = on_settled
         self._receipts: queue.SimpleQueue[Receipt] = queue.SimpleQueue()
         self._receipt_count = 0
@@ -407,12 +415,13 @@ class Uplink:
                 self._handle_receipts()
                 if self.receipts_enabled and now >= next_receipt_check:
                     next_receipt_check = now + check_every
-                    cutoff = datetime.now(UTC) - timedelta(seconds=self._receipt_timeout)
+                    cutoff = datetime.now(UTC) - timedelta(seconds=self._resend_after)
                     requeued = self._outbox.requeue(sent_before=cutoff)
                     if requeued:
                         log.info("%d events without a receipt for %.0f s: sent again",
-                                 requeued, self._receipt_timeout)
+                                 requeued, self._resend_after)
                         self._count_resent(requeued)
+                        self._resend_after = min(MAX_RESEND_AFTER_S, self._resend_after * 2)
                         retry_in = 0.0 if retry_in is None else min(retry_in, 0.0)
                 if retry_in is not None:
                     rescan_at = now + retry_in if rescan_at is None else min(rescan_at,
@@ -467,6 +476,8 @@ class Uplink:
                 return
             settled = self._outbox.settle(receipt.committed_through, receipt.committed,
                                           receipt.rejected)
+            if settled:
+                self._resend_after = self._receipt_timeout
             for seq, event_id, reason in receipt.rejected:
                 log.warning("the centre refused seq %d (%s) for good: %s", seq, event_id,
                             reason)
