@@ -10,11 +10,12 @@ Identities (the certificate CN is the broker username, ``use_identity_as_usernam
 
 * a **device** (an active, not revoked registry entry) gets a role ``device-<id>`` allowing:
   publish ``checkin/v1/<id>/events`` and ``…/status``; subscribe to and receive
-  ``checkin/v1/<id>/config`` and ``checkin/v1/sites/<its site>/occupancy``. Nothing else: no
+  ``checkin/v1/<id>/config``, ``checkin/v1/<id>/receipts`` (wire v2) and
+  ``checkin/v1/sites/<its site>/occupancy``. Nothing else: no
   wildcard, no ``$share/…``, no other device's or site's topic.
 * a **collector** (``collector`` or ``collector-<n>``, :func:`collector_name`) gets the role
   ``collector``: subscribe ``$share/<group>/checkin/v1/#`` and ``checkin/v1/#``, receive
-  ``checkin/v1/#``, publish occupancy and configuration.
+  ``checkin/v1/#``, publish occupancy, configuration and receipts.
 * the **broker administrator** (``broker-admin``) gets the role ``broker-admin``: it may only
   send dynamic-security commands and read their answers (``central broker-sync``).
 
@@ -108,6 +109,8 @@ def device_acls(device_id: str, site_id: str) -> frozenset[Acl]:
         Acl("publishClientSend", f"{own}/status"),
         Acl("subscribeLiteral", f"{own}/config"),
         Acl("publishClientReceive", f"{own}/config"),
+        Acl("subscribeLiteral", f"{own}/receipts"),
+        Acl("publishClientReceive", f"{own}/receipts"),
         Acl("subscribeLiteral", occupancy),
         Acl("publishClientReceive", occupancy),
     })
@@ -123,6 +126,7 @@ def collector_acls(group: str = DEFAULT_GROUP) -> frozenset[Acl]:
         Acl("publishClientReceive", f"{TOPIC_PREFIX}/#"),
         Acl("publishClientSend", f"{TOPIC_PREFIX}/sites/+/occupancy"),
         Acl("publishClientSend", f"{TOPIC_PREFIX}/+/config"),
+        Acl("publishClientSend", f"{TOPIC_PREFIX}/+/receipts"),
     })
 
 

@@ -1,7 +1,7 @@
 """``cccd-demo``: the whole system on one machine (the README's main job, ``bash deploy/start.sh``).
 
 ``cccd-demo [--duration S] [--check] [--port P] [--visitors N] [--workdir DIR]
-[--database-url URL] [--ingest-workers N] [--faults]``; see :mod:`demo.system`.
+[--database-url URL] [--ingest-workers N] [--faults] [--crash]``; see :mod:`demo.system`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--faults", action="store_true",
                         help="restart the broker and kill an agent and an ingest worker "
                              "during the traffic")
+    parser.add_argument("--crash", action="store_true",
+                        help="SIGKILL the ingest workers during the traffic, 12 s later SIGKILL "
+                             "the broker, then start both again (needs --duration of 20 s or "
+                             "more)")
     return parser
 
 
@@ -38,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     return run_system(root=a.workdir, duration=a.duration, check=a.check, web_port=a.port,
                       visitors=a.visitors, database_url=a.database_url,
-                      ingest_workers=a.ingest_workers, faults=a.faults)
+                      ingest_workers=a.ingest_workers, faults=a.faults, crash=a.crash)
 
 
 if __name__ == "__main__":

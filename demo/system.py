@@ -448,9 +448,42 @@ def fault_schedule(system: System, stations: list[Station], agent_argv: dict[str
     return [(duration * 0.25, broker), (duration * 0.5, agent), (duration * 0.75, ingest)]
 
 
+CRASH_GAP_S = 12.0
+
+
+def crash_schedule(system: System, ingest_argv: dict[str, list[str]],
+                   duration: float) -> list[tuple[float, Callable[[], None]]]:
+    """The broker crash with the collector down (docs/protocol.md §4.10): every ingest worker
+    SIGKILLed during the traffic (their persistent sessions keep queueing in the broker, in
+    memory), :data:`CRASH_GAP_S` later the broker SIGKILLed before any autosave, then the
+    broker and the workers started again with their own command lines. Only the agents'
+    outboxes still hold what the broker had queued; their receipts bring it back."""
+    start = max(1.0, min(duration * 0.3, duration - CRASH_GAP_S - 3))
+
+    def kill_ingest() -> None:
+        for name in ingest_argv:
+            say(f"crash: SIGKILL ingest worker {name}")
+            proc = system.process(f"ingest {name}")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+
+    def kill_broker() -> None:
+        say("crash: SIGKILL the broker, then start it and the ingest workers again")
+        proc = system.process("mosquitto")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        time.sleep(1.0)
+        system.spawn("mosquitto", system.broker_argv, "mosquitto.out")
+        time.sleep(1.0)
+        for name, argv in ingest_argv.items():
+            system.spawn(f"ingest {name}", argv, f"ingest-{name}.log")
+
+    return [(start, kill_ingest), (start + CRASH_GAP_S, kill_broker)]
+
+
 def run_system(*, root: Path, duration: float | None, check: bool, web_port: int,
                visitors: int = 80, database_url: str | None = None, ingest_workers: int = 1,
-               faults: bool = False, pcsc_slot: CardSlot | None = None,
+               faults: bool = False, pcsc_slot: CardSlot | None = None, crash: bool = False,
                after_check: Callable[[Outcome], int] | None = None) -> int:
     if root.exists():
         shutil.rmtree(root)
@@ -463,7 +496,7 @@ def run_system(*, root: Path, duration: float | None, check: bool, web_port: int
         return _run_system(root=root, duration=duration, check=check, web_port=web_port,
                            visitors=visitors, database_url=database_url,
                            ingest_workers=ingest_workers, faults=faults, pcsc_slot=pcsc_slot,
-                           after_check=after_check)
+                           after_check=after_check, crash=crash)
     finally:
         os.umask(old_umask)
 
@@ -471,7 +504,7 @@ def run_system(*, root: Path, duration: float | None, check: bool, web_port: int
 def _run_system(*, root: Path, duration: float | None, check: bool, web_port: int,
                 visitors: int, database_url: str | None, ingest_workers: int, faults: bool,
                 pcsc_slot: CardSlot | None,
-                after_check: Callable[[Outcome], int] | None) -> int:
+                after_check: Callable[[Outcome], int] | None, crash: bool = False) -> int:
     private_dir(root / "logs")
     private_dir(root / "pki")
     system = System(root)
@@ -575,6 +608,9 @@ publish_occupancy = {"true" if name == "collector" else "false"}
         started = time.monotonic()
         schedule = fault_schedule(system, stations, agent_argv, ingest_argv,
                                   duration) if faults and duration else []
+        if crash and duration:
+            schedule = sorted(schedule + crash_schedule(system, ingest_argv, duration),
+                              key=lambda item: item[0])
         # Ctrl-C (SIGINT) and SIGTERM stop the run cleanly, even where a shell started this
         # program in the background with SIGINT ignored.
         interrupted = threading.Event()

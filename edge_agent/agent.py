@@ -223,7 +223,9 @@ class Agent:
                              status_provider=self._health, on_occupancy=self._on_occupancy,
                              on_config=self._on_config, on_delivered=self._on_delivered,
                              status_signer=lambda message: sign_event(message, signing_key),
-                             version=__version__)
+                             version=__version__,
+                             receipt_timeout_s=config.broker.receipt_timeout_s,
+                             on_settled=lambda _n: self._refresh_screen())
         self.readers: dict[str, CardReader] = {}
         self._removed: dict[str, threading.Event] = {}
         self._reads: dict[str, queue.Queue[ReadChip]] = {
@@ -425,13 +427,18 @@ class Agent:
         stats = self.uplink.stats()
         depth = self.outbox.depth()
         self.metrics.outbox_depth.set(depth)
+        unreceipted, oldest = self.outbox.unreceipted(), self.outbox.oldest_unreceipted()
+        self.metrics.outbox_unreceipted.set(unreceipted)
+        self.metrics.oldest_unreceipted_age.set(
+            0 if oldest is None else max(0.0, time.time() - oldest.timestamp()))
         self.metrics.uplink_connected.set(1 if stats.connected else 0)
         stays = len(self.flow.open_stays) if isinstance(self.flow, StayFlow) else 0
         self.kiosk.update(entries_today=counts.entries, exits_today=counts.exits,
                           visits_today=counts.visits, open_stays=stays,
                           occupancy=counts.occupancy, capacity=counts.capacity,
                           occupancy_estimated=counts.occupancy_estimated,
-                          online=stats.connected, backlog=depth)
+                          online=stats.connected,
+                          backlog=unreceipted if self.uplink.receipts_enabled else depth)
 
     def present(self, presentation: ChipPresentation | QrPresentation,
                 lane: str | None = None) -> Verdict | None:

@@ -195,6 +195,9 @@ class BrokerConfig:
     cert: Path | None = None
     key: Path | None = None
     heartbeat_s: int = 30
+    receipt_timeout_s: int = 60
+    """Resend an event sent this long ago without the centre's receipt (docs/protocol.md
+    §4.11); 0: the collector sends no receipts and a PUBACK settles (wire v1)."""
 
     @property
     def tls(self) -> bool:
@@ -468,7 +471,8 @@ def _device(root: dict[str, Any]) -> DeviceConfig:
 
 
 def _broker(root: dict[str, Any], base: Path) -> BrokerConfig:
-    t = _table(root, "broker", {"url", "ca", "cert", "key", "heartbeat_s"}, required=True)
+    t = _table(root, "broker", {"url", "ca", "cert", "key", "heartbeat_s", "receipt_timeout_s"},
+               required=True)
     url = t.req_str("url")
     if not url.startswith(("mqtt://", "mqtts://")):
         raise ConfigError("broker.url", "must start with mqtt:// or mqtts://")
@@ -497,7 +501,15 @@ def _broker(root: dict[str, Any], base: Path) -> BrokerConfig:
         raise ConfigError("broker.url", "plain mqtt:// is allowed only to a loopback broker; "
                           "use mqtts:// with a client certificate")
     return BrokerConfig(url=url, ca=ca, cert=cert, key=key,
-                        heartbeat_s=t.get_int("heartbeat_s", 30, 5, 3600))
+                        heartbeat_s=t.get_int("heartbeat_s", 30, 5, 3600),
+                        receipt_timeout_s=_receipt_timeout(t.get_int("receipt_timeout_s", 60, 0,
+                                                                     86_400)))
+
+
+def _receipt_timeout(value: int) -> int:
+    if 0 < value < 5:
+        raise ConfigError("broker.receipt_timeout_s", "is 0 (no receipts) or 5 … 86400")
+    return value
 
 
 def _is_loopback(host: str) -> bool:

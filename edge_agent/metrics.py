@@ -29,6 +29,12 @@ class AgentMetrics:
             "checkin_events_delivered", "Events acknowledged by the broker (PUBACK)", registry=r)
         self.outbox_depth = Gauge(
             "checkin_outbox_depth", "Events not yet acknowledged by the broker", registry=r)
+        self.outbox_unreceipted = Gauge(
+            "checkin_outbox_unreceipted",
+            "Events the centre has not receipted yet (docs/protocol.md §4.11)", registry=r)
+        self.oldest_unreceipted_age = Gauge(
+            "checkin_oldest_unreceipted_age_seconds",
+            "Age of the oldest event the centre has not receipted (0: none)", registry=r)
         self.uplink_connected = Gauge(
             "checkin_uplink_connected", "1 while connected to the broker", registry=r)
         self.read_seconds = Histogram(

@@ -45,6 +45,7 @@ from central.counting import close_out, utc
 from central.db.models import Device
 from central.ingest import metrics
 from central.ingest.crypto import load_centre_key
+from central.ingest.receipts import ReceiptPublisher
 from central.ingest.store import (
     BatchReport,
     IngestContext,
@@ -148,6 +149,7 @@ class IngestWorker:
         self.on_batch = on_batch
         self.queue: queue.Queue[Incoming] = queue.Queue()
         self.client = make_client(settings, manual_ack=True)
+        self.receipts = ReceiptPublisher(self.sessions, self.client)
         self.subscribed = threading.Event()
         self.stopping = threading.Event()
         self.generation = 0
@@ -289,6 +291,7 @@ class IngestWorker:
                 self.client.disconnect()
                 return
             self._ack(batch)
+            self.receipts.send(report)  # wire v2 receipts (docs/protocol.md §4.11)
             if self.on_batch is not None:
                 self.on_batch(report)
 

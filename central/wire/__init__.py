@@ -30,7 +30,8 @@ from jsonschema.exceptions import (  # type: ignore[import-untyped, unused-ignor
 
 __all__ = [
     "MAX_PAYLOAD_BYTES", "SCHEMA_NAMES", "TOPIC_PREFIX", "WireError", "config_topic",
-    "events_topic", "load_schema", "occupancy_topic", "parse_message", "status_topic",
+    "events_topic", "load_schema", "occupancy_topic", "parse_message", "receipts_topic",
+    "status_topic",
     "validate",
 ]
 
@@ -38,7 +39,8 @@ MAX_PAYLOAD_BYTES = 16 * 1024
 """Largest MQTT payload of any message in this contract (docs/protocol.md §9)."""
 
 TOPIC_PREFIX = "checkin/v1"
-SCHEMA_NAMES = ("event.v1", "status.v1", "occupancy.v1", "config.v1", "stay-personal.v1")
+SCHEMA_NAMES = ("event.v1", "status.v1", "occupancy.v1", "config.v1", "stay-personal.v1",
+                "receipt.v2")
 
 
 class WireError(ValueError):
@@ -298,6 +300,11 @@ def status_topic(device_id: str) -> str:
 def config_topic(device_id: str) -> str:
     """``checkin/v1/<device_id>/config`` (retained, central → device)."""
     return f"{TOPIC_PREFIX}/{_check_name(device_id, 'device id')}/config"
+
+
+def receipts_topic(device_id: str) -> str:
+    """``checkin/v1/<device_id>/receipts`` (retained, central → device; wire v2, §4.11)."""
+    return f"{TOPIC_PREFIX}/{_check_name(device_id, 'device id')}/receipts"
 
 
 def occupancy_topic(site_id: str) -> str:

@@ -14,8 +14,12 @@ Storage (SQLite, https://www.sqlite.org/):
   after durability. A failure anywhere rolls everything back: no ``seq`` is consumed.
 * The counter lives in its own row (``meta.last_seq``), not in the events table, so a ``seq`` is
   never reused, even after delivered rows are purged or dropped.
-* Totals (rows, bytes, undelivered) are kept by triggers in the same transactions, so bounds and
-  ``depth()`` cost one row read whatever the backlog.
+* States of a row (wire v2): *pending* (``delivered_ms`` NULL) → *sent* (the broker's PUBACK:
+  ``delivered_ms``) → *settled* (the centre's receipt: ``receipted_ms``, ``receipt`` =
+  ``committed`` or ``rejected:<reason>``). :meth:`Outbox.requeue` turns sent rows back into
+  pending ones (after a reconnect or the receipt timeout); only settled rows are purged.
+* Totals (rows, bytes, undelivered, unreceipted) are kept by triggers in the same
+  transactions, so bounds and ``depth()`` cost one row read whatever the backlog.
 * At open: the header is checked, then ``PRAGMA quick_check``
   (https://www.sqlite.org/pragma.html#pragma_quick_check: the ``integrity_check`` walk without the
   index-content cross-check, O(N) but several times faster; ``integrity_check="full"`` runs the
@@ -26,8 +30,9 @@ Bound and on-full policy (DESIGN.md §2.1: "never drops accommodation notices"):
 * The bound counts every stored row, delivered or not (both occupy the disk): ``max_rows`` rows
   and ``max_bytes`` bytes of payload.
 * ``drop-oldest-delivered-only`` (default): when a new event would not fit, the oldest
-  **delivered** rows are deleted ahead of their retention until it fits. An undelivered event is
-  never deleted. If undelivered events alone fill the bound, a non-stay event is refused with
+  **receipted** rows (the centre confirmed it holds them, docs/protocol.md §4.11; a PUBACK is
+  not enough) are deleted ahead of their retention until it fits. An unreceipted event is
+  never deleted. If unreceipted events alone fill the bound, a non-stay event is refused with
   :class:`OutboxFullError` (the gate shows "not recorded, call staff").
 * ``reject-new``: delivered rows keep their full retention; when the bound is reached a non-stay
   event is refused with :class:`OutboxFullError`.
@@ -71,7 +76,10 @@ from edge_agent.private_files import ensure_private_file
 log = logging.getLogger(__name__)
 
 APPLICATION_ID = 0x43434B4F  # "CCKO": cccd-checkin outbox
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: PUBACK-settled rows (``delivered_ms``). 2 (wire v2, docs/protocol.md §4.11): adds
+``receipted_ms`` / ``receipt`` and the ``unreceipted`` total; version-1 files are migrated in
+place at open (:data:`_MIGRATE_1_2`)."""
 SQLITE_HEADER = b"SQLite format 3\x00"
 LOW_SPACE_BYTES = 64 * 1024
 
@@ -88,7 +96,9 @@ CREATE TABLE events (
     committed_ms INTEGER NOT NULL,
     delivered_ms INTEGER,
     size         INTEGER NOT NULL,
-    payload      BLOB    NOT NULL
+    payload      BLOB    NOT NULL,
+    receipted_ms INTEGER,
+    receipt      TEXT
 );
 CREATE INDEX events_undelivered ON events (seq) WHERE delivered_ms IS NULL;
 CREATE INDEX events_delivered ON events (delivered_ms) WHERE delivered_ms IS NOT NULL;
@@ -107,6 +117,32 @@ CREATE TRIGGER events_upd AFTER UPDATE OF delivered_ms ON events BEGIN
         WHERE key = 'undelivered';
 END;
 """
+
+_RECEIPT_SCHEMA = """
+CREATE INDEX events_unreceipted ON events (seq) WHERE receipted_ms IS NULL;
+CREATE INDEX events_awaiting ON events (delivered_ms)
+    WHERE receipted_ms IS NULL AND delivered_ms IS NOT NULL;
+CREATE INDEX events_receipted ON events (receipted_ms) WHERE receipted_ms IS NOT NULL;
+CREATE TRIGGER events_ins_r AFTER INSERT ON events BEGIN
+    UPDATE meta SET value = value + (NEW.receipted_ms IS NULL) WHERE key = 'unreceipted';
+END;
+CREATE TRIGGER events_del_r AFTER DELETE ON events BEGIN
+    UPDATE meta SET value = value - (OLD.receipted_ms IS NULL) WHERE key = 'unreceipted';
+END;
+CREATE TRIGGER events_upd_r AFTER UPDATE OF receipted_ms ON events BEGIN
+    UPDATE meta SET value = value - (OLD.receipted_ms IS NULL) + (NEW.receipted_ms IS NULL)
+        WHERE key = 'unreceipted';
+END;
+"""
+_SCHEMA += _RECEIPT_SCHEMA
+
+_MIGRATE_1_2 = """
+ALTER TABLE events ADD COLUMN receipted_ms INTEGER;
+ALTER TABLE events ADD COLUMN receipt TEXT;
+""" + _RECEIPT_SCHEMA
+"""Version 1 → 2: the receipt columns, indexes and triggers. Rows PUBACKed under version 1
+stay "sent, awaiting receipt": the first receipt (retained, so it arrives at connect) settles
+them, and what the centre does not hold is sent again (docs/protocol.md §4.11)."""
 
 
 def _private(path: Path) -> None:
@@ -137,6 +173,9 @@ class OutboxEntry:
     committed_at: datetime
     payload: bytes
     delivered_at: datetime | None = None
+    """When the broker's PUBACK was recorded ("sent"); None while pending."""
+    receipt: str | None = None
+    """``committed`` or ``rejected:<reason>`` once the centre's receipt settled the event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +186,8 @@ class OutboxCounts:
     bytes: int
     undelivered: int
     last_seq: int
+    unreceipted: int = 0
+    """Events the centre has not yet receipted (pending or sent): the delivery backlog."""
 
 
 def _now_ms() -> int:
@@ -250,7 +291,7 @@ class Outbox:
                 conn.execute(statement)
             conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
                              [("last_seq", first_seq - 1), ("rows", 0), ("bytes", 0),
-                              ("undelivered", 0)])
+                              ("undelivered", 0), ("unreceipted", 0)])
             conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute("COMMIT")
@@ -258,9 +299,28 @@ class Outbox:
         elif app_id != APPLICATION_ID:
             raise OutboxCorruptError(self.path, "an SQLite database, but not an outbox "
                                      f"(application_id {app_id:#x})")
+        elif version == 1:
+            self._migrate_1_2(conn)
         elif version != SCHEMA_VERSION:
             raise OutboxError(f"{self.path}: outbox schema version {version}, this agent "
                               f"reads version {SCHEMA_VERSION}; upgrade the agent")
+
+    def _migrate_1_2(self, conn: sqlite3.Connection) -> None:
+        """Add the receipt columns to a version-1 outbox, in one transaction."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _split_sql(_MIGRATE_1_2):
+                conn.execute(statement)
+            conn.execute("INSERT INTO meta (key, value) SELECT 'unreceipted', count(*)"
+                         " FROM events")
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        log.info("outbox %s migrated to schema version %d (receipts)", self.path,
+                 SCHEMA_VERSION)
 
     def _free_bytes(self) -> int | None:
         try:
@@ -352,7 +412,7 @@ class Outbox:
         if self.on_full is OnFull.DROP_OLDEST_DELIVERED_ONLY:
             dropped = 0
             cursor = self._conn.execute(
-                "SELECT seq, size FROM events WHERE delivered_ms IS NOT NULL ORDER BY seq")
+                "SELECT seq, size FROM events WHERE receipted_ms IS NOT NULL ORDER BY seq")
             victims: list[int] = []
             for seq, row_size in cursor:
                 if fits(rows, total):
@@ -365,7 +425,7 @@ class Outbox:
                 self._conn.executemany("DELETE FROM events WHERE seq = ?",
                                        [(s,) for s in victims])
                 dropped = len(victims)
-                log.warning("outbox full: dropped %d delivered rows ahead of retention", dropped)
+                log.warning("outbox full: dropped %d receipted rows ahead of retention", dropped)
         if fits(rows, total):
             return
         if is_stay:
@@ -379,8 +439,12 @@ class Outbox:
         """Record the PUBACK of ``seq``; False when it was unknown or already delivered."""
         return self.mark_delivered_many([seq]) == 1
 
-    def mark_delivered_many(self, seqs: Iterable[int]) -> int:
-        """Record several PUBACKs in one transaction (one fsync); the number newly marked."""
+    def mark_delivered_many(self, seqs: Iterable[int], *, settle: bool = False) -> int:
+        """Record several PUBACKs in one transaction (one fsync); the number newly marked.
+
+        A PUBACK only makes an event "sent, awaiting receipt"; ``settle=True`` also settles it
+        (wire v1 behaviour, for a collector that sends no receipts).
+        """
         now = self._clock_ms()
         rows = [(now, s) for s in seqs]
         if not rows:
@@ -392,21 +456,92 @@ class Outbox:
                     "UPDATE events SET delivered_ms = ? WHERE seq = ? AND delivered_ms IS NULL",
                     rows)
                 changed = cur.rowcount  # sqlite3_changes(): trigger updates are not counted
+                if settle:
+                    self._conn.executemany(
+                        "UPDATE events SET receipted_ms = ?, receipt = 'puback'"
+                        " WHERE seq = ? AND receipted_ms IS NULL", rows)
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
                 raise self._translate(exc, "mark delivered") from exc
         return changed
 
+    def settle(self, committed_through: int, committed: Iterable[tuple[int, int]] = (),
+               rejected: Iterable[tuple[int, str, str]] = ()) -> int:
+        """Apply a receipt from the centre (docs/protocol.md §4.11); the number newly settled.
+
+        Every event with ``seq <= committed_through`` or inside one of the inclusive
+        ``committed`` ranges is held by the centre; each ``(seq, event_id, reason)`` of
+        ``rejected`` was refused for good and is settled only when both ``seq`` and
+        ``event_id`` match the stored row. Settling also records the event as sent (a receipt
+        can overtake its PUBACK). Already settled rows are left as they are (idempotent).
+        """
+        now = self._clock_ms()
+        ranges = [(0, committed_through)] if committed_through > 0 else []
+        ranges += [(lo, hi) for lo, hi in committed if lo <= hi]
+        refused = [(f"rejected:{reason}"[:80], seq, event_id) for seq, event_id, reason in rejected]
+        if not ranges and not refused:
+            return 0
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                changed = 0
+                for lo, hi in ranges:
+                    changed += self._conn.execute(
+                        "UPDATE events SET receipted_ms = ?, receipt = 'committed',"
+                        " delivered_ms = coalesce(delivered_ms, ?)"
+                        " WHERE receipted_ms IS NULL AND seq BETWEEN ? AND ?",
+                        (now, now, lo, hi)).rowcount
+                for receipt, seq, event_id in refused:
+                    changed += self._conn.execute(
+                        "UPDATE events SET receipted_ms = ?, receipt = ?,"
+                        " delivered_ms = coalesce(delivered_ms, ?)"
+                        " WHERE receipted_ms IS NULL AND seq = ? AND event_id = ?",
+                        (now, receipt, now, seq, event_id)).rowcount
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise self._translate(exc, "settle") from exc
+        return changed
+
+    def requeue(self, sent_before: datetime | None = None) -> int:
+        """Make sent-but-unreceipted events pending again, so the drain publishes them anew.
+
+        All of them (after a reconnect), or those whose PUBACK is older than ``sent_before``
+        (the receipt timeout). The number requeued.
+        """
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                if sent_before is None:
+                    cur = self._conn.execute(
+                        "UPDATE events SET delivered_ms = NULL"
+                        " WHERE receipted_ms IS NULL AND delivered_ms IS NOT NULL")
+                else:
+                    cur = self._conn.execute(
+                        "UPDATE events SET delivered_ms = NULL WHERE receipted_ms IS NULL"
+                        " AND delivered_ms IS NOT NULL AND delivered_ms < ?",
+                        (_to_ms(sent_before),))
+                changed = cur.rowcount
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise self._translate(exc, "requeue") from exc
+        return changed
+
     def purge(self, now: datetime | None = None) -> int:
-        """Delete delivered rows older than the retention; the number deleted."""
+        """Delete receipted rows older than the retention; the number deleted.
+
+        Retention runs from the receipt: an event the centre has not receipted is never
+        deleted, however old.
+        """
         cutoff = (self._clock_ms() if now is None else _to_ms(now)) \
             - int(self.retention.total_seconds() * 1000)
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 cur = self._conn.execute(
-                    "DELETE FROM events WHERE delivered_ms IS NOT NULL AND delivered_ms < ?",
+                    "DELETE FROM events WHERE receipted_ms IS NOT NULL AND receipted_ms < ?",
                     (cutoff,))
                 deleted = cur.rowcount
                 self._conn.execute("COMMIT")
@@ -414,29 +549,31 @@ class Outbox:
                 self._rollback()
                 raise self._translate(exc, "purge") from exc
         if deleted:
-            log.info("outbox purge: %d delivered rows past retention", deleted)
+            log.info("outbox purge: %d receipted rows past retention", deleted)
         return deleted
 
     # -- reading -----------------------------------------------------------------------------
 
     def pending(self, limit: int = 100, after_seq: int = 0) -> list[OutboxEntry]:
-        """Undelivered events with ``seq > after_seq``, in ``seq`` order, at most ``limit``."""
+        """Pending events (neither sent nor receipted) with ``seq > after_seq``, in ``seq``
+        order, at most ``limit``."""
         rows = self._query(
             "SELECT seq, event_id, kind, is_stay, committed_ms, payload FROM events"
-            " WHERE delivered_ms IS NULL AND seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
+            " WHERE delivered_ms IS NULL AND receipted_ms IS NULL AND seq > ?"
+            " ORDER BY seq LIMIT ?", (after_seq, limit))
         return [OutboxEntry(seq, uuid.UUID(eid), kind, bool(stay), _to_dt(ms), bytes(payload))
                 for seq, eid, kind, stay, ms, payload in rows]
 
     def get(self, seq: int) -> OutboxEntry | None:
         """One stored event, delivered or not."""
         rows = self._query(
-            "SELECT seq, event_id, kind, is_stay, committed_ms, payload, delivered_ms"
+            "SELECT seq, event_id, kind, is_stay, committed_ms, payload, delivered_ms, receipt"
             " FROM events WHERE seq = ?", (seq,))
         if not rows:
             return None
-        s, eid, kind, stay, ms, payload, dms = rows[0]
+        s, eid, kind, stay, ms, payload, dms, receipt = rows[0]
         return OutboxEntry(s, uuid.UUID(eid), kind, bool(stay), _to_dt(ms), bytes(payload),
-                           None if dms is None else _to_dt(dms))
+                           None if dms is None else _to_dt(dms), receipt)
 
     def counts(self) -> OutboxCounts:
         with self._lock:
@@ -448,7 +585,8 @@ class Outbox:
     def _counts_locked(self) -> OutboxCounts:
         values = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
         return OutboxCounts(rows=values["rows"], bytes=values["bytes"],
-                            undelivered=values["undelivered"], last_seq=values["last_seq"])
+                            undelivered=values["undelivered"], last_seq=values["last_seq"],
+                            unreceipted=values["unreceipted"])
 
     def depth(self) -> int:
         """How many events wait for their PUBACK."""
@@ -466,6 +604,16 @@ class Outbox:
     def oldest_undelivered(self) -> datetime | None:
         """When the oldest undelivered event was committed (None when all are delivered)."""
         rows = self._query("SELECT committed_ms FROM events WHERE delivered_ms IS NULL"
+                           " ORDER BY seq LIMIT 1", ())
+        return _to_dt(rows[0][0]) if rows else None
+
+    def unreceipted(self) -> int:
+        """How many events the centre has not receipted yet (pending or sent)."""
+        return self.counts().unreceipted
+
+    def oldest_unreceipted(self) -> datetime | None:
+        """When the oldest event not yet receipted was committed (None when all are)."""
+        rows = self._query("SELECT committed_ms FROM events WHERE receipted_ms IS NULL"
                            " ORDER BY seq LIMIT 1", ())
         return _to_dt(rows[0][0]) if rows else None
 

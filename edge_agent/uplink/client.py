@@ -26,6 +26,18 @@ centre drops (idempotent on ``device_id, event_id``). Messages of one connection
 subscribers in publication order (§4.6), so the first copies of the events arrive in ``seq``
 order.
 
+Receipts (wire v2, docs/protocol.md §4.11). A PUBACK only says the broker has the message, and
+a broker keeps queued messages in memory between autosaves: a crash loses them. So a PUBACK
+makes an event *sent*, and the event stays in the outbox until the centre's receipt on
+``checkin/v1/<device_id>/receipts`` (retained, subscribed at every connect) *settles* it
+(committed, or rejected for good). What is sent but not settled is published again after every
+reconnect (:meth:`Outbox.requeue`) and whenever ``receipt_timeout_s`` passed since its PUBACK
+without a receipt (doubling, up to an hour, while no receipt comes: a collector down for hours
+must not get the backlog queued again every minute); the collector drops the duplicates and
+receipts them again. The status
+carries ``unreceipted`` and ``oldest_unreceipted_at``. ``receipt_timeout_s=0`` is wire v1 (a
+PUBACK settles), for a collector that sends no receipts.
+
 Status (MQTT 5 §3.1.2.5 will): see :mod:`edge_agent.uplink.status`. Reconnects back off
 exponentially with jitter. No personal data is logged: only ``seq``, ``event_id``, topics,
 reason codes.
@@ -42,7 +54,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -55,6 +67,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge_agent import __version__
 from edge_agent.outbox import Outbox, OutboxError
 from edge_agent.uplink.config import BrokerAddress, TlsFiles, Topics, UplinkConfigError
+from edge_agent.uplink.receipts import Receipt, ReceiptError, parse_receipt
 from edge_agent.uplink.status import (
     DeviceHealth,
     StatusProvider,
@@ -66,6 +79,7 @@ from edge_agent.uplink.status import (
 log = logging.getLogger(__name__)
 
 NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 §3.4.2.1: a success code
+MAX_RESEND_AFTER_S = 3600.0
 MessageHandler = Callable[[dict[str, Any]], None]
 
 
@@ -81,6 +95,12 @@ class UplinkStats:
     them because no collector session subscribes (a collector deployment error)."""
     connects: int
     last_error: str | None
+    receipts: int = 0
+    """Receipts applied (wire v2)."""
+    settled: int = 0
+    """Events settled by those receipts (committed or rejected for good)."""
+    resent: int = 0
+    """Sent events made pending again (reconnect or receipt timeout)."""
 
 
 @dataclass(slots=True)
@@ -112,7 +132,9 @@ class Uplink:
                  version: str = __version__, keepalive_s: int = 30,
                  backoff: tuple[float, float] = (0.5, 60.0), retry_failed_s: float = 30.0,
                  retry_no_subscriber_s: float = 2.0,
-                 connect_timeout_s: float = 10.0, purge_every_s: float = 600.0) -> None:
+                 connect_timeout_s: float = 10.0, purge_every_s: float = 600.0,
+                 receipt_timeout_s: float = 60.0,
+                 on_settled: Callable[[int], None] | None = None) -> None:
         self.device_id = device_id
         self.site_id = site_id
         self.topics = Topics.for_device(device_id, site_id)
@@ -139,6 +161,19 @@ class Uplink:
         self._retry_no_subscriber_s = retry_no_subscriber_s
         self._connect_timeout = connect_timeout_s
         self._purge_every = purge_every_s
+        if receipt_timeout_s < 0:
+            raise ValueError("receipt_timeout_s must be 0 (no receipts) or positive")
+        self._receipt_timeout = receipt_timeout_s
+        self._resend_after = receipt_timeout_s
+        """The timeout in force: doubled (up to :data:`MAX_RESEND_AFTER_S`) at each timeout resend
+        that no receipt followed, back to ``receipt_timeout_s`` at the next receipt, so a
+        collector that is down for hours does not get the whole backlog queued again every
+        minute."""
+        self._on_settled = on_settled
+        self._receipts: queue.SimpleQueue[Receipt] = queue.SimpleQueue()
+        self._receipt_count = 0
+        self._settled = 0
+        self._resent = 0
 
         self._acks: queue.SimpleQueue[tuple[int, int, ReasonCode]] = queue.SimpleQueue()
         self._signal = threading.Event()
@@ -189,7 +224,8 @@ class Uplink:
                 inflight=len(conn.mids) if conn else 0, published=self._published,
                 delivered=self._delivered, failed_acks=self._failed,
                 no_subscribers=self._no_subscribers, connects=self._connects,
-                last_error=self._last_error)
+                last_error=self._last_error, receipts=self._receipt_count,
+                settled=self._settled, resent=self._resent)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until the outbox is empty of undelivered events; False on timeout."""
@@ -199,6 +235,19 @@ class Uplink:
                 return True
             time.sleep(0.02)
         return self._outbox.depth() == 0
+
+    def wait_receipted(self, timeout: float) -> bool:
+        """Wait until the centre has receipted every stored event; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._outbox.unreceipted() == 0:
+                return True
+            time.sleep(0.02)
+        return self._outbox.unreceipted() == 0
+
+    @property
+    def receipts_enabled(self) -> bool:
+        return self._receipt_timeout > 0
 
     def __enter__(self) -> Uplink:
         self.start()
@@ -308,6 +357,16 @@ class Uplink:
         conn.client.on_message = on_message
 
     def _dispatch(self, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self.topics.receipts:
+            if not message.payload:
+                return
+            try:
+                self._receipts.put(parse_receipt(bytes(message.payload), self.device_id))
+            except ReceiptError as exc:
+                log.warning("receipt ignored: %s", exc)
+                return
+            self._signal.set()
+            return
         if message.topic == self.topics.config:
             handler, what = self._on_config, "config"
         elif message.topic == self.topics.occupancy:
@@ -333,11 +392,19 @@ class Uplink:
     def _serve(self, conn: _Connection) -> None:
         client = conn.client
         window = max(1, min(self._inflight, conn.receive_maximum - 2))
-        client.subscribe([(self.topics.occupancy, SubscribeOptions(qos=1)),
-                          (self.topics.config, SubscribeOptions(qos=1))])
+        topics = [(self.topics.occupancy, SubscribeOptions(qos=1)),
+                  (self.topics.config, SubscribeOptions(qos=1))]
+        if self.receipts_enabled:
+            topics.append((self.topics.receipts, SubscribeOptions(qos=1)))
+            # What was sent on an earlier connection and never receipted goes out again: the
+            # broker may have lost it (docs/protocol.md §4.11).
+            self._count_resent(self._outbox.requeue())
+        client.subscribe(topics)
         self._publish_status(conn)
         next_heartbeat = time.monotonic() + self._heartbeat_s
         next_purge = time.monotonic()
+        check_every = max(0.5, min(5.0, self._receipt_timeout / 4))
+        next_receipt_check = time.monotonic() + check_every
         cursor = 0  # highest seq published (or skipped as in flight) on this connection
         rescan_at: float | None = None
         while not self._stopping.is_set() and not conn.disconnected.is_set():
@@ -345,6 +412,17 @@ class Uplink:
             now = time.monotonic()
             try:
                 retry_in = self._handle_acks(conn)
+                self._handle_receipts()
+                if self.receipts_enabled and now >= next_receipt_check:
+                    next_receipt_check = now + check_every
+                    cutoff = datetime.now(UTC) - timedelta(seconds=self._resend_after)
+                    requeued = self._outbox.requeue(sent_before=cutoff)
+                    if requeued:
+                        log.info("%d events without a receipt for %.0f s: sent again",
+                                 requeued, self._resend_after)
+                        self._count_resent(requeued)
+                        self._resend_after = min(MAX_RESEND_AFTER_S, self._resend_after * 2)
+                        retry_in = 0.0 if retry_in is None else min(retry_in, 0.0)
                 if retry_in is not None:
                     rescan_at = now + retry_in if rescan_at is None else min(rescan_at,
                                                                              now + retry_in)
@@ -384,6 +462,34 @@ class Uplink:
                 wait = min(wait, max(0.0, rescan_at - time.monotonic()))
             self._signal.wait(wait)
 
+    def _count_resent(self, n: int) -> None:
+        if n:
+            with self._stats_lock:
+                self._resent += n
+
+    def _handle_receipts(self) -> None:
+        """Settle what the receipts received so far say the centre holds."""
+        while True:
+            try:
+                receipt = self._receipts.get_nowait()
+            except queue.Empty:
+                return
+            settled = self._outbox.settle(receipt.committed_through, receipt.committed,
+                                          receipt.rejected)
+            if settled:
+                self._resend_after = self._receipt_timeout
+            for seq, event_id, reason in receipt.rejected:
+                log.warning("the centre refused seq %d (%s) for good: %s", seq, event_id,
+                            reason)
+            with self._stats_lock:
+                self._receipt_count += 1
+                self._settled += settled
+            if settled and self._on_settled is not None:
+                try:
+                    self._on_settled(settled)
+                except Exception:
+                    log.exception("on_settled callback failed")
+
     def _handle_acks(self, conn: _Connection) -> float | None:
         """Apply the PUBACKs received so far; the delay before a retry when one was refused."""
         delivered: list[int] = []
@@ -422,7 +528,8 @@ class Uplink:
             else:
                 delivered.append(seq)
         if delivered:
-            marked = self._outbox.mark_delivered_many(delivered)
+            marked = self._outbox.mark_delivered_many(delivered,
+                                                      settle=not self.receipts_enabled)
             with self._stats_lock:
                 self._delivered += marked
             if self._on_delivered is not None:
@@ -446,7 +553,11 @@ class Uplink:
                                 last_seq=counts.last_seq, outbox_bytes=counts.bytes,
                                 uptime_s=int(time.monotonic() - self._started),
                                 heartbeat_s=max(1, round(self._heartbeat_s)),
-                                signer=self._signer)
+                                signer=self._signer,
+                                unreceipted=(counts.unreceipted if self.receipts_enabled
+                                             else None),
+                                oldest_unreceipted_at=(self._outbox.oldest_unreceipted()
+                                                       if self.receipts_enabled else None))
         info = conn.client.publish(self.topics.status, payload, qos=1, retain=True)
         if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
             conn.status_mids.add(info.mid)

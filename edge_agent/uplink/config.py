@@ -76,6 +76,7 @@ class Topics:
     status: str
     config: str
     occupancy: str
+    receipts: str
 
     @classmethod
     def for_device(cls, device_id: str, site_id: str) -> Topics:
@@ -85,4 +86,5 @@ class Topics:
         return cls(events=f"{TOPIC_ROOT}/{device_id}/events",
                    status=f"{TOPIC_ROOT}/{device_id}/status",
                    config=f"{TOPIC_ROOT}/{device_id}/config",
-                   occupancy=f"{TOPIC_ROOT}/sites/{site_id}/occupancy")
+                   occupancy=f"{TOPIC_ROOT}/sites/{site_id}/occupancy",
+                   receipts=f"{TOPIC_ROOT}/{device_id}/receipts")

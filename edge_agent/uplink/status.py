@@ -57,11 +57,17 @@ def online_status(*, device_id: str, version: str, outbox_depth: int,
                   site_id: str | None = None, last_seq: int | None = None,
                   outbox_bytes: int | None = None, uptime_s: int | None = None,
                   heartbeat_s: int | None = None,
-                  signer: StatusSigner | None = None) -> bytes:
-    optional = {"site_id": site_id, "last_seq": last_seq, "outbox_bytes": outbox_bytes,
-                "uptime_s": uptime_s, "heartbeat_s": heartbeat_s}
+                  signer: StatusSigner | None = None, unreceipted: int | None = None,
+                  oldest_unreceipted_at: datetime | None = None) -> bytes:
+    optional: dict[str, Any] = {
+        "site_id": site_id, "last_seq": last_seq, "outbox_bytes": outbox_bytes,
+        "uptime_s": uptime_s, "heartbeat_s": heartbeat_s, "unreceipted": unreceipted}
+    if unreceipted is not None:  # wire v2 receipts (docs/protocol.md §4.11)
+        optional["oldest_unreceipted_at"] = (None if oldest_unreceipted_at is None
+                                             else rfc3339(oldest_unreceipted_at))
     return _encode({
-        **{k: v for k, v in optional.items() if v is not None},
+        **{k: v for k, v in optional.items()
+           if v is not None or k == "oldest_unreceipted_at"},
         "v": STATUS_VERSION,
         "device_id": device_id,
         "state": "online",

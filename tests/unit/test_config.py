@@ -84,6 +84,7 @@ def test_defaults_and_path_resolution() -> None:
     assert config.capacity.policy is CapacityPolicy.WARN
     assert config.capacity.dedupe_window_s == 5
     assert config.broker.heartbeat_s == 30 and not config.broker.tls
+    assert config.broker.receipt_timeout_s == 60
     assert config.outbox.path == Path("/etc/agent/outbox.sqlite3")
     assert config.keys.subject_key == Path("/etc/agent/k/subject.key")
     assert config.kiosk.port == 8080 and config.metrics.port == 0
@@ -116,6 +117,12 @@ def test_clone_check_values_mirror_the_read_policy() -> None:
     (MINIMAL.replace('url = "mqtt://127.0.0.1:1883"',
                      'url = "mqtt://127.0.0.1:1883"\nheartbeat_s = 1'),
      "broker.heartbeat_s", "5..3600"),
+    (MINIMAL.replace('url = "mqtt://127.0.0.1:1883"',
+                     'url = "mqtt://127.0.0.1:1883"\nreceipt_timeout_s = 2'),
+     "broker.receipt_timeout_s", "0 (no receipts) or 5"),
+    (MINIMAL.replace('url = "mqtt://127.0.0.1:1883"',
+                     'url = "mqtt://127.0.0.1:1883"\nreceipt_timeout_s = -1'),
+     "broker.receipt_timeout_s", "0..86400"),
     (with_("[capacity]\npolicy = \"block\""), "capacity.policy", "warn | refuse"),
     (with_("[capacity]\ndedupe_window_s = -1"), "capacity.dedupe_window_s", "0..3600"),
     (with_("[capacity]\ndedupe_window_s = \"5\""), "capacity.dedupe_window_s", "integer"),

@@ -125,6 +125,9 @@ def test_seq_never_reused_after_purge(tmp_path: Path) -> None:
             ob.commit(draft(), build())
         ob.mark_delivered_many([1, 2, 3])
         clock[0] += 11_000
+        assert ob.purge() == 0  # sent is not settled: only a receipt lets a row go
+        assert ob.settle(3) == 3
+        clock[0] += 11_000
         assert ob.purge() == 3
         assert ob.counts().rows == 0
     with Outbox(path) as ob:
@@ -137,9 +140,9 @@ def test_purge_keeps_undelivered_and_recent(tmp_path: Path) -> None:
                 clock_ms=lambda: clock[0]) as ob:
         for _ in range(4):
             ob.commit(draft(), build())
-        ob.mark_delivered_many([1, 2])           # delivered at t=0
+        ob.mark_delivered_many([1, 2], settle=True)  # settled at t=0
         clock[0] = 6 * 86_400_000
-        ob.mark_delivered(3)                    # delivered at day 6
+        ob.mark_delivered_many([3], settle=True)     # settled at day 6
         assert ob.purge(datetime.fromtimestamp(8 * 86_400, UTC)) == 2
         assert [e.seq for e in ob.pending()] == [4]
         assert ob.get(3) is not None
@@ -177,14 +180,16 @@ def test_drop_oldest_delivered_only_makes_room(tmp_path: Path) -> None:
     with Outbox(tmp_path / "o.db", max_rows=4, on_full=OnFull.DROP_OLDEST_DELIVERED_ONLY) as ob:
         for _ in range(4):
             ob.commit(draft(), build())
-        ob.mark_delivered_many([1, 3])
+        ob.mark_delivered_many([2, 4])  # sent, not receipted: never dropped
+        ob.settle(0, [(1, 1), (3, 3)])
         assert ob.commit(draft(), build()).seq == 5
         assert ob.get(1) is None and ob.get(3) is not None  # the oldest delivered went first
         assert ob.commit(draft(), build()).seq == 6
         assert ob.get(3) is None
         with pytest.raises(OutboxFullError):  # only undelivered left: never dropped
             ob.commit(draft(), build())
-        assert [e.seq for e in ob.pending()] == [2, 4, 5, 6]
+        assert [e.seq for e in ob.pending()] == [5, 6]
+        assert ob.unreceipted() == 4 and ob.get(2) is not None and ob.get(4) is not None
 
 
 def test_reject_new_keeps_delivered_rows(tmp_path: Path) -> None:
