@@ -457,7 +457,8 @@ def _apply_status(session: Session, decoded: Decoded, device: Device, now: datet
         oldest = msg["oldest_undelivered_at"]
         device.oldest_undelivered_at = parse_time(oldest) if oldest else None
         device.health = {k: msg[k] for k in (
-            "at", "readers", "scanners", "last_seq", "uptime_s", "heartbeat_s", "outbox_bytes")
+            "at", "readers", "scanners", "last_seq", "uptime_s", "heartbeat_s", "outbox_bytes",
+            "unreceipted", "oldest_unreceipted_at")
             if k in msg}
         rowcount(session, update(Alarm).where(
             Alarm.kind == "offline", Alarm.device_id == device.id,

@@ -35,6 +35,8 @@ def test_a_device_gets_its_own_topics_and_its_sites_occupancy_only() -> None:
         Acl("publishClientSend", "checkin/v1/gate-1/status"),
         Acl("subscribeLiteral", "checkin/v1/gate-1/config"),
         Acl("publishClientReceive", "checkin/v1/gate-1/config"),
+        Acl("subscribeLiteral", "checkin/v1/gate-1/receipts"),
+        Acl("publishClientReceive", "checkin/v1/gate-1/receipts"),
         Acl("subscribeLiteral", "checkin/v1/sites/hue-dai-noi/occupancy"),
         Acl("publishClientReceive", "checkin/v1/sites/hue-dai-noi/occupancy"),
     }

@@ -77,6 +77,8 @@ WALK: list[tuple[dict[str, Any], str, Any]] = [
     (STATUS, "/$defs/online/properties/outbox_bytes", JSON),
     (STATUS, "/$defs/online/properties/readers", JSON),
     (STATUS, "/$defs/online/properties/scanners", JSON),
+    (STATUS, "/$defs/online/properties/unreceipted", JSON),
+    (STATUS, "/$defs/online/properties/oldest_unreceipted_at", JSON),
 ]
 
 
