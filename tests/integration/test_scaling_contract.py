@@ -2,8 +2,10 @@
 this machine's mosquitto: two ``central ingest`` worker processes on one MQTT 5 shared
 subscription with persistent sessions, two real agent uplinks draining their outboxes, one
 worker SIGKILLed mid-traffic (its session keeps queueing in the broker), then the broker
-restarted while that session is offline, then the worker started again. Every event the gates
-committed is stored exactly once, each device's seqs are complete, nothing is rejected.
+restarted while that session is offline, then the worker started again once every event had
+reached the broker. The returning worker handles the events its session queued while it was
+dead (mosquitto kept them across its restart); every event the gates committed is stored
+exactly once, each device's seqs are complete, nothing is rejected.
 
 The broker is stopped with SIGTERM (mosquitto saves its sessions): a broker crash that loses
 what it holds in memory is harmless only with end-to-end receipts (docs/scaling.md §1.3;
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +35,13 @@ from central.db.models import Device, Event, IngestRejection
 from edge_agent.events.model import Demographics, EventAssurance, EventDraft, EventKind, Method
 from edge_agent.outbox import Outbox, payload_builder
 from edge_agent.uplink import Uplink
-from tests.integration.broker_fixtures import Broker, env_for_child, make_pki, running_broker
+from tests.integration.broker_fixtures import (
+    Broker,
+    env_for_child,
+    free_port,
+    make_pki,
+    running_broker,
+)
 from tests.integration.pg_fixtures import (  # noqa: F401
     FakeDevice,
     db_url,
@@ -56,9 +65,10 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         yield b
 
 
-def _worker_config(tmp: Path, broker: Broker, url: str, name: str) -> Path:
+def _worker_config(tmp: Path, broker: Broker, url: str, name: str, metrics_port: int = 0) -> \
+        Path:
     ident = broker.pki.collector(name)
-    path = tmp / f"{name}.toml"
+    path = tmp / f"{name}-{metrics_port}.toml"
     path.write_text(f"""\
 database_url = "{url}"
 [broker]
@@ -76,6 +86,7 @@ data_key = "{tmp / 'data.key'}"
 batch_size = 50
 batch_ms = 20
 publish_occupancy = false
+metrics_port = {metrics_port}
 """)
     return path
 
@@ -98,6 +109,17 @@ def _wait(predicate: Any, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return bool(predicate())
+
+
+def _handled(port: int) -> float:
+    """Events the worker behind this metrics port stored or dropped as duplicates."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return -1.0
+    return sum(float(m.group(1)) for m in re.finditer(
+        r"^central_ingest_(?:events_stored|duplicates)_total (\S+)$", text, re.MULTILINE))
 
 
 def _stored(engine: Engine) -> int:
@@ -158,14 +180,18 @@ def test_two_workers_on_a_shared_subscription_across_a_broker_restart_store_each
         broker.restart()  # SIGTERM: the offline session and its queue are saved and reloaded
         for p in producers:
             p.join(120)
-        workers[0] = _spawn(configs[0], logs[0])  # back: the broker hands it its session
         for up in uplinks.values():
-            assert up.wait_idle(60), up.stats()  # every event PUBACKed after the commit
+            assert up.wait_idle(60), up.stats()  # every event has reached the broker
+        port = free_port()
+        workers[0] = _spawn(_worker_config(tmp_path, broker, db_url, WORKERS[0], port), logs[0])
         assert len(committed) == len(GATES) * PER_GATE
         assert _wait(lambda: _stored(engine) >= len(committed), 90), (
             _stored(engine), len(committed), broker.log_tail(),
             logs[0].read_text()[-2000:], logs[1].read_text()[-2000:])
-        assert _connections(broker, WORKERS[0]) >= 2  # it really came back after the restart
+        # Every event had reached the broker before it came back: what it handled came from its
+        # session, queued while it was dead and kept across the broker's restart.
+        assert _wait(lambda: _handled(port) > 0, 30), (_handled(port), broker.log_tail())
+        assert all(up.stats().connects >= 2 for up in uplinks.values())  # the outage was seen
         time.sleep(1.0)  # a late duplicate would be an extra row: there must be none
         with Session(engine) as s:
             stored = s.scalars(select(Event.event_id)).all()
