@@ -32,6 +32,7 @@ from central.enrol import (
     centre_public_from_private_file,
     enrol,
 )
+from central.registry import DRAIN_PERIOD, draining, revoke_device
 from central.web.app import end_user_sessions
 from central.web.errors import BadRequest, NotFoundError
 from central.web.forms import (
@@ -338,8 +339,10 @@ def devices() -> str:
     """Devices with enrolment and revocation."""
     rows = list(db_session().scalars(select(Device).order_by(Device.id)))
     ready = _device_ca() is not None and _centre_public() is not None
+    now = utcnow()
     return render_template("admin/devices.html", rows=rows, sites=_sites(), ready=ready,
-                           directions=DIRECTIONS)
+                           directions=DIRECTIONS,
+                           draining={d.id for d in rows if draining(d, now)})
 
 
 @bp.route("/devices/enrol", methods=["POST"])
@@ -377,11 +380,18 @@ def device_enrol() -> Response:
 @bp.route("/devices/<device_id>/revoke", methods=["POST"])
 @require_roles(ADMIN)
 def device_revoke(device_id: str) -> BaseResponse:
-    device = db_session().get(Device, device_id)
-    if device is None:
+    """Revoke a device. ``drain=1`` *retires* it instead (a broken device being replaced,
+    docs/operations.md §3): for :data:`~central.registry.DRAIN_PERIOD` its events recorded
+    before now are still accepted, so its backlog reaches the centre; without, everything it
+    sends is refused at once (a lost or stolen device). A retiring device can be revoked
+    outright later (the same route without ``drain``)."""
+    db = db_session()
+    if db.get(Device, device_id) is None:
         raise NotFoundError(device_id)
-    device.revoked = True
-    audit("device.revoke", device_id)
+    drain = request.form.get("drain") == "1"
+    device = revoke_device(db, device_id, drain=DRAIN_PERIOD if drain else None, now=utcnow())
+    audit("device.retire" if drain else "device.revoke", device_id,
+          {"drain_until": device.drain_until.isoformat()} if device.drain_until else None)
     return redirect(url_for("admin.devices"))
 
 
