@@ -63,6 +63,8 @@ class Role(enum.StrEnum):
     PROVINCE = "province"
     DISTRICT = "district"
     SITE = "site"
+    AUDITOR = "auditor"
+    """Reads the audit log and nothing else (docs/privacy.md §3)."""
 
 
 class Unit(Base):

@@ -42,6 +42,7 @@ from central.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 from central.web.periods import display_date
 from central.web.security import (
     DB_INT_MAX,
+    audit_denied,
     db_session,
     make_hasher,
     mask_id,
@@ -331,6 +332,8 @@ def _error_page(status: int, key: str, detail: str = "") -> tuple[str | Response
 
 
 def _web_error(exc: WebError) -> tuple[str | Response, int]:
+    if exc.status == 403:
+        audit_denied(str(exc))
     key = {403: "error.403", 404: "error.404", 503: "error.503"}.get(exc.status, "error.400")
     return _error_page(exc.status, key, str(exc) if exc.status == 400 else "")
 

@@ -15,7 +15,6 @@ from werkzeug.wrappers.response import Response as BaseResponse
 
 from central.db.models import (
     ApiToken,
-    AuditLog,
     Device,
     Role,
     Site,
@@ -53,7 +52,6 @@ from central.web.forms import (
 from central.web.reports import DEFAULT_TARGETS, METRICS
 from central.web.security import (
     audit,
-    bounded_int,
     current_user,
     db_session,
     require_roles,
@@ -64,7 +62,6 @@ from central.web.timeutil import utcnow
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 ADMIN = Role.ADMIN
 __all__ = ["MIN_PASSWORD", "bp"]
-AUDIT_PAGE = 200
 
 
 def _hasher() -> PasswordHasher:
@@ -474,24 +471,4 @@ def token_revoke(token_id: int) -> BaseResponse:
     token.revoked = True
     audit("token.revoke", token.name, {"id": token.id})
     return redirect(url_for("admin.tokens"))
-
-
-@bp.route("/audit")
-@require_roles(ADMIN)
-def audit_log() -> str:
-    """The audit log, newest first, filterable by action prefix and actor."""
-    db = db_session()
-    query = select(AuditLog).order_by(AuditLog.id.desc())
-    action = request.args.get("action", "").strip()
-    actor = request.args.get("actor", "").strip()
-    if action:
-        query = query.where(AuditLog.action.startswith(action, autoescape=True))
-    if actor:
-        query = query.where(AuditLog.actor == actor)
-    raw_page = request.args.get("page")
-    page = bounded_int(raw_page, "page", low=1, high=10**6, default=1) or 1
-    rows = list(db.scalars(query.offset((page - 1) * AUDIT_PAGE).limit(AUDIT_PAGE)))
-    total = db.scalar(select(func.count()).select_from(AuditLog)) or 0
-    return render_template("audit.html", rows=rows, page=page, total=total, action=action,
-                           actor=actor, page_size=AUDIT_PAGE)
 
