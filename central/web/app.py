@@ -35,9 +35,9 @@ from werkzeug.wrappers.response import Response as BaseResponse
 
 from central.at_rest import load_data_key
 from central.db.engine import make_engine, make_sessionmaker
-from central.db.models import ApiToken, User, WebSession
+from central.db.models import ApiToken, Role, User, WebSession
 from central.web.charts import bar_svg, hourly_svg
-from central.web.errors import WebError
+from central.web.errors import OutOfScope, WebError
 from central.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 from central.web.periods import display_date
 from central.web.security import (
@@ -74,6 +74,8 @@ DEFAULTS: dict[str, Any] = {
     "TRUSTED_PROXY_HOPS": 0,
 }
 PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.language", "api.openapi"}
+AUDITOR_ENDPOINTS = ("audit.", "auth.")
+"""All the ``auditor`` role may reach (docs/web.md): the audit log, and logging out."""
 
 
 class ConfigurationError(ValueError):
@@ -219,6 +221,8 @@ def _authenticate() -> BaseResponse | tuple[Response, int] | None:
         return redirect(url_for("auth.login", next=request.path))
     g.user = user
     g.scope = scope_for_user(db, user)
+    if user.role is Role.AUDITOR and not (request.endpoint or "").startswith(AUDITOR_ENDPOINTS):
+        raise OutOfScope("role")  # the audit log is all an auditor reads, the API included
     return None
 
 

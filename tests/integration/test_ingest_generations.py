@@ -112,9 +112,9 @@ def test_a_replacement_enrolled_under_the_same_id_restarts_its_seq(h: Harness) -
     with h.session() as s:
         assert sorted(s.scalars(select(Event.seq).where(Event.device_id == GATE))) == [
             1, 2, 3, 4, 5]
-        dev = s.get(Device, GATE)
-        assert dev is not None and (dev.contiguous_seq, dev.last_seq, dev.revoked) == (
-            2, 2, False)
+        current = s.get(Device, GATE)
+        assert current is not None and (
+            current.contiguous_seq, current.last_seq, current.revoked) == (2, 2, False)
         generation = s.scalars(select(DeviceGeneration)).one()
         assert (generation.generation, generation.last_seq) == (1, 3)
         assert generation.signing_public_key == raw_public_key(gate.key.public_key())
