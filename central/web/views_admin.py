@@ -118,7 +118,7 @@ def _apply_user_form(user: User, form: UserScopeForm) -> None:
         raise BadRequest("unit_id: no such unit")
     if user.role in (Role.PROVINCE, Role.DISTRICT) and unit_id is None:
         raise BadRequest("unit_id: required for province and district staff")
-    user.unit_id = unit_id
+    user.unit_id = unit_id if user.role is not Role.AUDITOR else None  # sees no unit's data
     site_ids = list(form.site_ids.data or [])
     sites = list(db_session().scalars(select(Site).where(Site.id.in_(site_ids))))
     if user.role is Role.SITE and not sites:

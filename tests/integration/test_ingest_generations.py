@@ -121,3 +121,21 @@ def test_a_replacement_enrolled_under_the_same_id_restarts_its_seq(h: Harness) -
         # the old certificate stays on the CRL; the device itself is granted again
         assert revoked_keys(s, datetime.now(UTC)) == [generation.signing_public_key]
         assert GATE in dict(registry_devices(s))
+
+
+def test_refused_seqs_go_with_the_events_retention(h: Harness) -> None:  # noqa: F811
+    from central.purge import purge
+    from central.settings import Retention
+
+    gate = h.devices[GATE]
+    t0 = datetime.now(UTC)
+    skewed = gate.event(occurred_at=datetime.now(VN) + timedelta(hours=2))
+    assert results(h.send((T, skewed), now=t0)) == ["clock-skew"]
+    with h.session() as s, s.begin():
+        purge(s, t0 + timedelta(days=399), Retention())
+    with h.session() as s:
+        assert s.scalar(select(func.count()).select_from(RefusedSeq)) == 1
+    with h.session() as s, s.begin():
+        purge(s, t0 + timedelta(days=401), Retention())
+    with h.session() as s:
+        assert s.scalar(select(func.count()).select_from(RefusedSeq)) == 0

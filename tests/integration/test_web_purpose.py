@@ -199,3 +199,15 @@ def test_the_auditor_reads_the_audit_log_with_filters_and_nothing_else(world: Wo
     assert a.get("/audit/?from=31/02/2026").status_code == 400
     denied = a.get("/audit/?action=access.denied&actor=kiemtra").get_data(as_text=True)
     assert 'id="audit-total">7<' in denied
+
+
+def test_the_admin_creates_an_auditor_without_a_unit(world: World) -> None:
+    c = world.app.test_client()
+    login(c, "admin")
+    r = c.post("/admin/users", data={"username": "kiemtra2", "password": "x" * 12,
+                                     "role": "auditor", "unit_id": "", "active": "1",
+                                     "csrf_token": csrf(c, "/admin/users")})
+    assert r.status_code in (200, 302), r.get_data(as_text=True)
+    a = world.app.test_client()
+    assert login(a, "kiemtra2", "x" * 12).headers["Location"].endswith("/audit/")
+    assert a.get("/audit/").status_code == 200 and a.get("/stays/").status_code == 403
