@@ -36,6 +36,7 @@ from werkzeug.wrappers.response import Response as BaseResponse
 from central.at_rest import load_data_key
 from central.db.engine import make_engine, make_sessionmaker
 from central.db.models import ApiToken, Role, User, WebSession
+from central.registry import draining
 from central.web.charts import bar_svg, hourly_svg
 from central.web.errors import OutOfScope, WebError
 from central.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
@@ -161,7 +162,8 @@ def create_base_app(config: Mapping[str, Any] | object,
     app.register_error_handler(405, _not_allowed)
     app.jinja_env.globals.update(
         _=lambda key: translate(key, current_language()), fmt_local=fmt_local, mask_id=mask_id,
-        hourly_svg=hourly_svg, bar_svg=bar_svg, lang=current_language, languages=LANGUAGES)
+        hourly_svg=hourly_svg, bar_svg=bar_svg, lang=current_language, languages=LANGUAGES,
+        device_draining=lambda device: draining(device, utcnow()))
     app.jinja_env.filters["dmy"] = display_date
     app.jinja_env.filters["vn_date"] = lambda at: fmt_local(at, "%d/%m/%Y")
     return app

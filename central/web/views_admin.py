@@ -31,7 +31,7 @@ from central.enrol import (
     centre_public_from_private_file,
     enrol,
 )
-from central.registry import DRAIN_PERIOD, draining, revoke_device
+from central.registry import DRAIN_PERIOD, revoke_device
 from central.web.app import end_user_sessions
 from central.web.errors import BadRequest, NotFoundError
 from central.web.forms import (
@@ -336,10 +336,8 @@ def devices() -> str:
     """Devices with enrolment and revocation."""
     rows = list(db_session().scalars(select(Device).order_by(Device.id)))
     ready = _device_ca() is not None and _centre_public() is not None
-    now = utcnow()
     return render_template("admin/devices.html", rows=rows, sites=_sites(), ready=ready,
-                           directions=DIRECTIONS,
-                           draining={d.id for d in rows if draining(d, now)})
+                           directions=DIRECTIONS)
 
 
 @bp.route("/devices/enrol", methods=["POST"])

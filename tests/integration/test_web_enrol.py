@@ -127,6 +127,7 @@ def test_retire_then_enrol_the_replacement_under_the_same_id(
     assert r.status_code == 302
     page = c.get("/admin/devices").get_data(as_text=True)
     assert "Đang cho nghỉ" in page
+    assert "Đang cho nghỉ" in c.get("/devices").get_data(as_text=True)
     assert c.post("/admin/devices/enrol", data=enrol).status_code == 400  # still draining
     assert c.post("/admin/devices/gate-thay-01/revoke",
                   data={"csrf_token": token}).status_code == 302  # end the drain
