@@ -515,7 +515,9 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
     now = utc(now or datetime.now(UTC))
     report = BatchReport()
     decoded = [decode(m) for m in batch]
-    ids = sorted({d.device_id for d in decoded if isinstance(d, Decoded)})
+    ids = sorted({d.device_id for d in decoded if isinstance(d, Decoded)}
+                 | {d.device_id for d in decoded if isinstance(d, Rejection)
+                    and d.reason is Reason.SCHEMA and d.device_id})
     devices = _read_devices(session, ids)
     kinds = _site_kinds(session, [d.site_id for d in devices.values()])
     views = {device_id: _view(device, kinds) for device_id, device in devices.items()}

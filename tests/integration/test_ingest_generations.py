@@ -139,3 +139,17 @@ def test_refused_seqs_go_with_the_events_retention(h: Harness) -> None:  # noqa:
         purge(s, t0 + timedelta(days=401), Retention())
     with h.session() as s:
         assert s.scalar(select(func.count()).select_from(RefusedSeq)) == 0
+
+
+def test_a_batch_of_only_a_signed_schema_refusal_settles_its_seq(h: Harness) -> None:  # noqa: F811
+    gate = h.devices[GATE]
+    e1 = gate.event()
+    unknown_kind = sign_event(dict({k: v for k, v in gate.event().items() if k != "sig"},
+                                   kind="dance"), gate.key)
+    e3 = gate.event()
+    assert results(h.send((T, e1), (T, e3))) == ["stored", "stored"]
+    assert results(h.send((T, unknown_kind))) == ["schema"]
+    with h.session() as s:
+        dev = s.get(Device, GATE)
+        assert dev is not None and (dev.contiguous_seq, dev.gap_since) == (3, None)
+
