@@ -211,3 +211,18 @@ def test_the_admin_creates_an_auditor_without_a_unit(world: World) -> None:
     a = world.app.test_client()
     assert login(a, "kiemtra2", "x" * 12).headers["Location"].endswith("/audit/")
     assert a.get("/audit/").status_code == 200 and a.get("/stays/").status_code == 403
+
+
+def test_the_subject_key_comes_from_the_settings_file(tmp_path: Path) -> None:
+    from central.settings import CentralSettings
+    from central.web.app import _as_mapping
+
+    key_file = tmp_path / "subject.key"
+    key_file.write_bytes(KEY)
+    assert _as_mapping(CentralSettings(subject_key=key_file))["SUBJECT_KEY_PATH"] == key_file
+    world = make_world(tmp_path, SUBJECT_KEY_PATH=str(key_file))
+    _plant_visits(world)
+    c = world.app.test_client()
+    login(c, "tinh")
+    r = _search(c)
+    assert r.status_code == 200 and r.get_data(as_text=True).count("<tr><td>") == 2
