@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from central.broker_acl import reserved
-from central.db.models import Device, DeviceGeneration, Event, RefusedSeq, Site
+from central.db.models import Alarm, Device, DeviceGeneration, Event, RefusedSeq, Site
 
 DEVICE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
@@ -164,6 +164,10 @@ def reenrol_device(session: Session, device_id: str, public_key: bytes | str | E
     device.contiguous_seq = 0
     device.gap_since = None
     device.state = "unknown"
+    # The old generation's seq gap can no longer fill (its numbering ended): its alarm clears.
+    for alarm in session.scalars(select(Alarm).where(
+            Alarm.kind == "seq-gap", Alarm.device_id == device.id, Alarm.cleared_at.is_(None))):
+        alarm.cleared_at = now
     device.outbox_depth = None
     device.oldest_undelivered_at = None
     device.health = None

@@ -88,8 +88,14 @@ def test_a_retired_device_drains_its_backlog_then_is_refused(h: Harness) -> None
 
 def test_a_replacement_enrolled_under_the_same_id_restarts_its_seq(h: Harness) -> None:  # noqa: F811
     gate = h.devices[GATE]
-    old = [gate.event() for _ in range(3)]
-    assert results(h.send(*((T, e) for e in old))) == ["stored"] * 3
+    old = [gate.event() for _ in range(4)]
+    t0 = datetime.now(UTC)
+    assert results(h.send(*((T, e) for e in old[:3]), now=t0)) == ["stored"] * 3
+    with h.session() as s, s.begin():  # the old device's seq 4 never arrives
+        assert check_seq_gaps(s, t0 + timedelta(seconds=61), h.ctx.seq_gap_grace) == []
+    assert results(h.send((T, gate.event()), now=t0)) == ["stored"]  # seq 5: a gap at 4
+    with h.session() as s, s.begin():
+        assert check_seq_gaps(s, t0 + timedelta(seconds=61), h.ctx.seq_gap_grace) == [GATE]
     new_key = Ed25519PrivateKey.generate()
     with h.session() as s, s.begin(), pytest.raises(RegistryError, match="revoke it first"):
         reenrol_device(s, GATE, new_key.public_key())
@@ -100,7 +106,7 @@ def test_a_replacement_enrolled_under_the_same_id_restarts_its_seq(h: Harness) -
             reenrol_device(s, GATE, new_key.public_key())
         revoke_device(s, GATE)  # the backlog is in: end the drain period
         dev = reenrol_device(s, GATE, new_key.public_key())
-        assert (dev.generation, dev.seq_base, dev.last_seq) == (2, 3, 0)
+        assert (dev.generation, dev.seq_base, dev.last_seq) == (2, 5, 0)
     replacement = FakeDevice(GATE, "hue-dai-noi", new_key, gate.centre_public)
     fresh = [replacement.event() for _ in range(2)]
     assert [e["seq"] for e in fresh] == [1, 2]
@@ -111,12 +117,13 @@ def test_a_replacement_enrolled_under_the_same_id_restarts_its_seq(h: Harness) -
     assert results(h.send((T, replacement.event(seq=2)))) == ["replay"]
     with h.session() as s:
         assert sorted(s.scalars(select(Event.seq).where(Event.device_id == GATE))) == [
-            1, 2, 3, 4, 5]
+            1, 2, 3, 5, 6, 7]
+        assert s.scalars(select(Alarm).where(Alarm.kind == "seq-gap")).one().cleared_at
         current = s.get(Device, GATE)
         assert current is not None and (
             current.contiguous_seq, current.last_seq, current.revoked) == (2, 2, False)
         generation = s.scalars(select(DeviceGeneration)).one()
-        assert (generation.generation, generation.last_seq) == (1, 3)
+        assert (generation.generation, generation.last_seq) == (1, 5)
         assert generation.signing_public_key == raw_public_key(gate.key.public_key())
         # the old certificate stays on the CRL; the device itself is granted again
         assert revoked_keys(s, datetime.now(UTC)) == [generation.signing_public_key]
