@@ -17,13 +17,13 @@ import ssl
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from central.broker_acl import (
@@ -36,7 +36,7 @@ from central.broker_acl import (
     plan,
     wanted,
 )
-from central.db.models import Device
+from central.db.models import Device, DeviceGeneration
 from central.enrol import DeviceCA
 from central.revocation import build_crl, needs_rewrite
 from central.settings import BrokerSettings
@@ -50,17 +50,29 @@ class BrokerSyncError(RuntimeError):
     """The broker could not be reached or refused a command (the message says which)."""
 
 
-def registry_devices(session: Session) -> list[tuple[str, str]]:
-    """``(device_id, site_id)`` of every device that is not revoked."""
-    rows = session.execute(select(Device.id, Device.site_id).where(Device.revoked.is_(False)))
+def registry_devices(session: Session, now: datetime | None = None) -> list[tuple[str, str]]:
+    """``(device_id, site_id)`` of every device that is not revoked, or retired and still
+    draining its backlog (docs/operations.md §3)."""
+    now = now or datetime.now(UTC)
+    rows = session.execute(select(Device.id, Device.site_id).where(or_(
+        Device.revoked.is_(False), Device.drain_until > now)))
     return [(str(d), str(s)) for d, s in rows]
+
+
+def revoked_keys(session: Session, now: datetime) -> list[bytes]:
+    """The signing keys whose certificates the CRL names: revoked devices past their drain
+    period, and every earlier key generation of a re-enrolled id."""
+    keys = [bytes(k) for k in session.scalars(select(Device.signing_public_key).where(
+        Device.revoked.is_(True),
+        or_(Device.drain_until.is_(None), Device.drain_until <= now)))]
+    keys += [bytes(k) for k in session.scalars(select(DeviceGeneration.signing_public_key))]
+    return keys
 
 
 def write_crl(session: Session, ca: DeviceCA, path: Path, now: datetime) -> tuple[int, bool]:
     """Rewrite the CRL naming every revoked device when that list changed (atomically, mode
     0644: the broker reads it and it holds no secret). Returns (devices named, rewritten)."""
-    keys = [bytes(k) for k in session.scalars(
-        select(Device.signing_public_key).where(Device.revoked.is_(True)))]
+    keys = revoked_keys(session, now)
     try:
         current: bytes | None = path.read_bytes()
     except FileNotFoundError:

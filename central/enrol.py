@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from central.broker_acl import reserved
 from central.db.models import Device, Site, SiteKind
 from central.private_files import write_private
-from central.registry import DEVICE_ID, RegistryError, enrol_device
+from central.registry import DEVICE_ID, RegistryError, enrol_device, reenrol_device
 from central.revocation import certificate_serial
 
 CERT_DAYS = 3 * 365
@@ -229,8 +229,10 @@ def enrol(db: Session, *, device_id: str, site: Site, ca: DeviceCA, centre_publi
         raise EnrolmentError(f"device id: {device_id!r} is reserved (sites, collector, "
                              "collector-*, broker*, central*: the broker grants those names "
                              "more than a device, docs/protocol.md §2)")
-    if db.get(Device, device_id) is not None:
-        raise EnrolmentError(f"device id: {device_id!r} is already enrolled")
+    existing = db.get(Device, device_id)
+    if existing is not None and not existing.revoked:
+        raise EnrolmentError(f"device id: {device_id!r} is already enrolled (revoke the old "
+                             "device first to enrol its replacement under this id)")
     if direction is not None and direction not in DIRECTIONS:
         raise EnrolmentError(f"direction: one of {', '.join(DIRECTIONS)}")
     tls_key = ec.generate_private_key(ec.SECP256R1())
@@ -241,8 +243,15 @@ def enrol(db: Session, *, device_id: str, site: Site, ca: DeviceCA, centre_publi
                              serial=certificate_serial(raw_signing))
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     try:
-        device = enrol_device(db, device_id, site.id, signing.public_key(), name=name,
-                              cert_pem=cert_pem, now=now)
+        if existing is not None:  # a replacement: a new key generation under the same id
+            device = reenrol_device(db, device_id, signing.public_key(), cert_pem=cert_pem,
+                                    now=now)
+            device.site_id = site.id
+            if name:
+                device.name = name
+        else:
+            device = enrol_device(db, device_id, site.id, signing.public_key(), name=name,
+                                  cert_pem=cert_pem, now=now)
     except RegistryError as exc:
         raise EnrolmentError(str(exc)) from None
     pkcs8 = serialization.PrivateFormat.PKCS8

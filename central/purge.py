@@ -21,7 +21,7 @@ from sqlalchemy import and_, delete, func, or_, update
 from sqlalchemy.orm import Session
 
 from central.counting import rowcount, utc
-from central.db.models import AuditLog, Event, IngestRejection, Presence, Stay
+from central.db.models import AuditLog, Event, IngestRejection, Presence, RefusedSeq, Stay
 from central.settings import Retention
 
 
@@ -39,6 +39,8 @@ def purge(session: Session, now: datetime, retention: Retention) -> PurgeReport:
     now = utc(now)
     events_before = now - retention.events
     events = rowcount(session, delete(Event).where(Event.occurred_at < events_before))
+    # Refused seqs settle gaps like stored events fill them: they go with the events' horizon.
+    session.execute(delete(RefusedSeq).where(RefusedSeq.at < events_before))
     presences = rowcount(session, delete(Presence).where(
         Presence.exited_at.is_not(None), Presence.exited_at < events_before))
     stays_before = now - retention.stays

@@ -2,22 +2,26 @@
 
 docs/protocol.md §2 and §11: a device is known by its certificate CN (= device id); the
 collector verifies every event under the Ed25519 key registered here and checks the device's
-site. Revoking a device makes the ingest reject its messages (``revoked-device``).
+site. Revoking a device makes the ingest reject its messages (``revoked-device``); *retiring*
+it (revoking with a drain period, docs/operations.md §3) first lets the backlog it recorded
+before the revocation arrive. A replacement enrolled under a revoked id is a new *generation*:
+new keys, its own seq numbering from 1 above a ``seq_base`` (:func:`reenrol_device`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from central.broker_acl import reserved
-from central.db.models import Device, Site
+from central.db.models import Alarm, Device, DeviceGeneration, Event, RefusedSeq, Site
 
 DEVICE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
@@ -89,9 +93,83 @@ def enrol_device(session: Session, device_id: str, site_id: str,
     return device
 
 
-def revoke_device(session: Session, device_id: str) -> None:
+DRAIN_PERIOD = timedelta(days=7)
+"""How long a retired device's backlog is still accepted (docs/operations.md §3)."""
+
+
+def revoke_device(session: Session, device_id: str, *, drain: timedelta | None = None,
+                  now: datetime | None = None) -> Device:
+    """Revoke a device; with ``drain``, retire it: for that long the ingest still accepts its
+    events that occurred before now (and its statuses), so its outbox can drain; the broker
+    keeps its own topics until then. Without, everything it sends is refused at once (a stolen
+    device). The caller commits."""
     device = session.get(Device, device_id)
     if device is None:
         raise RegistryError(f"no device {device_id!r}")
-    device.revoked = True
+    now = now or datetime.now(UTC)
+    if not device.revoked:
+        device.revoked = True
+        device.revoked_at = now
+    device.drain_until = now + drain if drain is not None else None
     session.flush()
+    return device
+
+
+def draining(device: Device, now: datetime) -> bool:
+    """True while a retired device's backlog is still accepted."""
+    if not device.revoked or device.drain_until is None:
+        return False
+    until = device.drain_until
+    if until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    return now < until
+
+
+def reenrol_device(session: Session, device_id: str, public_key: bytes | str | Ed25519PublicKey,
+                   *, cert_pem: bytes | None = None, now: datetime | None = None) -> Device:
+    """Enrol a replacement under a revoked id: the old key generation is kept (its certificate
+    stays on the CRL), the device gets ``generation`` + 1, and its seqs restart at 1 above a
+    ``seq_base`` past every seq stored or refused so far, so ``(device_id, seq)`` never
+    collides. Refused for an id that is not revoked, or still draining. The caller commits."""
+    now = now or datetime.now(UTC)
+    device = session.get(Device, device_id)
+    if device is None:
+        raise RegistryError(f"no device {device_id!r}")
+    if not device.revoked:
+        raise RegistryError(f"device id {device_id!r} is in use: revoke it first")
+    if draining(device, now):
+        raise RegistryError(f"device id {device_id!r} is still draining its backlog: wait, or "
+                            "revoke it without a drain period")
+    raw = raw_public_key(public_key)
+    fingerprint = cert_fingerprint(cert_pem, device_id) if cert_pem is not None else None
+    session.add(DeviceGeneration(
+        device_id=device.id, generation=device.generation,
+        signing_public_key=bytes(device.signing_public_key),
+        cert_fingerprint=device.cert_fingerprint, enrolled_at=device.enrolled_at,
+        retired_at=device.revoked_at or now, seq_base=device.seq_base,
+        last_seq=device.last_seq))
+    highest = [device.seq_base + device.last_seq,
+               session.scalar(select(func.max(Event.seq)).where(Event.device_id == device.id)),
+               session.scalar(select(func.max(RefusedSeq.seq)).where(
+                   RefusedSeq.device_id == device.id))]
+    device.seq_base = max(int(h) for h in highest if h is not None)
+    device.generation = device.generation + 1
+    device.signing_public_key = raw
+    device.cert_fingerprint = fingerprint
+    device.enrolled_at = now
+    device.revoked = False
+    device.revoked_at = None
+    device.drain_until = None
+    device.last_seq = 0
+    device.contiguous_seq = 0
+    device.gap_since = None
+    device.state = "unknown"
+    # The old generation's seq gap can no longer fill (its numbering ended): its alarm clears.
+    for alarm in session.scalars(select(Alarm).where(
+            Alarm.kind == "seq-gap", Alarm.device_id == device.id, Alarm.cleared_at.is_(None))):
+        alarm.cleared_at = now
+    device.outbox_depth = None
+    device.oldest_undelivered_at = None
+    device.health = None
+    session.flush()
+    return device

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -39,7 +40,7 @@ PASSWORD = "correct horse battery 1"
 DATA_KEY = bytes(range(32))
 FAST = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 1024, "ARGON2_PARALLELISM": 1}
 USERS = {"admin": Role.ADMIN, "tinh": Role.PROVINCE, "huyen": Role.DISTRICT, "diem": Role.SITE,
-         "hanoi": Role.PROVINCE}
+         "hanoi": Role.PROVINCE, "kiemtra": Role.AUDITOR}
 GUESTS = [
     {"full_name": "Nguyễn Thị Mai", "id_number": "079303001234", "date_of_birth": "2003-05-15",
      "sex": "F", "nationality": "VNM", "address": "1 Đường C, Phường A, TP. Hồ Chí Minh",
@@ -175,6 +176,27 @@ def csrf(client: FlaskClient, path: str = "/login") -> str:
     match = CSRF_RE.search(page)
     assert match, f"no CSRF token on {path}"
     return match.group(1)
+
+
+PURPOSE = {"reason": "police-notice", "note": "CV 12/CAT-PC06"}
+"""A stated purpose, as the register's forms post it (docs/privacy.md §3)."""
+
+
+def export_stays(client: FlaskClient, fmt: str, query: str = "",
+                 purpose: dict[str, str] | None = None) -> Any:
+    """POST a register export (``xlsx`` or ``csv``) with the filters of ``query`` (as the
+    register's query string) and a purpose, as the register's export form does."""
+    data = dict(parse_qsl(query))
+    data.update(PURPOSE if purpose is None else purpose)
+    data["csrf_token"] = csrf(client)
+    return client.post(f"/stays/export.{fmt}", data=data)
+
+
+def view_personal(client: FlaskClient, stay_id: str,
+                  purpose: dict[str, str] | None = None) -> Any:
+    """POST the purpose form of a stay's personal data, as the browser does."""
+    return client.post(f"/stays/{stay_id}/personal", data={
+        **(PURPOSE if purpose is None else purpose), "csrf_token": csrf(client)})
 
 
 def login(client: FlaskClient, username: str, password: str = PASSWORD) -> Any:

@@ -63,6 +63,8 @@ class Role(enum.StrEnum):
     PROVINCE = "province"
     DISTRICT = "district"
     SITE = "site"
+    AUDITOR = "auditor"
+    """Reads the audit log and nothing else (docs/privacy.md §3)."""
 
 
 class Unit(Base):
@@ -117,7 +119,49 @@ class Device(Base):
     outbox_depth: Mapped[int | None] = mapped_column(Integer)
     oldest_undelivered_at: Mapped[datetime | None]
     health: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    revoked_at: Mapped[datetime | None]
+    """When the device was revoked (None: never, or before this column existed)."""
+    drain_until: Mapped[datetime | None]
+    """A *retired* device (revoked to drain, docs/operations.md §3): until this instant the
+    ingest still accepts its events that occurred before ``revoked_at``; None: refused at once."""
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    """1 at the first enrolment, +1 each time a replacement is enrolled under the same id."""
+    seq_base: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Added to the device's own ``seq`` to form ``events.seq``: a replacement numbers its
+    events from 1 again, and its base lies above every seq the earlier generations stored, so
+    the ``(device_id, seq)`` key never collides. ``last_seq``/``contiguous_seq`` count in the
+    current generation's own numbering."""
     site: Mapped[Site] = relationship()
+
+
+class DeviceGeneration(Base):
+    """An earlier key generation of a device id, kept when a replacement is enrolled: its
+    certificate stays on the CRL, and its seqs stay reserved below the new ``seq_base``."""
+
+    __tablename__ = "device_generations"
+    __table_args__ = (UniqueConstraint("device_id", "generation",
+                                       name="uq_device_generations_device_generation"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    generation: Mapped[int] = mapped_column(Integer)
+    signing_public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    cert_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    enrolled_at: Mapped[datetime]
+    retired_at: Mapped[datetime]
+    seq_base: Mapped[int] = mapped_column(BigInteger)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class RefusedSeq(Base):
+    """A seq the device signed but the ingest refused (clock skew, wrong site, kind…): it can
+    never arrive again, so it counts as settled when the ``seq-gap`` alarm looks for holes.
+    ``seq`` is stored like ``events.seq`` (with the generation's ``seq_base``)."""
+
+    __tablename__ = "refused_seqs"
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
 
 
 class Event(Base):

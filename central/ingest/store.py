@@ -17,6 +17,7 @@ only for the end of a transaction (:func:`process`).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -42,8 +43,8 @@ from central.counting import (
     utc,
 )
 from central.db.bulk import insert_rows
-from central.db.models import Alarm, Device, Event, IngestRejection, Site, Stay
-from central.ingest.crypto import ed25519_public
+from central.db.models import Alarm, Device, Event, IngestRejection, RefusedSeq, Site, Stay
+from central.ingest.crypto import BadSignatureError, ed25519_public, verify_signature
 from central.ingest.validate import (
     Decoded,
     DeviceView,
@@ -198,7 +199,9 @@ def _view(device: Device | None, site_kinds: dict[str, str]) -> DeviceView | Non
     if device is None:
         return None
     return DeviceView(device.id, device.site_id, _public(bytes(device.signing_public_key)),
-                      bool(device.revoked), site_kinds.get(device.site_id))
+                      bool(device.revoked), site_kinds.get(device.site_id),
+                      utc(device.revoked_at) if device.revoked_at else None,
+                      utc(device.drain_until) if device.drain_until else None)
 
 
 def _site_kinds(session: Session, site_ids: Sequence[str]) -> dict[str, str]:
@@ -269,7 +272,7 @@ def _insert_events(session: Session, candidates: list[tuple[ValidEvent, Device]]
             (below if seq <= device.contiguous_seq else fresh).append(index)
     inserted: set[tuple[str, str]] = set()
     if fresh:
-        rows = [_event_row(candidates[i][0]) for i in fresh]
+        rows = [_event_row(candidates[i][0], candidates[i][1].seq_base) for i in fresh]
         inserted = {(r[0], r[1]) for r in insert_rows(
             session, cast(Table, Event.__table__), rows, returning=("device_id", "event_id"),
             skip_conflicts=True)}
@@ -283,7 +286,8 @@ def _insert_events(session: Session, candidates: list[tuple[ValidEvent, Device]]
                 Event.device_id, Event.event_id, Event.seq, Event.sig).where(
                 Event.device_id.in_(sorted({ev.device_id for ev in wanted})),
                 or_(Event.event_id.in_(sorted({ev.event_id for ev in wanted})),
-                    Event.seq.in_(sorted({ev.seq for ev in wanted}))))):
+                    Event.seq.in_(sorted({candidates[i][0].seq + candidates[i][1].seq_base
+                                          for i in lookup}))))):
             stored[(d, e)] = g
             taken.add((d, q))
     for index in fresh:
@@ -297,7 +301,7 @@ def _insert_events(session: Session, candidates: list[tuple[ValidEvent, Device]]
             results[index] = "duplicate" if stored[key] == ev.message["sig"] else Rejection(
                 Reason.REPLAY, f"event_id {ev.event_id} stored with other content",
                 ev.device_id)
-        elif (ev.device_id, ev.seq) in taken:
+        elif (ev.device_id, ev.seq + candidates[index][1].seq_base) in taken:
             results[index] = Rejection(Reason.REPLAY,
                                        f"seq {ev.seq} already taken by another event_id",
                                        ev.device_id)
@@ -326,10 +330,10 @@ def _insert_events(session: Session, candidates: list[tuple[ValidEvent, Device]]
     return cast(list[str | Rejection], results)
 
 
-def _event_row(ev: ValidEvent) -> dict[str, Any]:
+def _event_row(ev: ValidEvent, seq_base: int = 0) -> dict[str, Any]:
     msg, demo = ev.message, ev.message["demographics"]
     return {
-        "device_id": ev.device_id, "event_id": ev.event_id, "seq": ev.seq,
+        "device_id": ev.device_id, "event_id": ev.event_id, "seq": seq_base + ev.seq,
         "site_id": msg["site_id"], "occurred_at": ev.occurred_at,
         "received_at": ev.received_at, "kind": msg["kind"], "method": msg["method"],
         "assurance": msg["assurance"], "subject": msg["subject"], "count": msg["count"],
@@ -375,20 +379,26 @@ def _advance_seq(session: Session, device: Device, seqs: list[int], now: datetim
                  grace: timedelta) -> None:
     """contiguous_seq / last_seq, and the ``seq-gap`` alarm.
 
-    ``seqs`` are the device's seqs this batch stored. Several workers sharing the subscription
+    ``seqs`` are the device's seqs this batch stored or settled (signed events it refused: they
+    can never arrive again, so a hole they leave is no lost event and the alarm, if raised,
+    clears). Seqs count in the device's own numbering; ``events.seq`` and ``refused_seqs.seq``
+    add the generation's ``seq_base``. Several workers sharing the subscription
     commit a device's events out of order, so a gap is normal for a moment: it is timed
     (``gap_since``) and becomes an alarm only when it outlives ``grace`` (here, at a later
     batch, or in :func:`check_seq_gaps` for a device that went quiet); the alarm is cleared
     when the gap fills. When nothing was stored above the prefix before the batch (the usual
     case), the new prefix follows from ``seqs`` alone and no query is needed.
     """
-    contiguous = device.contiguous_seq
+    contiguous, base = device.contiguous_seq, device.seq_base
     if device.last_seq > contiguous:
-        ordered = session.execute(select(Event.seq).where(
-            Event.device_id == device.id, Event.seq > contiguous)
-            .order_by(Event.seq).limit(100_000)).scalars().all()
+        above = set(seqs)
+        for model in (Event, RefusedSeq):
+            above.update(int(q) - base for q in session.execute(select(model.seq).where(
+                model.device_id == device.id, model.seq > base + contiguous)
+                .order_by(model.seq).limit(100_000)).scalars())
+        ordered = sorted(above)
     else:
-        ordered = sorted(seqs)
+        ordered = sorted(set(seqs))
     for s in ordered:
         if s != contiguous + 1:
             break
@@ -506,7 +516,9 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
     now = utc(now or datetime.now(UTC))
     report = BatchReport()
     decoded = [decode(m) for m in batch]
-    ids = sorted({d.device_id for d in decoded if isinstance(d, Decoded)})
+    ids = sorted({d.device_id for d in decoded if isinstance(d, Decoded)}
+                 | {d.device_id for d in decoded if isinstance(d, Rejection)
+                    and d.reason is Reason.SCHEMA and d.device_id})
     devices = _read_devices(session, ids)
     kinds = _site_kinds(session, [d.site_id for d in devices.values()])
     views = {device_id: _view(device, kinds) for device_id, device in devices.items()}
@@ -514,9 +526,14 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
     candidates: list[tuple[ValidEvent, Device]] = []
     statuses: list[Decoded] = []
     rejections: list[tuple[Incoming, Rejection]] = []
+    settled: list[tuple[str, int, str]] = []
     for incoming, item in zip(batch, decoded, strict=True):
         if isinstance(item, Rejection):
             rejections.append((incoming, item))
+            if item.reason is Reason.SCHEMA:
+                signed = _signed_seq(incoming, item, views)
+                if signed is not None:
+                    settled.append((signed[0], signed[1], item.reason.value))
             continue
         device = devices.get(item.device_id)
         if item.kind == "status":
@@ -532,16 +549,22 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
                               max_age=ctx.max_age)
         if isinstance(checked, Rejection):
             rejections.append((incoming, checked))
+            if checked.reason in SETTLING:
+                settled.append((item.device_id, int(item.message["seq"]),
+                                checked.reason.value))
             continue
         assert device is not None
         if checked.personal is not None and ctx.data_key is None:
             rejections.append((incoming, Rejection(
                 Reason.SEALED_STAY_UNOPENABLE, "collector has no data key", device.id)))
+            settled.append((device.id, checked.seq, Reason.SEALED_STAY_UNOPENABLE.value))
             continue
         candidates.append((checked, device))
     foreign = _stay_owners(session, candidates)
     if foreign:
         rejections.extend((candidates[i][0].incoming, r) for i, r in sorted(foreign.items()))
+        settled.extend((candidates[i][0].device_id, candidates[i][0].seq, r.reason.value)
+                       for i, r in sorted(foreign.items()))
         candidates = [c for i, c in enumerate(candidates) if i not in foreign]
     for (checked, _device), result in zip(candidates,
                                           _insert_events(session, candidates), strict=True):
@@ -557,7 +580,8 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
     if items:
         report.movements.extend(apply_occupancy_batch(session, items, now, bump=False))
     # The hot rows, last: devices, rollups, occupancy.
-    seen = sorted({ev.device_id for ev, _ in candidates} | {d.device_id for d in statuses})
+    seen = sorted({ev.device_id for ev, _ in candidates} | {d.device_id for d in statuses}
+                  | {d for d, _q, _r in settled if d in devices})
     locked = _lock_devices(session, seen)
     for item in statuses:
         _apply_status(session, item, locked[item.device_id], now, ctx.max_future_skew)
@@ -568,6 +592,14 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
     by_device: dict[str, list[int]] = {}
     for ev in stored:
         by_device.setdefault(ev.device_id, []).append(ev.seq)
+    for device_id, seq, reason in settled:
+        device = locked.get(device_id)
+        if device is None or seq <= device.contiguous_seq:
+            continue
+        session.execute(dialect_insert(session, RefusedSeq).values(
+            device_id=device_id, seq=device.seq_base + seq, reason=reason, at=now)
+            .on_conflict_do_nothing())
+        by_device.setdefault(device_id, []).append(seq)
     for device_id in sorted(by_device):
         _advance_seq(session, locked[device_id], by_device[device_id], now, ctx.seq_gap_grace)
     if items:
@@ -581,6 +613,39 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
     order = {id(m): i for i, m in enumerate(batch)}
     report.outcomes.sort(key=lambda o: order[id(o.incoming)])
     return report
+
+
+SETTLING = frozenset({Reason.SITE_MISMATCH, Reason.CLOCK_SKEW, Reason.TOO_OLD,
+                      Reason.KIND_NOT_FOR_SITE, Reason.SEALED_STAY_UNOPENABLE,
+                      Reason.STAY_OWNER_MISMATCH})
+"""Refusals of an event whose signature verified: the device did sign that seq, and it will
+never be accepted, so the seq is settled for the gap alarm (a ``replay`` seq is settled by the
+stored event, a bad signature proves nothing, a revoked device's gaps do not matter)."""
+
+
+def _signed_seq(incoming: Incoming, rejection: Rejection,
+                views: dict[str, DeviceView | None]) -> tuple[str, int] | None:
+    """The device and seq of a schema-refused event whose signature still verifies under the
+    device's key (an event the device did sign, e.g. with a kind the collector does not know);
+    None for anything unsigned or forged, which must not hide a lost event."""
+    where = split_topic(incoming.topic)
+    view = views.get(rejection.device_id or "")
+    if where is None or where[1] != "event" or view is None or view.revoked:
+        return None
+    try:
+        message = json.loads(incoming.payload)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(message, dict) or message.get("device_id") != view.id:
+        return None
+    seq = message.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 < seq < 2**53:
+        return None
+    try:
+        verify_signature(message, view.public_key)
+    except (BadSignatureError, ValueError, TypeError, RecursionError):
+        return None
+    return view.id, seq
 
 
 def _limit_key(incoming: Incoming, rejection: Rejection) -> str:

@@ -96,6 +96,20 @@ class DeviceView:
     revoked: bool
     site_kind: str | None = None
     """``heritage``, ``hospital`` or ``accommodation`` (None: not checked)."""
+    revoked_at: datetime | None = None
+    drain_until: datetime | None = None
+    """A retired device (docs/operations.md §3): until then its events that occurred before
+    ``revoked_at``, and its statuses, are still accepted (the backlog drains)."""
+
+    def refuses(self, occurred: datetime | None, received: datetime) -> bool:
+        """True when a message from this device is ``revoked-device``: revoked, and not a
+        retired device's backlog (``occurred`` before the revocation, received before the end
+        of the drain period; ``occurred`` None for a status)."""
+        if not self.revoked:
+            return False
+        if self.drain_until is None or self.revoked_at is None or received >= self.drain_until:
+            return True
+        return occurred is not None and occurred >= self.revoked_at
 
 
 @dataclass(frozen=True)
@@ -282,8 +296,20 @@ def _device_checks(decoded: Decoded, device: DeviceView | None,
     # decode() refused every floating-point number, so the canonical form needs no walk.
     if device is None:
         return Rejection(Reason.UNKNOWN_DEVICE, "device not in the registry", decoded.device_id)
-    if device.revoked:
-        return Rejection(Reason.REVOKED_DEVICE, "device revoked", decoded.device_id)
+    received = decoded.incoming.received_at.astimezone(UTC)
+    occurred: datetime | None = None
+    if decoded.kind != "status":
+        try:
+            occurred = parse_time(decoded.message["occurred_at"])
+        except (KeyError, TypeError, ValueError):
+            occurred = None
+        if occurred is None:  # no real instant: never part of a backlog
+            occurred = received
+    if device.refuses(occurred, received):
+        return Rejection(Reason.REVOKED_DEVICE, "device revoked" + (
+            " (occurred after the revocation)" if device.drain_until is not None
+            and device.revoked_at is not None and received < device.drain_until else ""),
+            decoded.device_id)
     if signed:
         try:
             verify_signature(decoded.message, device.public_key, float_free=True)

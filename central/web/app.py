@@ -35,13 +35,15 @@ from werkzeug.wrappers.response import Response as BaseResponse
 
 from central.at_rest import load_data_key
 from central.db.engine import make_engine, make_sessionmaker
-from central.db.models import ApiToken, User, WebSession
+from central.db.models import ApiToken, Role, User, WebSession
+from central.registry import draining
 from central.web.charts import bar_svg, hourly_svg
-from central.web.errors import WebError
+from central.web.errors import OutOfScope, WebError
 from central.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 from central.web.periods import display_date
 from central.web.security import (
     DB_INT_MAX,
+    audit_denied,
     db_session,
     make_hasher,
     mask_id,
@@ -73,6 +75,8 @@ DEFAULTS: dict[str, Any] = {
     "TRUSTED_PROXY_HOPS": 0,
 }
 PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.language", "api.openapi"}
+AUDITOR_ENDPOINTS = ("audit.", "auth.")
+"""All the ``auditor`` role may reach (docs/web.md): the audit log, and logging out."""
 
 
 class ConfigurationError(ValueError):
@@ -81,6 +85,7 @@ class ConfigurationError(ValueError):
 
 _SETTINGS_NAMES = {"database_url": "DATABASE_URL", "data_key": "DATA_KEY_PATH",
                    "centre_private_key": "CENTRE_X25519_PRIVATE",
+                   "subject_key": "SUBJECT_KEY_PATH",
                    "web_trusted_proxy_hops": "TRUSTED_PROXY_HOPS"}
 
 
@@ -158,7 +163,8 @@ def create_base_app(config: Mapping[str, Any] | object,
     app.register_error_handler(405, _not_allowed)
     app.jinja_env.globals.update(
         _=lambda key: translate(key, current_language()), fmt_local=fmt_local, mask_id=mask_id,
-        hourly_svg=hourly_svg, bar_svg=bar_svg, lang=current_language, languages=LANGUAGES)
+        hourly_svg=hourly_svg, bar_svg=bar_svg, lang=current_language, languages=LANGUAGES,
+        device_draining=lambda device: draining(device, utcnow()))
     app.jinja_env.filters["dmy"] = display_date
     app.jinja_env.filters["vn_date"] = lambda at: fmt_local(at, "%d/%m/%Y")
     return app
@@ -218,6 +224,8 @@ def _authenticate() -> BaseResponse | tuple[Response, int] | None:
         return redirect(url_for("auth.login", next=request.path))
     g.user = user
     g.scope = scope_for_user(db, user)
+    if user.role is Role.AUDITOR and not (request.endpoint or "").startswith(AUDITOR_ENDPOINTS):
+        raise OutOfScope("role")  # the audit log is all an auditor reads, the API included
     return None
 
 
@@ -331,6 +339,8 @@ def _error_page(status: int, key: str, detail: str = "") -> tuple[str | Response
 
 
 def _web_error(exc: WebError) -> tuple[str | Response, int]:
+    if exc.status == 403:
+        audit_denied(str(exc))
     key = {403: "error.403", 404: "error.404", 503: "error.503"}.get(exc.status, "error.400")
     return _error_page(exc.status, key, str(exc) if exc.status == 400 else "")
 

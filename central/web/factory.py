@@ -14,8 +14,10 @@ from flask import Flask
 from central.web import (
     api,
     views_admin,
+    views_audit,
     views_auth,
     views_main,
+    views_people,
     views_reports,
     views_security,
     views_stays,
@@ -30,7 +32,7 @@ def create_app(config: Mapping[str, Any] | object,
     authenticates by bearer token, is exempt from CSRF."""
     app = create_base_app(config, overrides)
     for module in (views_auth, views_main, views_stays, views_reports, views_security,
-                   views_admin, api):
+                   views_people, views_admin, views_audit, api):
         app.register_blueprint(module.bp)
     app.extensions["csrf"].exempt(api.bp)
     return app

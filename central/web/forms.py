@@ -290,3 +290,71 @@ class ReportFilterForm(Form):  # type: ignore[misc]
 
 
 setattr(ReportFilterForm, "from", DateField("from"))
+
+
+PURPOSES = ("police-notice", "guest-request", "legal-request", "incident", "data-correction")
+"""Why personal data is opened, exported or searched (docs/privacy.md §3): the accommodation
+notice to the police, the guest's own request, a request under the law (police, court,
+inspection), an incident at the site, correcting a guest's data."""
+ID_NUMBER = r"^[0-9]{12}$"
+"""A CCCD number: 12 digits (docs/cccd.md §1)."""
+
+
+class PurposeForm(Form):  # type: ignore[misc]
+    """The stated purpose every personal view, export and person search needs: a ``reason``
+    from :data:`PURPOSES` and a free-text ``note`` (a file number, who asked)."""
+
+    reason = SelectField("reason", choices=list(PURPOSES), validate_choice=True,
+                         validators=[DataRequired(f"one of {', '.join(PURPOSES)}")])
+    note = StringField("note", filters=[_strip], validators=[
+        DataRequired("3 to 500 characters"),
+        Length(min=3, max=500, message="3 to 500 characters")])
+
+    def purpose(self) -> dict[str, str]:
+        """What the audit log records of it."""
+        return {"reason": str(self.reason.data), "note": str(self.note.data)}
+
+
+class PersonSearchForm(PurposeForm):
+    """Was this person at this site between these dates: the ID number (never stored or
+    logged, only its masked form), a site, ``from`` / ``to`` (attached below)."""
+
+    id_number = StringField("id_number", filters=[_strip], validators=[
+        DataRequired("12 digits"), Regexp(ID_NUMBER, message="12 digits")])
+    site = StringField("site", filters=[_strip], validators=[
+        DataRequired("a site id"), Regexp(SITE_ID, message="a site id")])
+    to = DateField("to", validators=[DataRequired("dd/mm/yyyy")])
+
+    @property
+    def first(self) -> date | None:
+        field: DateField = self._fields["from"]
+        return field.date
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        ok = bool(super().validate(extra_validators))
+        if ok and self.first is not None and self.to.date is not None \
+                and self.to.date < self.first:
+            self.to.errors = [*self.to.errors, "must not be before from"]
+            return False
+        return ok
+
+
+setattr(PersonSearchForm, "from", DateField("from", validators=[DataRequired("dd/mm/yyyy")]))
+
+
+class AuditFilterForm(Form):  # type: ignore[misc]
+    """The audit log's filters: actor, action (prefix), target, ``from`` / ``to`` dates."""
+
+    actor = StringField("actor", filters=[_strip], validators=[Optional(), Length(max=100)])
+    action = StringField("action", filters=[_strip], validators=[Optional(), Length(max=64)])
+    target = StringField("target", filters=[_strip], validators=[Optional(), Length(max=200)])
+    to = DateField("to")
+
+    @property
+    def first(self) -> date | None:
+        field: DateField = self._fields["from"]
+        return field.date
+
+
+setattr(AuditFilterForm, "from", DateField("from"))
+

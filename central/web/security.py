@@ -221,7 +221,26 @@ def require_roles(*roles: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
 
 
 ALL_ROLES = (Role.ADMIN, Role.PROVINCE, Role.DISTRICT, Role.SITE)
+"""Every role that works with the sites' data (the auditor reads only the audit log)."""
 STAFF_ROLES = ALL_ROLES
+PERSONAL_ROLES = ALL_ROLES
+"""May open or export the personal data of stays in their scope, for a stated purpose."""
+SEARCH_ROLES = (Role.ADMIN, Role.PROVINCE, Role.DISTRICT)
+"""May search whether a person (by ID number) was at a site in their scope: not site staff."""
+AUDIT_ROLES = (Role.ADMIN, Role.AUDITOR)
+"""May read the audit log."""
+
+
+def audit_denied(reason: str) -> None:
+    """Log a refused request (403) of a logged-in principal: what was asked and why not.
+    Written in a clean transaction, so nothing the refused view did is committed with it."""
+    if current_user() is None and g.get("token") is None:
+        return
+    db = db_session()
+    db.rollback()
+    audit("access.denied", request.path[:200],
+          {"endpoint": request.endpoint or "", "method": request.method,
+           "reason": reason[:200]})
 
 
 def get_site(site_id: str) -> Site:

@@ -15,7 +15,6 @@ from werkzeug.wrappers.response import Response as BaseResponse
 
 from central.db.models import (
     ApiToken,
-    AuditLog,
     Device,
     Role,
     Site,
@@ -32,6 +31,7 @@ from central.enrol import (
     centre_public_from_private_file,
     enrol,
 )
+from central.registry import DRAIN_PERIOD, revoke_device
 from central.web.app import end_user_sessions
 from central.web.errors import BadRequest, NotFoundError
 from central.web.forms import (
@@ -52,7 +52,6 @@ from central.web.forms import (
 from central.web.reports import DEFAULT_TARGETS, METRICS
 from central.web.security import (
     audit,
-    bounded_int,
     current_user,
     db_session,
     require_roles,
@@ -63,7 +62,6 @@ from central.web.timeutil import utcnow
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 ADMIN = Role.ADMIN
 __all__ = ["MIN_PASSWORD", "bp"]
-AUDIT_PAGE = 200
 
 
 def _hasher() -> PasswordHasher:
@@ -120,7 +118,7 @@ def _apply_user_form(user: User, form: UserScopeForm) -> None:
         raise BadRequest("unit_id: no such unit")
     if user.role in (Role.PROVINCE, Role.DISTRICT) and unit_id is None:
         raise BadRequest("unit_id: required for province and district staff")
-    user.unit_id = unit_id
+    user.unit_id = unit_id if user.role is not Role.AUDITOR else None  # sees no unit's data
     site_ids = list(form.site_ids.data or [])
     sites = list(db_session().scalars(select(Site).where(Site.id.in_(site_ids))))
     if user.role is Role.SITE and not sites:
@@ -377,11 +375,18 @@ def device_enrol() -> Response:
 @bp.route("/devices/<device_id>/revoke", methods=["POST"])
 @require_roles(ADMIN)
 def device_revoke(device_id: str) -> BaseResponse:
-    device = db_session().get(Device, device_id)
-    if device is None:
+    """Revoke a device. ``drain=1`` *retires* it instead (a broken device being replaced,
+    docs/operations.md §3): for :data:`~central.registry.DRAIN_PERIOD` its events recorded
+    before now are still accepted, so its backlog reaches the centre; without, everything it
+    sends is refused at once (a lost or stolen device). A retiring device can be revoked
+    outright later (the same route without ``drain``)."""
+    db = db_session()
+    if db.get(Device, device_id) is None:
         raise NotFoundError(device_id)
-    device.revoked = True
-    audit("device.revoke", device_id)
+    drain = request.form.get("drain") == "1"
+    device = revoke_device(db, device_id, drain=DRAIN_PERIOD if drain else None, now=utcnow())
+    audit("device.retire" if drain else "device.revoke", device_id,
+          {"drain_until": device.drain_until.isoformat()} if device.drain_until else None)
     return redirect(url_for("admin.devices"))
 
 
@@ -464,24 +469,4 @@ def token_revoke(token_id: int) -> BaseResponse:
     token.revoked = True
     audit("token.revoke", token.name, {"id": token.id})
     return redirect(url_for("admin.tokens"))
-
-
-@bp.route("/audit")
-@require_roles(ADMIN)
-def audit_log() -> str:
-    """The audit log, newest first, filterable by action prefix and actor."""
-    db = db_session()
-    query = select(AuditLog).order_by(AuditLog.id.desc())
-    action = request.args.get("action", "").strip()
-    actor = request.args.get("actor", "").strip()
-    if action:
-        query = query.where(AuditLog.action.startswith(action, autoescape=True))
-    if actor:
-        query = query.where(AuditLog.actor == actor)
-    raw_page = request.args.get("page")
-    page = bounded_int(raw_page, "page", low=1, high=10**6, default=1) or 1
-    rows = list(db.scalars(query.offset((page - 1) * AUDIT_PAGE).limit(AUDIT_PAGE)))
-    total = db.scalar(select(func.count()).select_from(AuditLog)) or 0
-    return render_template("audit.html", rows=rows, page=page, total=total, action=action,
-                           actor=actor, page_size=AUDIT_PAGE)
 

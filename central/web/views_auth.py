@@ -15,7 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from central.db.models import LoginThrottle, User
+from central.db.models import LoginThrottle, Role, User
 from central.web.app import end_session, start_session
 from central.web.i18n import LANGUAGES
 from central.web.security import (
@@ -146,6 +146,8 @@ def login() -> str | BaseResponse | tuple[str, int]:
         user.password_hash = hasher.hash(password)
     audit("login", user.username, user=user)
     start_session(user)
+    if user.role is Role.AUDITOR and not nxt:  # the audit log is all an auditor reads
+        return redirect(url_for("audit.index"))
     return redirect(_safe_next(nxt))
 
 

@@ -25,9 +25,17 @@ from central.web.exports import (
     stays_xlsx,
     stays_zip,
 )
-from central.web.forms import NoticeForm, StayFilterForm, StayNotifyForm, bind
+from central.web.forms import (
+    PURPOSES,
+    NoticeForm,
+    PurposeForm,
+    StayFilterForm,
+    StayNotifyForm,
+    bind,
+)
 from central.web.security import (
     ALL_ROLES,
+    PERSONAL_ROLES,
     audit,
     current_scope,
     current_user,
@@ -69,8 +77,9 @@ class Filters:
                                   ("from", self.first), ("to", self.last)) if v}
 
 
-def _filters() -> tuple[Filters, StayFilterForm]:
-    form = bind(StayFilterForm, request.args, status=["", *STATUSES])
+def _filters(source: Any = None) -> tuple[Filters, StayFilterForm]:
+    form = bind(StayFilterForm, request.args if source is None else source,
+                status=["", *STATUSES])
     site_id = form.site.data or None
     if site_id is not None:
         get_site(site_id)
@@ -172,7 +181,8 @@ def index() -> str:
             Stay.stay_id.in_(ids), Stay.notified_at.is_(None))) or 0
     return render_template("stays.html", rows=rows, f=f, statuses=STATUSES, badge=BADGE,
                            sites=list(sites.values()), limit=LIST_LIMIT, total=total,
-                           last_export=last, pending_in_last=pending_in_last)
+                           last_export=last, pending_in_last=pending_in_last,
+                           purposes=PURPOSES)
 
 
 def _notified_time(value: datetime | None, now: datetime) -> datetime:
@@ -262,13 +272,25 @@ def notify_bulk() -> BaseResponse:
     return _back()
 
 
-@bp.route("/<stay_id>/personal")
-@require_roles(*ALL_ROLES)
+def _purpose() -> dict[str, str]:
+    """The stated purpose of this POST (reason + note), or a 400 naming what is missing."""
+    return bind(PurposeForm, request.form, reason=list(PURPOSES)).purpose()
+
+
+@bp.route("/<stay_id>/personal", methods=["GET", "POST"])
+@require_roles(*PERSONAL_ROLES)
 def personal(stay_id: str) -> str:
-    """The guest's personal data, decrypted: every view is written to the audit log."""
+    """The guest's personal data, decrypted, for a stated purpose: a GET shows only the form
+    asking the reason and note (nothing is opened, so a cross-site link opens nothing); the
+    POST (CSRF-checked) opens the data and writes the view with its purpose to the audit
+    log (docs/privacy.md §3)."""
     stay = _get_stay(stay_id)
+    if request.method == "GET":
+        return render_template("purpose.html", stay=stay, purposes=PURPOSES,
+                               action=url_for("stays.personal", stay_id=stay.stay_id))
+    purpose = _purpose()
     data = _open(stay)
-    audit("stay.personal.view", stay.stay_id, {"site": stay.site_id})
+    audit("stay.personal.view", stay.stay_id, {"site": stay.site_id, **purpose})
     site = db_session().get(Site, stay.site_id)
     notifier = db_session().get(User, stay.notified_by) if stay.notified_by else None
     return render_template("stay_personal.html", stay=stay, site=site, p=data,
@@ -291,22 +313,25 @@ def _records(f: Filters, form: StayFilterForm) -> list[StayRecord]:
             if s.site_id in sites and s.personal_erased_at is None]
 
 
-def _export_audit(fmt: str, f: Filters, records: list[StayRecord]) -> None:
+def _export_audit(fmt: str, f: Filters, records: list[StayRecord],
+                  purpose: dict[str, str]) -> None:
     audit(f"stays.export.{fmt}", f.site_id or "scope",
-          {"filters": f.args(), "status": f.status or EXPORT_DEFAULT_STATUS,
+          {**purpose, "filters": f.args(), "status": f.status or EXPORT_DEFAULT_STATUS,
            "count": len(records), "establishments": sorted({r.site.id for r in records}),
            "stay_ids": [r.stay.stay_id for r in records]})
 
 
-@bp.route("/export.xlsx")
-@require_roles(*ALL_ROLES)
+@bp.route("/export.xlsx", methods=["POST"])
+@require_roles(*PERSONAL_ROLES)
 def export_xlsx() -> Response:
-    """The portal's import workbook ``tblt_vn_import.xlsx`` (audited): one establishment per
-    workbook, a zip of workbooks when the filters cover several."""
-    f, form = _filters()
+    """The portal's import workbook ``tblt_vn_import.xlsx`` (audited with its purpose; a POST
+    with CSRF, the register's filters in the form): one establishment per workbook, a zip of
+    workbooks when the filters cover several."""
+    f, form = _filters(request.form)
+    purpose = _purpose()
     records = _records(f, form)
     groups = stays_by_establishment(records)
-    _export_audit("xlsx", f, records)
+    _export_audit("xlsx", f, records, purpose)
     if len(groups) > 1:
         stamp = fmt_local(utcnow(), "%Y%m%d_%H%M")
         return Response(stays_zip(groups), mimetype="application/zip", headers={
@@ -319,13 +344,14 @@ def export_xlsx() -> Response:
         headers={"Content-Disposition": f'attachment; filename="{XLSX_NAME}"'})
 
 
-@bp.route("/export.csv")
-@require_roles(*ALL_ROLES)
+@bp.route("/export.csv", methods=["POST"])
+@require_roles(*PERSONAL_ROLES)
 def export_csv() -> Response:
-    """The same rows as CSV (audited)."""
-    f, form = _filters()
+    """The same rows as CSV (audited with its purpose; a POST like the workbook)."""
+    f, form = _filters(request.form)
+    purpose = _purpose()
     records = _records(f, form)
     body = stays_csv(records)
-    _export_audit("csv", f, records)
+    _export_audit("csv", f, records, purpose)
     return Response(body, content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="luu_tru.csv"'})

@@ -85,6 +85,9 @@ def test_export_download(served: tuple[World, str], browser: Browser) -> None:
     page.goto(f"{base}/stays/")
     expect(page.get_by_text("********1234")).to_be_visible()
     page.screenshot(path="/tmp/central-stays.png", full_page=True)
+    form = page.locator("#export-form")
+    form.locator("select[name=reason]").select_option("police-notice")
+    form.locator("input[name=note]").fill("Thông báo lưu trú ngày hôm nay")
     with page.expect_download() as info:
         page.locator("#export-xlsx").click()
     download = info.value

@@ -15,7 +15,7 @@ from tests.integration.pg_fixtures import db_url, postgres_server  # noqa: F401
 def test_fresh_database_migrates_to_head_and_matches_models(db_url: str) -> None:  # noqa: F811
     engine = make_engine(db_url)
     upgrade(engine)
-    assert current(engine) == "0005"
+    assert current(engine) == "0006"
     assert set(inspect(engine).get_table_names()) >= set(Base.metadata.tables)
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
@@ -57,7 +57,7 @@ def test_upgrade_keeps_rollups_and_downgrade_merges_the_insurance_dimension(
         names = {i["name"] for i in inspect(conn).get_indexes("events")}
     assert {"ix_events_device_seq", "ix_events_site_time", "ix_events_subject"} <= names
     upgrade(engine)
-    assert current(engine) == "0005"
+    assert current(engine) == "0006"
     engine.dispose()
 
 
@@ -89,7 +89,7 @@ def test_device_version_widened_to_the_schema_and_cut_back_on_downgrade(
         assert conn.execute(text("SELECT version FROM devices")).scalar_one() == \
             (long_version + "1")[:32]
     upgrade(engine)
-    assert current(engine) == "0005"
+    assert current(engine) == "0006"
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(ctx, Base.metadata) == []

@@ -112,3 +112,30 @@ def test_hospital_and_accommodation_kinds(setup: tuple[World, DeviceCA, X25519Pr
         text = zf.read(f"{device_id}/agent.toml").decode()
         config = parse_config(text, tmp_path)
         assert str(getattr(config.device.site_kind, "value", config.device.site_kind)) == kind
+
+
+def test_retire_then_enrol_the_replacement_under_the_same_id(
+        setup: tuple[World, DeviceCA, X25519PrivateKey]) -> None:
+    world, _, _ = setup
+    c = world.app.test_client()
+    login(c, "admin")
+    token = csrf(c, "/admin/devices")
+    enrol = {"device_id": "gate-thay-01", "site_id": "hue-dai-noi", "csrf_token": token}
+    assert c.post("/admin/devices/enrol", data=enrol).status_code == 200
+    assert c.post("/admin/devices/enrol", data=enrol).status_code == 400  # in use
+    r = c.post("/admin/devices/gate-thay-01/revoke", data={"drain": "1", "csrf_token": token})
+    assert r.status_code == 302
+    page = c.get("/admin/devices").get_data(as_text=True)
+    assert "Đang cho nghỉ" in page
+    assert "Đang cho nghỉ" in c.get("/devices").get_data(as_text=True)
+    assert c.post("/admin/devices/enrol", data=enrol).status_code == 400  # still draining
+    assert c.post("/admin/devices/gate-thay-01/revoke",
+                  data={"csrf_token": token}).status_code == 302  # end the drain
+    r = c.post("/admin/devices/enrol", data=enrol)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    with world.maker() as db:
+        device = db.get(Device, "gate-thay-01")
+        assert device is not None and (device.generation, device.revoked) == (2, False)
+        actions = list(db.scalars(select(AuditLog.action).where(
+            AuditLog.target == "gate-thay-01").order_by(AuditLog.id)))
+        assert actions == ["device.enrol", "device.retire", "device.revoke", "device.enrol"]

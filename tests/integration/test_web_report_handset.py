@@ -40,9 +40,11 @@ from tests.web_support import (
     STAY_C,
     World,
     csrf,
+    export_stays,
     login,
     make_world,
     seed_november,
+    view_personal,
 )
 from tests.web_support import (
     NOV_H as H,
@@ -160,7 +162,7 @@ def test_submitted_report_is_frozen_and_versioned(world: World) -> None:
 
 def test_bulk_marking_after_an_export_records_reference_and_lateness(world: World) -> None:
     c = _client(world, "tinh")
-    r = c.get("/stays/export.xlsx?site=ks-phu-vang&from=01/11/2026&to=30/11/2026")
+    r = export_stays(c, "xlsx", "site=ks-phu-vang&from=01/11/2026&to=30/11/2026")
     ws = load_workbook(io.BytesIO(r.data))["DS_KHACH_VIET_NAM_LUU_TRU"]
     assert ws.max_row == 5  # only C: A and B were notified already
     assert [ws.cell(row=5, column=i).value for i in (11, 12, 13)] == [
@@ -188,9 +190,9 @@ def test_bulk_marking_after_an_export_records_reference_and_lateness(world: Worl
         assert stay.notified_at is not None
         assert stay.notified_at.replace(tzinfo=UTC) == datetime(2026, 11, 12, 15, 30,
                                                                 tzinfo=UTC)
-    personal = c.get(f"/stays/{STAY_C}/personal").get_data(as_text=True)
+    personal = view_personal(c, f"{STAY_C}").get_data(as_text=True)
     assert "TB-2026-7" in personal and "người đánh dấu tinh" in personal
-    csv_export = c.get("/stays/export.csv?status=all")
+    csv_export = export_stays(c, "csv", "status=all")
     assert csv_export.headers["Content-Type"] == "text/csv; charset=utf-8"
     on_time = c.get("/stays/?status=on_time&from=01/11/2026&to=30/11/2026").get_data(
         as_text=True)
@@ -216,7 +218,7 @@ def test_police_export_per_establishment_departure_and_no_silent_cut(
                                                      "0000000000dd", {"full_name": "X",
                                                                       "id_number": "1"})))
         db.commit()
-    r = c.get("/stays/export.xlsx?status=all&from=01/11/2026&to=30/11/2026")
+    r = export_stays(c, "xlsx", "status=all&from=01/11/2026&to=30/11/2026")
     assert r.mimetype == "application/zip"
     names = sorted(zipfile.ZipFile(io.BytesIO(r.data)).namelist())
     assert names == ["bv-hue_tblt_vn_import.xlsx", "ks-phu-vang_tblt_vn_import.xlsx"]
@@ -227,7 +229,7 @@ def test_police_export_per_establishment_departure_and_no_silent_cut(
     assert first[13] == "10/11/2026" and first[14] == "11/11/2026"  # arrival, actual departure
     assert first[18] == "Đã trả phòng / ra viện lúc 11/11/2026 12:00"
     monkeypatch.setattr(views_stays, "EXPORT_LIMIT", 2)
-    refused = c.get("/stays/export.xlsx?status=all&from=01/11/2026&to=30/11/2026")
+    refused = export_stays(c, "xlsx", "status=all&from=01/11/2026&to=30/11/2026")
     assert refused.status_code == 400
     assert "4 stays match, at most 2" in refused.get_data(as_text=True)
 

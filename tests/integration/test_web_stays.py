@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from central.db.models import AuditLog, Stay
 from central.web.exports import COLUMNS
-from tests.web_support import World, csrf, login, make_world
+from tests.web_support import World, csrf, export_stays, login, make_world, view_personal
 
 STAY = "0190a0c0-0000-7000-8000-00000000000"
 
@@ -57,7 +57,7 @@ def test_mark_notified_is_audited(world: World) -> None:
 def test_personal_view_is_audited(world: World) -> None:
     c = world.app.test_client()
     login(c, "tinh")
-    page = c.get(f"/stays/{STAY}0/personal").get_data(as_text=True)
+    page = view_personal(c, f"{STAY}0").get_data(as_text=True)
     assert "Nguyễn Thị Mai" in page and "079303001234" in page
     [row] = _audits(world, "stay.personal.view")
     assert (row.actor, row.target, row.ip) == ("tinh", f"{STAY}0", "127.0.0.1")
@@ -67,11 +67,11 @@ def test_personal_view_is_audited(world: World) -> None:
 def test_xlsx_export_layout(world: World) -> None:
     c = world.app.test_client()
     login(c, "tinh")
-    default = c.get("/stays/export.xlsx?site=ks-phu-vang")  # only stays not yet notified
+    default = export_stays(c, "xlsx", "site=ks-phu-vang")  # only stays not yet notified
     ws = load_workbook(io.BytesIO(default.data))["DS_KHACH_VIET_NAM_LUU_TRU"]
     assert {ws.cell(row=r, column=8).value for r in range(5, ws.max_row + 1)} == {
         "001085004321", "046199000777"}
-    r = c.get("/stays/export.xlsx?site=ks-phu-vang&status=all")
+    r = export_stays(c, "xlsx", "site=ks-phu-vang&status=all")
     assert r.status_code == 200
     assert 'filename="tblt_vn_import.xlsx"' in r.headers["Content-Disposition"]
     wb = load_workbook(io.BytesIO(r.data))
@@ -108,7 +108,7 @@ def test_xlsx_export_layout(world: World) -> None:
 def test_csv_export(world: World) -> None:
     c = world.app.test_client()
     login(c, "admin")
-    r = c.get("/stays/export.csv?status=overdue")
+    r = export_stays(c, "csv", "status=overdue")
     assert r.status_code == 200
     text = r.data.decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
@@ -121,6 +121,6 @@ def test_csv_export(world: World) -> None:
 def test_export_out_of_scope_refused(world: World) -> None:
     c = world.app.test_client()
     login(c, "huyen")
-    assert c.get("/stays/export.xlsx?site=ks-phu-vang").status_code == 403
-    r = c.get("/stays/export.csv")
+    assert export_stays(c, "xlsx", "site=ks-phu-vang").status_code == 403
+    r = export_stays(c, "csv")
     assert r.data.decode("utf-8-sig").count("\n") == 1  # header only: nothing in scope
