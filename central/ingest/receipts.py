@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from central.db.models import Device
+from central.db.models import Device, RefusedSeq
 from central.ingest.store import BatchReport, Outcome
 from central.ingest.validate import Reason
 from central.wire import receipts_topic
@@ -45,10 +45,12 @@ log = logging.getLogger("central.ingest.receipts")
 
 RECEIPT_VERSION = 2
 FINAL_REASONS = frozenset({Reason.SCHEMA, Reason.BAD_SIGNATURE, Reason.REPLAY,
-                           Reason.TOPIC_DEVICE_MISMATCH})
-"""Refusals that the same bytes would meet again whenever they were sent: settled by the
-device. The others (``unknown-device``, ``revoked-device``, ``site-mismatch``, ``clock-skew``,
-``sealed-stay-unopenable``, ``internal-error``) depend on the registry, the clock or the
+                           Reason.TOPIC_DEVICE_MISMATCH, Reason.TOO_OLD,
+                           Reason.KIND_NOT_FOR_SITE, Reason.STAY_OWNER_MISMATCH})
+"""Refusals that the same bytes would meet again whenever they were sent (an event only grows
+older; a site keeps its kind; a stay keeps its owner): settled by the device. The others
+(``unknown-device``, ``revoked-device``, ``site-mismatch``, ``clock-skew``,
+``sealed-stay-unopenable``, ``dead-letter``) depend on the registry, the clock or the
 collector's configuration and may pass later, so the device keeps and resends the event."""
 MAX_RANGES = 128
 MAX_REJECTED = 64
@@ -155,10 +157,22 @@ class ReceiptPublisher:
         self._client = client
 
     def prefixes(self, device_ids: Sequence[str]) -> dict[str, int]:
+        """``committed_through`` per device: its contiguous prefix, cut before the first seq
+        the centre refused for a reason that may pass later (``refused_seqs`` closes seq gaps
+        for every signed refusal, but only a final one may be settled by the device)."""
+        transient = sorted(r.value for r in Reason if r not in FINAL_REASONS)
         with self._sessions() as session:
-            rows = session.execute(select(Device.id, Device.contiguous_seq).where(
-                Device.id.in_(sorted(device_ids)))).all()
-        return {device_id: int(seq) for device_id, seq in rows}
+            rows = session.execute(select(Device.id, Device.contiguous_seq, Device.seq_base)
+                                   .where(Device.id.in_(sorted(device_ids)))).all()
+            out: dict[str, int] = {}
+            for device_id, contiguous, base in rows:
+                first = session.execute(select(func.min(RefusedSeq.seq)).where(
+                    RefusedSeq.device_id == device_id, RefusedSeq.reason.in_(transient),
+                    RefusedSeq.seq > int(base or 0),
+                    RefusedSeq.seq <= int(base or 0) + int(contiguous))).scalar()
+                out[device_id] = int(contiguous) if first is None \
+                    else int(first) - int(base or 0) - 1
+        return out
 
     def send(self, report: BatchReport, now: datetime | None = None) -> int:
         """Publish one receipt per device of ``report``; the number published. Never raises."""
