@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from nacl.signing import VerifyKey
 
 from central.ingest.crypto import BadSignatureError, SealedBoxError, open_sealed, verify_signature
-from central.wire import MAX_PAYLOAD_BYTES, TOPIC_PREFIX, WireError, validate
+from wire import MAX_PAYLOAD_BYTES, TOPIC_PREFIX, WireError, validate
 
 
 class Reason(StrEnum):

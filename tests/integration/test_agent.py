@@ -21,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from central.wire import validate
+from wire import validate
 from edge_agent.agent import Agent
 from edge_agent.config import load_config
 from edge_agent.events.signing import verify_event

@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from central.wire import validate
+from wire import validate
 from edge_agent.agent import Agent
 from edge_agent.config import load_config
 from edge_agent.events.sealing import SealedBox, open_sealed

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from central.wire import parse_message
+from wire import parse_message
 from drivers.outputs import SimulatedOutputs
 from edge_agent.agent import Agent, create_agent
 from edge_agent.config import load_config

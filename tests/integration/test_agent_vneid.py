@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from central.wire import validate
+from wire import validate
 from edge_agent.agent import Agent
 from edge_agent.config import load_config
 from firmware_sim.bridges.serial_scanner import PtySerialScanner

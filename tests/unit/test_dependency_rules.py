@@ -32,7 +32,10 @@ Rules:
    ``edge_agent``, ``central`` or ``demo`` (the simulated reader lives in the simulator and
    registers its ``sim:`` URI through an entry point). ``central`` and ``edge_agent`` never import
    each other, nor ``firmware_sim`` or ``demo`` (production code does not ship the simulators);
-   ``central`` does not import ``drivers`` either (the collector has no card hardware).
+   ``central`` does not import ``drivers`` either (the collector has no card hardware). Both
+   sides import the ``wire`` package (schemas, canonical JSON, signing, sealing, topics,
+   masking), which imports none of ``edge_agent``, ``central``, ``drivers``, ``firmware_sim`` or
+   ``demo``.
 
 3. **No cycles** between the modules of the project's packages (those of
    ``[tool.setuptools.packages.find]`` in pyproject.toml); each cycle is reported as a path whose
@@ -107,6 +110,8 @@ LAYER_RULES: tuple[LayerRule, ...] = (
               "simulator in production"),
     LayerRule("edge_agent", ("central", "firmware_sim", "demo"),
               "the collector and the agent meet only on the wire; no simulator in production"),
+    LayerRule("wire", ("edge_agent", "central", "drivers", "firmware_sim", "demo"),
+              "the wire package is the contract both sides import; it imports neither side"),
 )
 
 # --- reading the graph --------------------------------------------------------------------------
@@ -449,7 +454,7 @@ def project_graph() -> Graph:
 def test_the_graph_covers_every_package_and_function_level_imports() -> None:
     graph = project_graph()
     tops = {m.split(".")[0] for m in graph.modules}
-    assert {"edge_agent", "central", "drivers", "firmware_sim", "demo"} <= tops
+    assert {"edge_agent", "central", "drivers", "firmware_sim", "demo", "wire"} <= tops
     assert "tests" not in tops and "bench" not in tops
     # drivers/uri.py imports its drivers inside functions: those edges are in the graph.
     uri_targets = {e.target for e in graph.edges if e.source == "drivers.uri"}
@@ -478,7 +483,7 @@ def test_no_import_cycles() -> None:
 
 _PYPROJECT = """
 [tool.setuptools.packages.find]
-include = ["edge_agent*", "central*", "drivers*", "firmware_sim*", "demo*"]
+include = ["edge_agent*", "central*", "drivers*", "firmware_sim*", "demo*", "wire*"]
 """
 
 _BAD_TREE = {
@@ -547,6 +552,9 @@ _BAD_TREE = {
     "central/reports.py": "from edge_agent.cccd.qr import x\nimport drivers.uri\n",
     "demo/__init__.py": "",
     "demo/system.py": "import central.web.app\nimport firmware_sim.chip\nimport edge_agent.agent\n",
+    "wire/__init__.py": "",
+    "wire/signing.py": "from edge_agent import agent\n",
+    "wire/topics.py": "def f():\n    import central.web.shared\n",
     "bench/__init__.py": "import edge_agent.agent\n",
 }
 
@@ -603,6 +611,9 @@ def test_the_checker_catches_every_kind_of_violation(tmp_path: Path) -> None:
         "imports edge_agent",
         "central/reports.py:2: central.reports imports drivers.uri: central never imports "
         "drivers",
+        "wire/signing.py:1: wire.signing imports edge_agent.agent: wire never imports "
+        "edge_agent",
+        "wire/topics.py:2: wire.topics imports central.web.shared: wire never imports central",
     }
 
     cycles = [render_cycle(c, tmp_path) for c in find_cycles(graph)]
@@ -641,6 +652,11 @@ def test_a_clean_tree_passes(tmp_path: Path) -> None:
         "firmware_sim/__init__.py": "",
         "firmware_sim/reader.py": "from drivers.uri import x\n",
         "demo/__init__.py": "import firmware_sim.reader\nimport edge_agent.agent\n",
+        "wire/__init__.py": "import json\n",
+        "wire/topics.py": "from wire import __name__ as n\n",
+        "central/__init__.py": "",
+        "central/ingest.py": "from wire.topics import n\nimport wire\n",
+        "edge_agent/uplink.py": "from wire import topics\n",
     })
     graph = read_graph(tmp_path)
     assert check_pure(graph) == [] and check_layers(graph) == [] and find_cycles(graph) == []

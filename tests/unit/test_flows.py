@@ -1,7 +1,7 @@
 """Check-in flows: heritage gate, hospital reception, accommodation desk (edge_agent.flows).
 
 Every committed draft is turned into the signed wire object with ``build_event`` and validated
-against ``central/wire/event.v1.schema.json``; personal data must appear only inside ``sealed``.
+against ``wire/event.v1.schema.json``; personal data must appear only inside ``sealed``.
 All people are synthetic (tests/synthetic.py).
 """
 
@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from central.wire import validate
+from wire import validate
 from edge_agent.cccd import Sex, VneidToken, parse_qr, parse_td1
 from edge_agent.cccd.bhyt import format_bhyt
 from edge_agent.cccd.dates import BirthDate

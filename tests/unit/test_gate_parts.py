@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from nacl.signing import VerifyKey
 
 from central.ingest.crypto import verify_signature
-from central.wire import parse_message
+from wire import parse_message
 from drivers.card_reader import ReaderError
 from edge_agent.config import ConfigError, Direction, OutputsBackend, parse_config
 from edge_agent.desk import parse_manual, parse_stay

@@ -1,4 +1,4 @@
-"""The wire contract: JSON Schemas in central/wire and the examples of docs/protocol.md."""
+"""The wire contract: JSON Schemas in wire/ and the examples of docs/protocol.md."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from jsonschema import Draft202012Validator
 
-from central.wire import (
+from wire import (
     MAX_PAYLOAD_BYTES,
     SCHEMA_NAMES,
     WireError,
