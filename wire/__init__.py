@@ -28,6 +28,8 @@ from jsonschema.exceptions import (  # type: ignore[import-untyped, unused-ignor
     best_match,
 )
 
+from wire.errors import WireError
+
 __all__ = [
     "MAX_PAYLOAD_BYTES", "SCHEMA_NAMES", "TOPIC_PREFIX", "WireError", "config_topic",
     "events_topic", "load_schema", "occupancy_topic", "parse_message", "status_topic",
@@ -39,20 +41,6 @@ MAX_PAYLOAD_BYTES = 16 * 1024
 
 TOPIC_PREFIX = "checkin/v1"
 SCHEMA_NAMES = ("event.v1", "status.v1", "occupancy.v1", "config.v1", "stay-personal.v1")
-
-
-class WireError(ValueError):
-    """A message that breaks the wire contract.
-
-    ``path`` is a JSON path into the message (``$`` for the whole message, ``$.details.insurance``
-    for a member); ``reason`` says what is wrong in words an integrator can act on.
-    """
-
-    def __init__(self, path: str, reason: str, *, schema: str | None = None) -> None:
-        self.path = path
-        self.reason = reason
-        self.schema = schema
-        super().__init__(f"{path}: {reason}")
 
 
 def _canonical_name(name: str) -> str:

@@ -43,7 +43,6 @@ from central.counting import (
 )
 from central.db.bulk import insert_rows
 from central.db.models import Alarm, Device, Event, IngestRejection, Site, Stay
-from central.ingest.crypto import ed25519_public
 from central.ingest.validate import (
     Decoded,
     DeviceView,
@@ -58,6 +57,7 @@ from central.ingest.validate import (
     parse_time,
     split_topic,
 )
+from wire.signing import ed25519_public
 
 log = logging.getLogger("central.ingest")
 

@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from edge_agent.cccd.dates import BirthDate
-from edge_agent.events.sealing import seal
-from edge_agent.events.signing import sign_event
+from wire.sealing import event_aad, seal
+from wire.signing import sign_event
 
 WIRE_VERSION = 1
 
@@ -135,6 +135,6 @@ def build_event(draft: EventDraft, *, device_id: str, site_id: str, seq: int,
     if draft.personal is not None:
         if centre_key is None:
             raise ValueError("a stay event needs the centre's sealing key")
-        aad = f"{event_id}|{device_id}".encode()
+        aad = event_aad(str(event_id), device_id)
         event["sealed"] = seal(draft.personal, centre_key, aad).to_json()
     return sign_event(event, signing_key)

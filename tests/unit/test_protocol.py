@@ -17,6 +17,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from jsonschema import Draft202012Validator
 
+from edge_agent.events.ids import Uuid7Generator
+from edge_agent.events.model import (
+    AGE_BANDS,
+    Demographics,
+    EventAssurance,
+    EventDraft,
+    EventKind,
+    Method,
+    build_event,
+)
+from edge_agent.reading import FailureReason
 from wire import (
     MAX_PAYLOAD_BYTES,
     SCHEMA_NAMES,
@@ -29,19 +40,8 @@ from wire import (
     status_topic,
     validate,
 )
-from edge_agent.events.ids import Uuid7Generator
-from edge_agent.events.model import (
-    AGE_BANDS,
-    Demographics,
-    EventAssurance,
-    EventDraft,
-    EventKind,
-    Method,
-    build_event,
-)
-from edge_agent.events.sealing import SealedBox, open_sealed
-from edge_agent.events.signing import sign_event, verify_event
-from edge_agent.reading import FailureReason
+from wire.sealing import SealedBox, open_sealed
+from wire.signing import sign_event, verify_event
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTOCOL = ROOT / "docs" / "protocol.md"
