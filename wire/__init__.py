@@ -1,8 +1,11 @@
 """The wire contract as data: JSON Schemas of every MQTT message (docs/protocol.md).
 
-Both the collector's ingest and the agent's tests load the same files (DESIGN.md §2: the wire
-contract is written once). This package imports nothing from ``edge_agent`` (DESIGN.md §2
-dependency direction).
+Both the collector's ingest and the agent's tests load the same files (docs/design.md §2: the
+wire contract is written once). The package is what both sides import to speak the contract —
+this module (schemas and their validator), :mod:`wire.signing` (canonical JSON, base64url,
+Ed25519), :mod:`wire.sealing` (the sealed box), :mod:`wire.topics` (topic names),
+:mod:`wire.masking` (ID numbers in logs and screens) — and it imports neither ``edge_agent`` nor
+``central`` (docs/design.md §2 dependency rules).
 
 ``load_schema(name)`` returns a schema as a dict; ``validate(name, obj)`` raises
 :class:`WireError` naming the JSON path of the first problem and the reason;
@@ -29,6 +32,13 @@ from jsonschema.exceptions import (  # type: ignore[import-untyped, unused-ignor
 )
 
 from wire.errors import WireError
+from wire.topics import (
+    TOPIC_PREFIX,
+    config_topic,
+    events_topic,
+    occupancy_topic,
+    status_topic,
+)
 
 __all__ = [
     "MAX_PAYLOAD_BYTES", "SCHEMA_NAMES", "TOPIC_PREFIX", "WireError", "config_topic",
@@ -39,7 +49,6 @@ __all__ = [
 MAX_PAYLOAD_BYTES = 16 * 1024
 """Largest MQTT payload of any message in this contract (docs/protocol.md §9)."""
 
-TOPIC_PREFIX = "checkin/v1"
 SCHEMA_NAMES = ("event.v1", "status.v1", "occupancy.v1", "config.v1", "stay-personal.v1")
 
 
@@ -265,29 +274,3 @@ def parse_message(name: str, payload: bytes) -> dict[str, Any]:
         raise WireError("$", "payload is not a JSON object", schema=name)
     validate(name, obj)
     return obj
-
-
-def _check_name(value: str, what: str) -> str:
-    if not value or any(c in value for c in "/+#") or value != value.strip():
-        raise WireError("$", f"{what} {value!r} cannot be a topic level")
-    return value
-
-
-def events_topic(device_id: str) -> str:
-    """``checkin/v1/<device_id>/events`` (QoS 1, not retained)."""
-    return f"{TOPIC_PREFIX}/{_check_name(device_id, 'device id')}/events"
-
-
-def status_topic(device_id: str) -> str:
-    """``checkin/v1/<device_id>/status`` (retained; the last will lives here)."""
-    return f"{TOPIC_PREFIX}/{_check_name(device_id, 'device id')}/status"
-
-
-def config_topic(device_id: str) -> str:
-    """``checkin/v1/<device_id>/config`` (retained, central → device)."""
-    return f"{TOPIC_PREFIX}/{_check_name(device_id, 'device id')}/config"
-
-
-def occupancy_topic(site_id: str) -> str:
-    """``checkin/v1/sites/<site_id>/occupancy`` (retained, central → devices)."""
-    return f"{TOPIC_PREFIX}/sites/{_check_name(site_id, 'site id')}/occupancy"

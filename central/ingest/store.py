@@ -55,9 +55,9 @@ from central.ingest.validate import (
     decode,
     parse_date,
     parse_time,
-    split_topic,
 )
 from wire.signing import ed25519_public
+from wire.topics import split_topic
 
 log = logging.getLogger("central.ingest")
 

@@ -25,9 +25,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from nacl.signing import VerifyKey
 
-from wire import MAX_PAYLOAD_BYTES, TOPIC_PREFIX, WireError, validate
+from wire import MAX_PAYLOAD_BYTES, WireError, validate
 from wire.sealing import SealError, open_event_box
 from wire.signing import SignatureError, verify_signature
+from wire.topics import split_topic
 
 
 class Reason(StrEnum):
@@ -189,17 +190,6 @@ def effective_kind(message: dict[str, Any]) -> str | None:
         attempted = details.get("attempted")
         return None if attempted is None else str(attempted)
     return kind
-
-
-def split_topic(topic: str) -> tuple[str, str] | None:
-    """``checkin/v1/<device_id>/events|status`` → (device_id, "event"|"status")."""
-    parts = topic.split("/")
-    if len(parts) != 4 or "/".join(parts[:2]) != TOPIC_PREFIX or parts[2] == "sites":
-        return None
-    kinds = {"events": "event", "status": "status"}
-    if parts[3] not in kinds or not parts[2]:
-        return None
-    return parts[2], kinds[parts[3]]
 
 
 class _FloatLiteral(ValueError):
