@@ -14,7 +14,10 @@ Rules:
 
 1. **Pure protocol code.** ``edge_agent.icao`` imports nothing of the project outside itself;
    ``edge_agent.cccd`` imports nothing outside itself and ``edge_agent.icao`` (the CCCD layer is
-   built on the ICAO 9303 primitives; the reverse is forbidden). Neither does I/O, checked as:
+   built on the ICAO 9303 primitives; the reverse is forbidden) and ``wire.masking`` (the one
+   masking rule). The protocol modules of the ``wire`` package (``wire.errors``,
+   ``wire.masking``, ``wire.topics``, ``wire.signing``, ``wire.sealing``) import only each other.
+   None of them does I/O, checked as:
 
    - no import of a module in :data:`IO_MODULES` (files, sockets, processes, threads, signals,
      clocks and sleeps, logging, dynamic imports, hardware and service clients);
@@ -62,7 +65,9 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Pure packages and the project prefixes each may import.
 PURE_PACKAGES: dict[str, tuple[str, ...]] = {
     "edge_agent.icao": ("edge_agent.icao",),
-    "edge_agent.cccd": ("edge_agent.cccd", "edge_agent.icao"),
+    "edge_agent.cccd": ("edge_agent.cccd", "edge_agent.icao", "wire.masking"),
+    **dict.fromkeys(WIRE_PURE := ("wire.errors", "wire.masking", "wire.topics", "wire.signing",
+                                  "wire.sealing"), WIRE_PURE),
 }
 
 #: Modules (and their submodules) pure code must not import, with the reason.
@@ -555,6 +560,7 @@ _BAD_TREE = {
     "wire/__init__.py": "",
     "wire/signing.py": "from edge_agent import agent\n",
     "wire/topics.py": "def f():\n    import central.web.shared\n",
+    "wire/masking.py": "import logging\n",
     "bench/__init__.py": "import edge_agent.agent\n",
 }
 
@@ -589,8 +595,15 @@ def test_the_checker_catches_every_kind_of_violation(tmp_path: Path) -> None:
         "edge_agent/cccd/files.py:1: edge_agent.cccd.files imports importlib (dynamic imports "
         "the graph cannot check): edge_agent.cccd is pure and does no I/O",
         "edge_agent/cccd/files.py:5: edge_agent.cccd.files imports edge_agent.agent: "
-        "edge_agent.cccd is pure and imports only edge_agent.cccd, edge_agent.icao",
+        "edge_agent.cccd is pure and imports only edge_agent.cccd, edge_agent.icao, "
+        "wire.masking",
         "edge_agent/cccd/files.py:6: calls .read_bytes(): pure code does no I/O",
+        "wire/signing.py:1: wire.signing imports edge_agent.agent: wire.signing is pure and "
+        "imports only wire.errors, wire.masking, wire.topics, wire.signing, wire.sealing",
+        "wire/topics.py:2: wire.topics imports central.web.shared: wire.topics is pure and "
+        "imports only wire.errors, wire.masking, wire.topics, wire.signing, wire.sealing",
+        "wire/masking.py:1: wire.masking imports logging (logging handlers write to files and "
+        "sockets): wire.masking is pure and does no I/O",
     }
     assert pure == expected_pure
     # ``os.urandom`` and cccd -> icao are allowed.
@@ -653,7 +666,9 @@ def test_a_clean_tree_passes(tmp_path: Path) -> None:
         "firmware_sim/reader.py": "from drivers.uri import x\n",
         "demo/__init__.py": "import firmware_sim.reader\nimport edge_agent.agent\n",
         "wire/__init__.py": "import json\n",
-        "wire/topics.py": "from wire import __name__ as n\n",
+        "wire/errors.py": "",
+        "wire/topics.py": "from wire.errors import WireError\n",
+        "wire/masking.py": "import os\n",
         "central/__init__.py": "",
         "central/ingest.py": "from wire.topics import n\nimport wire\n",
         "edge_agent/uplink.py": "from wire import topics\n",
