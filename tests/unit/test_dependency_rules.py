@@ -15,7 +15,7 @@ Rules:
 1. **Pure protocol code.** ``edge_agent.icao`` imports nothing of the project outside itself;
    ``edge_agent.cccd`` imports nothing outside itself and ``edge_agent.icao`` (the CCCD layer is
    built on the ICAO 9303 primitives; the reverse is forbidden) and ``wire.masking`` (the one
-   masking rule). The protocol modules of the ``wire`` package (``wire.errors``,
+   masking rule). The protocol modules of the ``wire`` package (``wire.errors``, ``wire.kinds``,
    ``wire.masking``, ``wire.topics``, ``wire.signing``, ``wire.sealing``) import only each other.
    None of them does I/O, checked as:
 
@@ -66,8 +66,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PURE_PACKAGES: dict[str, tuple[str, ...]] = {
     "edge_agent.icao": ("edge_agent.icao",),
     "edge_agent.cccd": ("edge_agent.cccd", "edge_agent.icao", "wire.masking"),
-    **dict.fromkeys(WIRE_PURE := ("wire.errors", "wire.masking", "wire.topics", "wire.signing",
-                                  "wire.sealing"), WIRE_PURE),
+    **dict.fromkeys(WIRE_PURE := ("wire.errors", "wire.kinds", "wire.masking", "wire.topics",
+                                  "wire.signing", "wire.sealing"), WIRE_PURE),
 }
 
 #: Modules (and their submodules) pure code must not import, with the reason.
@@ -599,9 +599,11 @@ def test_the_checker_catches_every_kind_of_violation(tmp_path: Path) -> None:
         "wire.masking",
         "edge_agent/cccd/files.py:6: calls .read_bytes(): pure code does no I/O",
         "wire/signing.py:1: wire.signing imports edge_agent.agent: wire.signing is pure and "
-        "imports only wire.errors, wire.masking, wire.topics, wire.signing, wire.sealing",
+        "imports only wire.errors, wire.kinds, wire.masking, wire.topics, wire.signing, "
+        "wire.sealing",
         "wire/topics.py:2: wire.topics imports central.web.shared: wire.topics is pure and "
-        "imports only wire.errors, wire.masking, wire.topics, wire.signing, wire.sealing",
+        "imports only wire.errors, wire.kinds, wire.masking, wire.topics, wire.signing, "
+        "wire.sealing",
         "wire/masking.py:1: wire.masking imports logging (logging handlers write to files and "
         "sockets): wire.masking is pure and does no I/O",
     }
