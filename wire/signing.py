@@ -32,7 +32,7 @@ from wire.errors import WireError
 
 __all__ = [
     "SIGNATURE_FIELD", "SignatureError", "b64url", "b64url_decode", "canonical_bytes",
-    "ed25519_public", "sign_event", "verify_event", "verify_signature",
+    "ed25519_public", "sign_event", "verify_event", "verify_signature", "wire_bytes",
 ]
 
 SIGNATURE_FIELD = "sig"
@@ -81,7 +81,13 @@ def canonical_bytes(message: dict[str, Any], *, float_free: bool = False) -> byt
     body = {k: v for k, v in message.items() if k != SIGNATURE_FIELD}
     if not float_free:
         _reject_floats(body)
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    return wire_bytes(body)
+
+
+def wire_bytes(message: dict[str, Any]) -> bytes:
+    """The bytes of a message as published: the whole message (``sig`` included) in the
+    canonical serialisation of :func:`canonical_bytes`."""
+    return json.dumps(message, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False).encode("utf-8")
 
 

@@ -57,7 +57,7 @@ from central.ingest.validate import (
     parse_time,
 )
 from wire.signing import ed25519_public
-from wire.topics import split_topic
+from wire.topics import TOPIC_PREFIX, split_topic
 
 log = logging.getLogger("central.ingest")
 
@@ -614,7 +614,7 @@ def record_suppressed(session: Session, suppressed: list[Suppressed],
     """One ``rate-limited`` row per device whose interval ended with rejections only counted."""
     for item in suppressed:
         session.add(IngestRejection(at=now, reason=Reason.RATE_LIMITED.value,
-                                    topic=f"checkin/v1/{item.device_id}"[:200],
+                                    topic=f"{TOPIC_PREFIX}/{item.device_id}"[:200],
                                     device_id=item.device_id[:64] if item.device_id != "?"
                                     else None,
                                     detail=item.detail()))

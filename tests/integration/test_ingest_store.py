@@ -29,7 +29,6 @@ from central.ingest.validate import Incoming
 from central.purge import purge
 from central.readside import counts
 from central.settings import Retention
-from edge_agent.outbox.builder import wire_bytes
 from tests.integration.pg_fixtures import (  # noqa: F401
     PERSONAL,
     VN,
@@ -39,6 +38,7 @@ from tests.integration.pg_fixtures import (  # noqa: F401
     postgres_server,
     seed,
 )
+from wire.signing import wire_bytes
 
 GATE = "gate-ngo-mon-01"
 GATE2 = "gate-ngo-mon-02"

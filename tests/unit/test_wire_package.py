@@ -45,6 +45,7 @@ from wire.signing import (
     sign_event,
     verify_event,
     verify_signature,
+    wire_bytes,
 )
 from wire.topics import (
     EVENTS_FILTER,
@@ -137,6 +138,11 @@ def test_golden_canonical_bytes_are_unchanged() -> None:
     assert canonical_bytes(GOLDEN_ODD) == canonical_bytes(body)  # sig is never covered
     verify_event(GOLDEN_ODD, GOLDEN_DEVICE_KEY.public_key())
     assert sign_event(body, GOLDEN_DEVICE_KEY)["sig"] == GOLDEN_ODD["sig"]
+    # What is published is the same serialisation of the whole message, sig included.
+    assert wire_bytes(body) == canonical_bytes(GOLDEN_ODD)
+    published = wire_bytes(GOLDEN_ODD)
+    assert json.loads(published) == GOLDEN_ODD and b'"sig":' in published
+    assert "ữ".encode() in published
 
 
 def test_golden_box_sealed_by_the_old_agent_code_opens_with_the_collectors_call() -> None:
