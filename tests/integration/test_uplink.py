@@ -34,7 +34,7 @@ from tests.integration.broker_fixtures import (
 from tests.integration.kill_child import draft_for, visitors
 
 SITE = "site-1"
-WIRE = Path(__file__).resolve().parents[2] / "central" / "wire"
+WIRE = Path(__file__).resolve().parents[2] / "wire"
 
 
 @functools.cache
