@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from tests.unit.test_protocol import VALID_DRAFTS, wire
-from wire import _discriminants, _fast_accepts, _fast_validator, load_schema, validate
+from wire.schemas import _discriminants, _fast_accepts, _fast_validator, load_schema, validate
 
 EVENTS = [wire(d) for d in VALID_DRAFTS.values()]
 REFERENCE = Draft202012Validator(load_schema("event.v1"))
