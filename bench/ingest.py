@@ -38,7 +38,6 @@ from central.db.engine import make_engine
 from central.db.models import Event
 from central.ingest.worker import IngestWorker, freeze_startup_heap
 from central.settings import BrokerSettings, CentralSettings
-from edge_agent.outbox.builder import wire_bytes
 from tests.integration.broker_fixtures import (
     Broker,
     make_pki,
@@ -52,6 +51,7 @@ from tests.integration.pg_fixtures import (
     start_postgres,
     stop_postgres,
 )
+from wire.signing import wire_bytes
 
 DEVICES = {f"gate-{i:02d}": "hue-dai-noi" for i in range(4)}
 

@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TOPIC_PREFIX = "checkin/v1"
+from wire.topics import TOPIC_PREFIX
+
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = f"{CONTROL_TOPIC}/response"
 ADMIN = "broker-admin"

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from central.db.models import Site, SiteOccupancy
-from central.wire import occupancy_topic, validate
+from wire import occupancy_topic, validate
 
 log = logging.getLogger("central.occupancy")
 

@@ -31,13 +31,14 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from central.db.models import Event, IngestRejection, Rollup, Site, SiteKind, Stay
+from wire.kinds import Method
 
 LOCAL = timezone(timedelta(hours=7), "UTC+07:00")
 """Vietnam's civil time (no daylight saving)."""
 
-METHODS = ("chip", "card-qr", "vneid-qr", "bhyt-qr", "manual")
-"""Methods the dashboard breaks arrivals down by."""
-CCCD_METHODS = frozenset({"chip", "card-qr", "vneid-qr"})
+METHODS: tuple[str, ...] = tuple(method.value for method in Method)
+"""Methods the dashboard breaks arrivals down by (every method of the wire, in its order)."""
+CCCD_METHODS = frozenset({Method.CHIP.value, Method.CARD_QR.value, Method.VNEID_QR.value})
 """Methods that count as "by CCCD / VNeID" (the ratios' numerators)."""
 INSURED = frozenset({"valid", "paper-card"})
 """Insurance values of an insured hospital visit (the ``hospital_cccd`` denominator): the

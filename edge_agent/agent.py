@@ -45,7 +45,6 @@ from edge_agent.config import (
 )
 from edge_agent.desk import parse_manual, parse_stay
 from edge_agent.events.model import EventDraft, EventKind
-from edge_agent.events.signing import sign_event
 from edge_agent.flows import (
     AccommodationFlow,
     ChipPresentation,
@@ -88,6 +87,7 @@ from edge_agent.signals import plan_for
 from edge_agent.stay_register import StayRegister
 from edge_agent.trust_folder import load_trust_folder
 from edge_agent.uplink import DeviceHealth, Uplink
+from wire.signing import sign_event
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from central.db.models import Device, RefusedSeq
 from central.ingest.store import BatchReport, Outcome
 from central.ingest.validate import Reason
-from central.wire import receipts_topic
+from wire.topics import receipts_topic
 
 log = logging.getLogger("central.ingest.receipts")
 

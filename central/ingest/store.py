@@ -44,7 +44,6 @@ from central.counting import (
 )
 from central.db.bulk import insert_rows
 from central.db.models import Alarm, Device, Event, IngestRejection, RefusedSeq, Site, Stay
-from central.ingest.crypto import BadSignatureError, ed25519_public, verify_signature
 from central.ingest.validate import (
     Decoded,
     DeviceView,
@@ -57,8 +56,9 @@ from central.ingest.validate import (
     decode,
     parse_date,
     parse_time,
-    split_topic,
 )
+from wire.signing import SignatureError, ed25519_public, verify_signature
+from wire.topics import TOPIC_PREFIX, split_topic
 
 log = logging.getLogger("central.ingest")
 
@@ -643,7 +643,7 @@ def _signed_seq(incoming: Incoming, rejection: Rejection,
         return None
     try:
         verify_signature(message, view.public_key)
-    except (BadSignatureError, ValueError, TypeError, RecursionError):
+    except (SignatureError, ValueError, TypeError, RecursionError):
         return None
     return view.id, seq
 
@@ -680,7 +680,7 @@ def record_suppressed(session: Session, suppressed: list[Suppressed],
     """One ``rate-limited`` row per device whose interval ended with rejections only counted."""
     for item in suppressed:
         session.add(IngestRejection(at=now, reason=Reason.RATE_LIMITED.value,
-                                    topic=f"checkin/v1/{item.device_id}"[:200],
+                                    topic=f"{TOPIC_PREFIX}/{item.device_id}"[:200],
                                     device_id=item.device_id[:64] if item.device_id != "?"
                                     else None,
                                     detail=item.detail()))

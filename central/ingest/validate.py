@@ -25,8 +25,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from nacl.signing import VerifyKey
 
-from central.ingest.crypto import BadSignatureError, SealedBoxError, open_sealed, verify_signature
-from central.wire import MAX_PAYLOAD_BYTES, TOPIC_PREFIX, WireError, validate
+from wire import MAX_PAYLOAD_BYTES, WireError, validate
+from wire.sealing import SealError, open_event_box
+from wire.signing import SignatureError, verify_signature
+from wire.topics import split_topic
 
 
 class Reason(StrEnum):
@@ -204,17 +206,6 @@ def effective_kind(message: dict[str, Any]) -> str | None:
     return kind
 
 
-def split_topic(topic: str) -> tuple[str, str] | None:
-    """``checkin/v1/<device_id>/events|status`` → (device_id, "event"|"status")."""
-    parts = topic.split("/")
-    if len(parts) != 4 or "/".join(parts[:2]) != TOPIC_PREFIX or parts[2] == "sites":
-        return None
-    kinds = {"events": "event", "status": "status"}
-    if parts[3] not in kinds or not parts[2]:
-        return None
-    return parts[2], kinds[parts[3]]
-
-
 class _FloatLiteral(ValueError):
     """A floating-point number (or NaN/Infinity) in a payload: none are allowed on the wire."""
 
@@ -313,8 +304,8 @@ def _device_checks(decoded: Decoded, device: DeviceView | None,
     if signed:
         try:
             verify_signature(decoded.message, device.public_key, float_free=True)
-        except BadSignatureError as exc:
-            return Rejection(Reason.BAD_SIGNATURE, str(exc), decoded.device_id)
+        except SignatureError as exc:
+            return Rejection(Reason.BAD_SIGNATURE, exc.reason, decoded.device_id)
     site = decoded.message.get("site_id")
     if site is not None and site != device.site_id:
         return Rejection(Reason.SITE_MISMATCH,
@@ -366,11 +357,11 @@ def check_event(decoded: Decoded, device: DeviceView | None, *, max_future_skew:
             return Rejection(Reason.SEALED_STAY_UNOPENABLE, "collector has no centre key",
                              decoded.device_id)
         try:
-            personal = open_sealed(msg["sealed"], centre_key, msg["event_id"],
-                                   decoded.device_id)
+            personal = open_event_box(msg["sealed"], centre_key, msg["event_id"],
+                                      decoded.device_id)
             validate("stay-personal.v1", personal)
-        except SealedBoxError as exc:
-            return Rejection(Reason.SEALED_STAY_UNOPENABLE, str(exc), decoded.device_id)
+        except SealError as exc:
+            return Rejection(Reason.SEALED_STAY_UNOPENABLE, exc.reason, decoded.device_id)
         except WireError as exc:
             # Only the path: the reason could quote a name or an ID number.
             return Rejection(Reason.SEALED_STAY_UNOPENABLE,

@@ -46,12 +46,12 @@ from central.web.security import (
     audit_denied,
     db_session,
     make_hasher,
-    mask_id,
     scope_for_token,
     scope_for_user,
     token_hash,
 )
 from central.web.timeutil import as_utc, fmt_local, utcnow
+from wire.masking import mask_id
 
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": "sqlite:///var/central.sqlite3",

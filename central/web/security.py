@@ -274,10 +274,3 @@ def scoped_sites(db: Session, scope: Scope, kinds: Iterable[str] | None = None,
     if unit_ids is not None:
         query = query.where(Site.unit_id.in_(list(unit_ids)))
     return list(db.scalars(query))
-
-
-def mask_id(id_number: str | None) -> str:
-    """``********1234``: only the last 4 digits (DESIGN.md §4)."""
-    if not id_number:
-        return ""
-    return "*" * max(len(id_number) - 4, 0) + id_number[-4:]

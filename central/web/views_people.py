@@ -25,11 +25,11 @@ from central.web.security import (
     current_scope,
     db_session,
     get_site,
-    mask_id,
     require_roles,
     scoped_sites,
 )
 from central.web.timeutil import day_start_utc
+from wire.masking import mask_id
 
 bp = Blueprint("people", __name__, url_prefix="/people")
 RESULT_LIMIT = 500

@@ -41,11 +41,11 @@ from central.web.security import (
     current_user,
     db_session,
     get_site,
-    mask_id,
     require_roles,
     scoped_sites,
 )
 from central.web.timeutil import as_utc, day_start_utc, fmt_local, utcnow
+from wire.masking import mask_id
 
 bp = Blueprint("stays", __name__, url_prefix="/stays")
 STATUSES = ("all", "pending", "due", "overdue", "notified", "on_time", "late")

@@ -10,11 +10,12 @@ from edge_agent.cccd.codes import Code, code_format, read_code
 from edge_agent.cccd.dates import BirthDate, DatePrecision
 from edge_agent.cccd.dg13 import Dg13, parse_dg13
 from edge_agent.cccd.errors import CccdError, Dg13Error, IdNumberError, MrzError, QrError
-from edge_agent.cccd.id_number import PersonalIdNumber, Sex, mask_id, parse_id_number
+from edge_agent.cccd.id_number import PersonalIdNumber, Sex, parse_id_number
 from edge_agent.cccd.keys import BacKey, bac_candidates, expiry_candidates, pace_can
 from edge_agent.cccd.mrz import Td1Mrz, check_digit, parse_td1
 from edge_agent.cccd.qr import QrFormat, QrIdentity, parse_qr
 from edge_agent.cccd.vneid import VneidToken, parse_vneid_token
+from wire.masking import mask_id
 
 __all__ = [
     "BacKey", "BhytCard", "BirthDate", "CccdError", "Code", "DatePrecision", "Dg13",

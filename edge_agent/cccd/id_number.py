@@ -15,6 +15,7 @@ from enum import Enum
 from edge_agent.cccd.dates import BirthDate
 from edge_agent.cccd.errors import IdNumberError
 from edge_agent.cccd.provinces import province_name
+from wire.masking import mask_id
 
 
 class Sex(Enum):
@@ -113,11 +114,3 @@ def parse_id_number(
             field="id_number.sex",
         )
     return number
-
-
-def mask_id(text: str | None) -> str:
-    """Mask an ID number to its last 4 characters (``********1234``) for screens and logs."""
-    if not text:
-        return ""
-    visible = text[-4:] if len(text) > 4 else ""
-    return "*" * (len(text) - len(visible)) + visible

@@ -11,50 +11,22 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from edge_agent.cccd.dates import BirthDate
-from edge_agent.events.sealing import seal
-from edge_agent.events.signing import sign_event
+from wire.kinds import EventAssurance, EventKind, Method
+from wire.sealing import event_aad, seal
+from wire.signing import sign_event
+
+__all__ = [
+    "AGE_BANDS", "WIRE_VERSION", "Demographics", "EventAssurance", "EventDraft", "EventKind",
+    "Method", "age_band", "build_event",
+]
 
 WIRE_VERSION = 1
-
-
-class EventKind(StrEnum):
-    ENTRY = "entry"
-    EXIT = "exit"
-    VISIT = "visit"
-    STAY_START = "stay.start"
-    STAY_END = "stay.end"
-    MANUAL = "manual"
-    REJECTED = "rejected"
-
-    @property
-    def is_stay(self) -> bool:
-        return self in (EventKind.STAY_START, EventKind.STAY_END)
-
-
-class Method(StrEnum):
-    CHIP = "chip"
-    CARD_QR = "card-qr"
-    VNEID_QR = "vneid-qr"
-    BHYT_QR = "bhyt-qr"
-    """The BHYT (health-insurance) card QR at a hospital desk: an insured visit, not an
-    identification by CCCD or VNeID."""
-    MANUAL = "manual"
-
-
-class EventAssurance(StrEnum):
-    CHIP_ANCHORED = "chip-anchored"
-    CHIP_SIGNED = "chip-signed"
-    QR = "qr"
-    VNEID_QR = "vneid-qr"
-    MANUAL = "manual"
-    NONE = "none"
 
 
 AGE_BANDS = ("0-5", "6-14", "15-24", "25-44", "45-59", "60+")
@@ -135,6 +107,6 @@ def build_event(draft: EventDraft, *, device_id: str, site_id: str, seq: int,
     if draft.personal is not None:
         if centre_key is None:
             raise ValueError("a stay event needs the centre's sealing key")
-        aad = f"{event_id}|{device_id}".encode()
+        aad = event_aad(str(event_id), device_id)
         event["sealed"] = seal(draft.personal, centre_key, aad).to_json()
     return sign_event(event, signing_key)

@@ -4,7 +4,7 @@ SQLite in WAL mode with ``synchronous=FULL``; see :mod:`edge_agent.outbox.store`
 transaction, the bound and the on-full policy (stays are never refused).
 """
 
-from edge_agent.outbox.builder import payload_builder, wire_bytes
+from edge_agent.outbox.builder import payload_builder
 from edge_agent.outbox.errors import (
     OutboxCorruptError,
     OutboxDiskFullError,
@@ -12,6 +12,7 @@ from edge_agent.outbox.errors import (
     OutboxFullError,
 )
 from edge_agent.outbox.store import OnFull, Outbox, OutboxCounts, OutboxEntry
+from wire.signing import wire_bytes
 
 __all__ = [
     "OnFull",

@@ -7,21 +7,14 @@ verifies is exactly what was committed.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from edge_agent.events.model import EventDraft, build_event
-
-
-def wire_bytes(event: dict[str, Any]) -> bytes:
-    """The serialisation used on the wire (the signed object, ``sig`` included)."""
-    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+from wire.signing import wire_bytes
 
 
 def payload_builder(draft: EventDraft, *, device_id: str, site_id: str,

@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-TOPIC_ROOT = "checkin/v1"
+from wire.topics import (
+    TopicError,
+    check_level,
+    config_topic,
+    events_topic,
+    occupancy_topic,
+    receipts_topic,
+    status_topic,
+)
 
 
 class UplinkConfigError(ValueError):
@@ -80,11 +88,13 @@ class Topics:
 
     @classmethod
     def for_device(cls, device_id: str, site_id: str) -> Topics:
-        for name, value in (("device_id", device_id), ("site_id", site_id)):
-            if not value or any(c in value for c in "/+#\x00") or value.strip() != value:
-                raise UplinkConfigError(f"{name} {value!r} cannot be a topic level")
-        return cls(events=f"{TOPIC_ROOT}/{device_id}/events",
-                   status=f"{TOPIC_ROOT}/{device_id}/status",
-                   config=f"{TOPIC_ROOT}/{device_id}/config",
-                   occupancy=f"{TOPIC_ROOT}/sites/{site_id}/occupancy",
-                   receipts=f"{TOPIC_ROOT}/{device_id}/receipts")
+        try:
+            check_level(device_id, "device_id")
+            check_level(site_id, "site_id")
+        except TopicError as exc:
+            raise UplinkConfigError(exc.reason) from None
+        return cls(events=events_topic(device_id),
+                   status=status_topic(device_id),
+                   config=config_topic(device_id),
+                   occupancy=occupancy_topic(site_id),
+                   receipts=receipts_topic(device_id))

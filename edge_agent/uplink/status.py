@@ -20,11 +20,12 @@ publishes with the device key (docs/protocol.md §4.8, §6); the will is written
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from wire.signing import wire_bytes
 
 STATUS_VERSION = 1
 
@@ -48,8 +49,7 @@ def rfc3339(at: datetime) -> str:
 def _encode(message: dict[str, Any], signer: StatusSigner | None) -> bytes:
     if signer is not None:
         message = signer(message)
-    return json.dumps(message, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode("utf-8")
+    return wire_bytes(message)
 
 
 def online_status(*, device_id: str, version: str, outbox_depth: int,

@@ -21,10 +21,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from central.wire import validate
 from edge_agent.agent import Agent
 from edge_agent.config import load_config
-from edge_agent.events.signing import verify_event
 from firmware_sim.bridges.serial_scanner import PtySerialScanner
 from firmware_sim.card import issue_cards
 from firmware_sim.sim_reader import SimCardReader
@@ -36,6 +34,8 @@ from tests.integration.broker_fixtures import (
     make_pki,
     running_broker,
 )
+from wire import validate
+from wire.signing import verify_event
 
 DEVICE = "gate-01"
 

@@ -17,13 +17,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from central.wire import validate
 from edge_agent.agent import Agent
 from edge_agent.config import load_config
-from edge_agent.events.sealing import SealedBox, open_sealed
 from firmware_sim.bridges.serial_scanner import PtySerialScanner
 from tests.integration.agent_setup import KEYS_TOML, write_device_keys
 from tests.integration.broker_fixtures import free_port
+from wire import validate
+from wire.sealing import SealedBox, open_sealed
 
 QR = "079303001234||Nguyễn Thị Mai|15052003|Nữ|1 Đường C, Phường A, Quận B, TP. Hồ Chí Minh|20082021"
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from central.wire import parse_message
 from drivers.outputs import SimulatedOutputs
 from edge_agent.agent import Agent, create_agent
 from edge_agent.config import load_config
@@ -30,6 +29,7 @@ from firmware_sim.card import issue_cards
 from firmware_sim.sim_reader import SimCardReader
 from tests.integration.agent_setup import KEYS_TOML, write_device_keys
 from tests.integration.broker_fixtures import free_port
+from wire import parse_message
 
 
 def wait(predicate: Any, timeout: float = 15.0) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from central.wire import validate
 from edge_agent.agent import Agent
 from edge_agent.config import load_config
 from firmware_sim.bridges.serial_scanner import PtySerialScanner
@@ -14,6 +13,7 @@ from firmware_sim.identity_platform import IdentityPlatform
 from tests.integration.agent_setup import KEYS_TOML, write_device_keys
 from tests.integration.broker_fixtures import free_port
 from tests.integration.test_agent_desk import post, scan, stored_after_stop
+from wire import validate
 
 
 def test_vneid_token_at_a_hospital_desk(tmp_path: Path) -> None:

@@ -45,9 +45,9 @@ from central.ingest.worker import IngestWorker
 from central.registry import RegistryError, enrol_device, revoke_device
 from central.revocation import certificate_serial, listed
 from central.settings import BrokerSettings, CentralSettings
-from edge_agent.outbox.builder import wire_bytes
 from tests.integration.broker_fixtures import Broker, make_pki, running_broker, tls_context
 from tests.integration.pg_fixtures import FakeDevice, migrated_engine, seed
+from wire.signing import wire_bytes
 
 HERITAGE, HOSPITAL = "hue-dai-noi", "bv-trung-uong-hue"
 GATES = ("gate-ngo-mon-01", "gate-ngo-mon-02")

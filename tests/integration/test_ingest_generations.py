@@ -14,7 +14,6 @@ from central.db.models import Alarm, Device, DeviceGeneration, Event, RefusedSeq
 from central.ingest.receipts import ReceiptPublisher
 from central.ingest.store import check_seq_gaps
 from central.registry import RegistryError, raw_public_key, reenrol_device, revoke_device
-from edge_agent.events.signing import sign_event
 from tests.integration.pg_fixtures import (  # noqa: F401
     VN,
     FakeDevice,
@@ -22,6 +21,7 @@ from tests.integration.pg_fixtures import (  # noqa: F401
     postgres_server,
 )
 from tests.integration.test_ingest_store import GATE, Harness, h, results  # noqa: F401
+from wire.signing import sign_event
 
 T = f"checkin/v1/{GATE}/events"
 

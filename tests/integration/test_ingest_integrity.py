@@ -22,8 +22,6 @@ from central.ingest.store import BatchReport, IngestContext, RejectionLimiter, p
 from central.ingest.validate import Incoming
 from central.ingest.worker import IngestWorker
 from central.settings import CentralSettings
-from edge_agent.events.signing import sign_event
-from edge_agent.outbox.builder import wire_bytes
 from tests.integration.pg_fixtures import (  # noqa: F401
     PERSONAL,
     VN,
@@ -32,6 +30,7 @@ from tests.integration.pg_fixtures import (  # noqa: F401
     postgres_server,
     seed,
 )
+from wire.signing import sign_event, wire_bytes
 
 GATE, DESK, DESK2, OTHER_DESK, WARD = ("gate-ngo-mon-01", "ks-song-huong-le-tan",
                                        "ks-song-huong-tang-2", "ks-khac-le-tan", "bv-hue-khoa-1")

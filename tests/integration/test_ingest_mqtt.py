@@ -148,7 +148,7 @@ def test_worker_stores_valid_rejects_bad_and_publishes_occupancy(broker: Broker,
             m.topic.endswith("hue-dai-noi/occupancy") and m.json()["occupancy"] == 5
             for m in ms), 10)
         msg = next(m for m in recorder.snapshot() if m.topic.endswith("hue-dai-noi/occupancy"))
-        from central.wire import validate
+        from wire import validate
 
         validate("occupancy.v1", msg.json())
     finally:

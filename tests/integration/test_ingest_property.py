@@ -31,8 +31,6 @@ from central.db.models import Event
 from central.ingest.store import BatchReport
 from central.ingest.worker import IngestWorker
 from central.settings import BrokerSettings, CentralSettings
-from edge_agent.events.signing import sign_event
-from edge_agent.outbox.builder import wire_bytes
 from tests.integration.broker_fixtures import Broker, make_pki, raw_device_client, running_broker
 from tests.integration.pg_fixtures import (  # noqa: F401
     FakeDevice,
@@ -41,6 +39,7 @@ from tests.integration.pg_fixtures import (  # noqa: F401
     postgres_server,
     seed,
 )
+from wire.signing import sign_event, wire_bytes
 
 GATE, DESK = "gate-ngo-mon-01", "ks-song-huong-le-tan"
 BAD_TIMES = ["2026-02-31T10:00:00+07:00", "0000-01-01T00:00:00Z", "0001-01-01T00:00:00+23:00",

@@ -29,7 +29,6 @@ from central.ingest.validate import Incoming
 from central.purge import purge
 from central.readside import counts
 from central.settings import Retention
-from edge_agent.outbox.builder import wire_bytes
 from tests.integration.pg_fixtures import (  # noqa: F401
     PERSONAL,
     VN,
@@ -39,6 +38,7 @@ from tests.integration.pg_fixtures import (  # noqa: F401
     postgres_server,
     seed,
 )
+from wire.signing import wire_bytes
 
 GATE = "gate-ngo-mon-01"
 GATE2 = "gate-ngo-mon-02"
@@ -105,7 +105,7 @@ def test_each_bad_message_is_rejected_with_its_reason_and_counted(h: Harness) ->
     stay = h.devices[DESK].event("stay.start")
     ct = stay["sealed"]["ct"]
     stay["sealed"] = dict(stay["sealed"], ct=ct[:8] + ("B" if ct[8] != "B" else "C") + ct[9:])
-    from edge_agent.events.signing import sign_event
+    from wire.signing import sign_event
     stay = sign_event({k: v for k, v in stay.items() if k != "sig"}, h.devices[DESK].key)
     t = f"checkin/v1/{GATE}/events"
     r = h.send((t, good), (t, b"{not json"), (t, schema_bad), (t, tampered), (t, other_site),
@@ -144,7 +144,7 @@ def test_redeliveries_replays_and_copies_within_a_batch(h: Harness) -> None:
     e3 = gate.event()
     same_seq = gate.event(seq=e1["seq"])  # below the prefix, seq stored under another id
     fresh_taken = gate.event(seq=e3["seq"])  # the same new seq twice in one batch
-    from edge_agent.events.signing import sign_event
+    from wire.signing import sign_event
     other = sign_event({k: v for k, v in dict(e2, count=3).items() if k != "sig"}, gate.key)
     r = h.send((t, e3), (t, e1), (t, same_seq), (t, fresh_taken), (t, other), (t, e3),
                (t, e2))
@@ -281,7 +281,7 @@ def test_counting_rollups_pairing_orphans_close_out_and_late_events(h: Harness) 
 
 
 def test_status_updates_device_and_offline_alarm(h: Harness) -> None:
-    from edge_agent.events.signing import sign_event
+    from wire.signing import sign_event
 
     now = datetime.now(UTC)
     status = {"v": 1, "state": "online", "device_id": GATE, "site_id": "hue-dai-noi",

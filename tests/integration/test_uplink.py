@@ -34,12 +34,12 @@ from tests.integration.broker_fixtures import (
 from tests.integration.kill_child import draft_for, visitors
 
 SITE = "site-1"
-WIRE = Path(__file__).resolve().parents[2] / "central" / "wire"
+WIRE = Path(__file__).resolve().parents[2] / "wire"
 
 
 @functools.cache
 def validator(name: str) -> Any:
-    """A validator of the shared wire contract (central/wire/<name>.v1.schema.json)."""
+    """A validator of the shared wire contract (wire/<name>.v1.schema.json)."""
     schema = json.loads((WIRE / f"{name}.v1.schema.json").read_text(encoding="utf-8"))
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)

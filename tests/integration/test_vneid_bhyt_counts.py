@@ -24,7 +24,6 @@ from edge_agent.events.model import EventDraft, build_event
 from edge_agent.flows import FlowSettings, HospitalFlow, QrPresentation
 from edge_agent.identity import CircuitBreaker, HttpIdentityVerifier
 from edge_agent.insurance import HttpInsuranceAdapter
-from edge_agent.outbox.builder import wire_bytes
 from firmware_sim.identity_platform import IdentityPlatform
 from firmware_sim.insurance_gateway import InsuranceGateway
 from tests.integration.pg_fixtures import (  # noqa: F401
@@ -35,6 +34,7 @@ from tests.integration.pg_fixtures import (  # noqa: F401
     postgres_server,
     seed,
 )
+from wire.signing import wire_bytes
 
 DESK = "desk-bv-hue-01"
 SITE = "bv-hue"

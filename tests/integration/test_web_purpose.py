@@ -16,7 +16,6 @@ from werkzeug.test import TestResponse
 
 from central.db.models import AuditLog, Event, Stay
 from central.subjects import subject_for
-from central.web.security import mask_id
 from tests.integration.pg_fixtures import db_url, postgres_server  # noqa: F401
 from tests.web_support import (
     PURPOSE,
@@ -28,6 +27,7 @@ from tests.web_support import (
     now_utc,
     view_personal,
 )
+from wire.masking import mask_id
 
 STAY = "0190a0c0-0000-7000-8000-000000000000"  # Nguyễn Thị Mai at ks-phu-vang
 KEY = bytes(range(100, 132))

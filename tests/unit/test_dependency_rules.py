@@ -14,7 +14,10 @@ Rules:
 
 1. **Pure protocol code.** ``edge_agent.icao`` imports nothing of the project outside itself;
    ``edge_agent.cccd`` imports nothing outside itself and ``edge_agent.icao`` (the CCCD layer is
-   built on the ICAO 9303 primitives; the reverse is forbidden). Neither does I/O, checked as:
+   built on the ICAO 9303 primitives; the reverse is forbidden) and ``wire.masking`` (the one
+   masking rule). The protocol modules of the ``wire`` package (``wire.errors``, ``wire.kinds``,
+   ``wire.masking``, ``wire.topics``, ``wire.signing``, ``wire.sealing``) import only each other.
+   None of them does I/O, checked as:
 
    - no import of a module in :data:`IO_MODULES` (files, sockets, processes, threads, signals,
      clocks and sleeps, logging, dynamic imports, hardware and service clients);
@@ -32,7 +35,10 @@ Rules:
    ``edge_agent``, ``central`` or ``demo`` (the simulated reader lives in the simulator and
    registers its ``sim:`` URI through an entry point). ``central`` and ``edge_agent`` never import
    each other, nor ``firmware_sim`` or ``demo`` (production code does not ship the simulators);
-   ``central`` does not import ``drivers`` either (the collector has no card hardware).
+   ``central`` does not import ``drivers`` either (the collector has no card hardware). Both
+   sides import the ``wire`` package (schemas, canonical JSON, signing, sealing, topics,
+   masking), which imports none of ``edge_agent``, ``central``, ``drivers``, ``firmware_sim`` or
+   ``demo``.
 
 3. **No cycles** between the modules of the project's packages (those of
    ``[tool.setuptools.packages.find]`` in pyproject.toml); each cycle is reported as a path whose
@@ -59,7 +65,9 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Pure packages and the project prefixes each may import.
 PURE_PACKAGES: dict[str, tuple[str, ...]] = {
     "edge_agent.icao": ("edge_agent.icao",),
-    "edge_agent.cccd": ("edge_agent.cccd", "edge_agent.icao"),
+    "edge_agent.cccd": ("edge_agent.cccd", "edge_agent.icao", "wire.masking"),
+    **dict.fromkeys(WIRE_PURE := ("wire.errors", "wire.kinds", "wire.masking", "wire.topics",
+                                  "wire.signing", "wire.sealing"), WIRE_PURE),
 }
 
 #: Modules (and their submodules) pure code must not import, with the reason.
@@ -107,6 +115,8 @@ LAYER_RULES: tuple[LayerRule, ...] = (
               "simulator in production"),
     LayerRule("edge_agent", ("central", "firmware_sim", "demo"),
               "the collector and the agent meet only on the wire; no simulator in production"),
+    LayerRule("wire", ("edge_agent", "central", "drivers", "firmware_sim", "demo"),
+              "the wire package is the contract both sides import; it imports neither side"),
 )
 
 # --- reading the graph --------------------------------------------------------------------------
@@ -449,7 +459,7 @@ def project_graph() -> Graph:
 def test_the_graph_covers_every_package_and_function_level_imports() -> None:
     graph = project_graph()
     tops = {m.split(".")[0] for m in graph.modules}
-    assert {"edge_agent", "central", "drivers", "firmware_sim", "demo"} <= tops
+    assert {"edge_agent", "central", "drivers", "firmware_sim", "demo", "wire"} <= tops
     assert "tests" not in tops and "bench" not in tops
     # drivers/uri.py imports its drivers inside functions: those edges are in the graph.
     uri_targets = {e.target for e in graph.edges if e.source == "drivers.uri"}
@@ -478,7 +488,7 @@ def test_no_import_cycles() -> None:
 
 _PYPROJECT = """
 [tool.setuptools.packages.find]
-include = ["edge_agent*", "central*", "drivers*", "firmware_sim*", "demo*"]
+include = ["edge_agent*", "central*", "drivers*", "firmware_sim*", "demo*", "wire*"]
 """
 
 _BAD_TREE = {
@@ -547,6 +557,10 @@ _BAD_TREE = {
     "central/reports.py": "from edge_agent.cccd.qr import x\nimport drivers.uri\n",
     "demo/__init__.py": "",
     "demo/system.py": "import central.web.app\nimport firmware_sim.chip\nimport edge_agent.agent\n",
+    "wire/__init__.py": "",
+    "wire/signing.py": "from edge_agent import agent\n",
+    "wire/topics.py": "def f():\n    import central.web.shared\n",
+    "wire/masking.py": "import logging\n",
     "bench/__init__.py": "import edge_agent.agent\n",
 }
 
@@ -581,8 +595,17 @@ def test_the_checker_catches_every_kind_of_violation(tmp_path: Path) -> None:
         "edge_agent/cccd/files.py:1: edge_agent.cccd.files imports importlib (dynamic imports "
         "the graph cannot check): edge_agent.cccd is pure and does no I/O",
         "edge_agent/cccd/files.py:5: edge_agent.cccd.files imports edge_agent.agent: "
-        "edge_agent.cccd is pure and imports only edge_agent.cccd, edge_agent.icao",
+        "edge_agent.cccd is pure and imports only edge_agent.cccd, edge_agent.icao, "
+        "wire.masking",
         "edge_agent/cccd/files.py:6: calls .read_bytes(): pure code does no I/O",
+        "wire/signing.py:1: wire.signing imports edge_agent.agent: wire.signing is pure and "
+        "imports only wire.errors, wire.kinds, wire.masking, wire.topics, wire.signing, "
+        "wire.sealing",
+        "wire/topics.py:2: wire.topics imports central.web.shared: wire.topics is pure and "
+        "imports only wire.errors, wire.kinds, wire.masking, wire.topics, wire.signing, "
+        "wire.sealing",
+        "wire/masking.py:1: wire.masking imports logging (logging handlers write to files and "
+        "sockets): wire.masking is pure and does no I/O",
     }
     assert pure == expected_pure
     # ``os.urandom`` and cccd -> icao are allowed.
@@ -603,6 +626,9 @@ def test_the_checker_catches_every_kind_of_violation(tmp_path: Path) -> None:
         "imports edge_agent",
         "central/reports.py:2: central.reports imports drivers.uri: central never imports "
         "drivers",
+        "wire/signing.py:1: wire.signing imports edge_agent.agent: wire never imports "
+        "edge_agent",
+        "wire/topics.py:2: wire.topics imports central.web.shared: wire never imports central",
     }
 
     cycles = [render_cycle(c, tmp_path) for c in find_cycles(graph)]
@@ -641,6 +667,13 @@ def test_a_clean_tree_passes(tmp_path: Path) -> None:
         "firmware_sim/__init__.py": "",
         "firmware_sim/reader.py": "from drivers.uri import x\n",
         "demo/__init__.py": "import firmware_sim.reader\nimport edge_agent.agent\n",
+        "wire/__init__.py": "import json\n",
+        "wire/errors.py": "",
+        "wire/topics.py": "from wire.errors import WireError\n",
+        "wire/masking.py": "import os\n",
+        "central/__init__.py": "",
+        "central/ingest.py": "from wire.topics import n\nimport wire\n",
+        "edge_agent/uplink.py": "from wire import topics\n",
     })
     graph = read_graph(tmp_path)
     assert check_pure(graph) == [] and check_layers(graph) == [] and find_cycles(graph) == []

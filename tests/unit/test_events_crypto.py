@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge_agent.events.ids import Uuid7Generator, uuid7_time_ms
-from edge_agent.events.sealing import SealedBox, SealError, open_sealed, seal
-from edge_agent.events.signing import SignatureError, canonical_bytes, sign_event, verify_event
 from edge_agent.events.subject import subject_for
+from wire.sealing import SealedBox, SealError, open_sealed, seal
+from wire.signing import SignatureError, canonical_bytes, sign_event, verify_event
 
 KEY = b"k" * 32
 

@@ -1,7 +1,7 @@
 """Check-in flows: heritage gate, hospital reception, accommodation desk (edge_agent.flows).
 
 Every committed draft is turned into the signed wire object with ``build_event`` and validated
-against ``central/wire/event.v1.schema.json``; personal data must appear only inside ``sealed``.
+against ``wire/event.v1.schema.json``; personal data must appear only inside ``sealed``.
 All people are synthetic (tests/synthetic.py).
 """
 
@@ -18,7 +18,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from central.wire import validate
 from edge_agent.cccd import Sex, VneidToken, parse_qr, parse_td1
 from edge_agent.cccd.bhyt import format_bhyt
 from edge_agent.cccd.dates import BirthDate
@@ -27,7 +26,6 @@ from edge_agent.cccd.qr import format_card_qr
 from edge_agent.config import CapacityPolicy, Direction, Language, NameDisplay, QrExpiryPolicy
 from edge_agent.events.ids import Uuid7Generator
 from edge_agent.events.model import EventDraft, build_event
-from edge_agent.events.sealing import SealedBox, open_sealed
 from edge_agent.events.subject import subject_for
 from edge_agent.flows import (
     AccommodationFlow,
@@ -48,6 +46,8 @@ from edge_agent.identity import IdentityAnswer, IdentityState, VerifiedIdentity
 from edge_agent.insurance import InsuranceState, InsuranceStatus
 from edge_agent.reading import Assurance, ChipIdentity, FailureReason, ReadResult
 from tests.synthetic import Person, id_for
+from wire import validate
+from wire.sealing import SealedBox, open_sealed
 
 ICT = timezone(timedelta(hours=7))
 SUBJECT_KEY = b"s" * 32

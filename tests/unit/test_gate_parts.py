@@ -12,13 +12,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from nacl.signing import VerifyKey
 
-from central.ingest.crypto import verify_signature
-from central.wire import parse_message
 from drivers.card_reader import ReaderError
 from edge_agent.config import ConfigError, Direction, OutputsBackend, parse_config
 from edge_agent.desk import parse_manual, parse_stay
 from edge_agent.events.model import Demographics, EventAssurance, EventDraft, EventKind, Method
-from edge_agent.events.signing import sign_event
 from edge_agent.flows import (
     AccommodationFlow,
     Counts,
@@ -35,6 +32,8 @@ from edge_agent.kiosk import KioskState, create_app
 from edge_agent.kiosk.app import DESK_HEADER
 from edge_agent.signals import plan_for
 from edge_agent.uplink.status import DeviceHealth, online_status
+from wire import parse_message
+from wire.signing import sign_event, verify_signature
 
 AT = datetime(2026, 5, 1, 2, 0, tzinfo=UTC)
 KEY = Ed25519PrivateKey.generate()

@@ -1,5 +1,5 @@
-"""Collector-side signature verification, sealed-box opening, validation and settings,
-checked against bytes produced by the agent (edge_agent) and the docs/protocol.md §10 example."""
+"""Collector-side signature verification, sealed-box opening (the wire package), validation and
+settings, checked against bytes produced by the agent (edge_agent) and the docs/protocol.md §10 example."""
 
 from __future__ import annotations
 
@@ -14,19 +14,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from central.counting import last_close, stay_deadline
-from central.ingest.crypto import (
-    BadSignatureError,
-    SealedBoxError,
-    ed25519_public,
-    load_centre_key,
-    open_sealed,
-    verify_signature,
-)
+from central.ingest.crypto import load_centre_key
 from central.ingest.validate import DeviceView, Incoming, Reason, check_event, decode, scrub
 from central.registry import raw_public_key
 from central.settings import SettingsError, load_settings
-from edge_agent.events.sealing import seal
-from edge_agent.events.signing import sign_event
+from wire.sealing import SealError as SealedBoxError
+from wire.sealing import open_event_box as open_sealed
+from wire.sealing import seal
+from wire.signing import SignatureError as BadSignatureError
+from wire.signing import ed25519_public, sign_event, verify_signature
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE = "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"

@@ -17,8 +17,6 @@ from hypothesis import strategies as st
 
 from edge_agent.events.ids import uuid7_time_ms
 from edge_agent.events.model import EventAssurance, EventDraft, EventKind, Method
-from edge_agent.events.sealing import SealedBox, open_sealed
-from edge_agent.events.signing import verify_event
 from edge_agent.outbox import (
     OnFull,
     Outbox,
@@ -27,6 +25,8 @@ from edge_agent.outbox import (
     OutboxFullError,
     payload_builder,
 )
+from wire.sealing import SealedBox, open_sealed
+from wire.signing import verify_event
 
 NOW = datetime(2026, 5, 1, 8, 30, tzinfo=UTC)
 

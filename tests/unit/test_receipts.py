@@ -22,8 +22,8 @@ from central.ingest.receipts import (
 )
 from central.ingest.store import Outcome
 from central.ingest.validate import Incoming, Reason, Rejection
-from central.wire import WireError, validate
 from edge_agent.uplink.receipts import ReceiptError, parse_receipt
+from wire.schemas import WireError, validate
 
 AT = datetime(2026, 5, 1, 8, 30, tzinfo=UTC)
 GATE, DESK = "gate-ngo-mon-01", "ks-song-huong-le-tan"

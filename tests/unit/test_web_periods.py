@@ -11,7 +11,7 @@ import pytest
 from central.web import periods
 from central.web.errors import BadRequest
 from central.web.i18n import STRINGS, translate
-from central.web.security import mask_id
+from wire.masking import mask_id
 
 
 def test_statistical_month_runs_15th_to_14th() -> None:

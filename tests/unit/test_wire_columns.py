@@ -1,6 +1,6 @@
 """Every value the wire schemas allow fits the column it is stored in, on SQLite and PostgreSQL.
 
-The test walks the schemas (``central/wire/*.schema.json``) and the SQLAlchemy models
+The test walks the schemas (``wire/*.schema.json``) and the SQLAlchemy models
 (``central/db/models.py``) side by side: the longest string a member's ``maxLength``,
 ``pattern``, ``enum`` or ``const`` allows is at most the column's length; an integer's
 ``maximum``/``minimum`` lie within the column's range (JSON members: within 2^53 − 1, what every
@@ -26,7 +26,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from central.db.models import Device, Event, Stay
 from central.ingest.store import _event_row
 from central.ingest.validate import BadTime, Incoming, ValidEvent, parse_date, parse_time
-from central.wire import load_schema
+from wire import load_schema
 
 JSON_SAFE = 2**53 - 1
 RANGES = {Integer: 2**31 - 1, BigInteger: 2**63 - 1}

@@ -1,4 +1,4 @@
-"""The compiled fast path of central.wire never accepts what the reference validator rejects.
+"""The compiled fast path of wire never accepts what the reference validator rejects.
 
 Events of every kind (tests/unit/test_protocol.py) are mutated at random — members removed,
 replaced by values of other types, enumerations and patterns broken, unknown members added —
@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from central.wire import _discriminants, _fast_accepts, _fast_validator, load_schema, validate
 from tests.unit.test_protocol import VALID_DRAFTS, wire
+from wire.schemas import _discriminants, _fast_accepts, _fast_validator, load_schema, validate
 
 EVENTS = [wire(d) for d in VALID_DRAFTS.values()]
 REFERENCE = Draft202012Validator(load_schema("event.v1"))

@@ -1,8 +1,9 @@
 """The wire contract as data: JSON Schemas of every MQTT message (docs/protocol.md).
 
-Both the collector's ingest and the agent's tests load the same files (DESIGN.md §2: the wire
-contract is written once). This package imports nothing from ``edge_agent`` (DESIGN.md §2
-dependency direction).
+Both the collector's ingest and the agent's tests load the same files (docs/design.md §2: the
+wire contract is written once); the schema files sit beside this module in the ``wire``
+package. Imported on first use through :mod:`wire` (``from wire import validate``), so code that
+needs only signing, sealing, topics or masking does not load the JSON Schema libraries.
 
 ``load_schema(name)`` returns a schema as a dict; ``validate(name, obj)`` raises
 :class:`WireError` naming the JSON path of the first problem and the reason;
@@ -28,33 +29,17 @@ from jsonschema.exceptions import (  # type: ignore[import-untyped, unused-ignor
     best_match,
 )
 
+from wire.errors import WireError
+
 __all__ = [
-    "MAX_PAYLOAD_BYTES", "SCHEMA_NAMES", "TOPIC_PREFIX", "WireError", "config_topic",
-    "events_topic", "load_schema", "occupancy_topic", "parse_message", "receipts_topic",
-    "status_topic",
-    "validate",
+    "MAX_PAYLOAD_BYTES", "SCHEMA_NAMES", "WireError", "load_schema", "parse_message", "validate",
 ]
 
 MAX_PAYLOAD_BYTES = 16 * 1024
 """Largest MQTT payload of any message in this contract (docs/protocol.md §9)."""
 
-TOPIC_PREFIX = "checkin/v1"
 SCHEMA_NAMES = ("event.v1", "status.v1", "occupancy.v1", "config.v1", "stay-personal.v1",
                 "receipt.v2")
-
-
-class WireError(ValueError):
-    """A message that breaks the wire contract.
-
-    ``path`` is a JSON path into the message (``$`` for the whole message, ``$.details.insurance``
-    for a member); ``reason`` says what is wrong in words an integrator can act on.
-    """
-
-    def __init__(self, path: str, reason: str, *, schema: str | None = None) -> None:
-        self.path = path
-        self.reason = reason
-        self.schema = schema
-        super().__init__(f"{path}: {reason}")
 
 
 def _canonical_name(name: str) -> str:
@@ -67,7 +52,7 @@ def _canonical_name(name: str) -> str:
 
 @cache
 def _load_text(name: str) -> str:
-    return resources.files(__name__).joinpath(f"{name}.schema.json").read_text(encoding="utf-8")
+    return resources.files("wire").joinpath(f"{name}.schema.json").read_text(encoding="utf-8")
 
 
 def load_schema(name: str) -> dict[str, Any]:
@@ -279,34 +264,3 @@ def parse_message(name: str, payload: bytes) -> dict[str, Any]:
         raise WireError("$", "payload is not a JSON object", schema=name)
     validate(name, obj)
     return obj
-
-
-def _check_name(value: str, what: str) -> str:
-    if not value or any(c in value for c in "/+#") or value != value.strip():
-        raise WireError("$", f"{what} {value!r} cannot be a topic level")
-    return value
-
-
-def events_topic(device_id: str) -> str:
-    """``checkin/v1/<device_id>/events`` (QoS 1, not retained)."""
-    return f"{TOPIC_PREFIX}/{_check_name(device_id, 'device id')}/events"
-
-
-def status_topic(device_id: str) -> str:
-    """``checkin/v1/<device_id>/status`` (retained; the last will lives here)."""
-    return f"{TOPIC_PREFIX}/{_check_name(device_id, 'device id')}/status"
-
-
-def config_topic(device_id: str) -> str:
-    """``checkin/v1/<device_id>/config`` (retained, central → device)."""
-    return f"{TOPIC_PREFIX}/{_check_name(device_id, 'device id')}/config"
-
-
-def receipts_topic(device_id: str) -> str:
-    """``checkin/v1/<device_id>/receipts`` (retained, central → device; wire v2, §4.11)."""
-    return f"{TOPIC_PREFIX}/{_check_name(device_id, 'device id')}/receipts"
-
-
-def occupancy_topic(site_id: str) -> str:
-    """``checkin/v1/sites/<site_id>/occupancy`` (retained, central → devices)."""
-    return f"{TOPIC_PREFIX}/sites/{_check_name(site_id, 'site id')}/occupancy"

@@ -1,5 +1,10 @@
 """Sealing personal data to the centre (an HPKE-style construction, after RFC 9180 base mode).
 
+The one implementation both sides use (docs/design.md §2; docs/protocol.md §4.7): the agent
+seals with :func:`seal`, the collector opens an event's ``sealed`` member with
+:func:`open_event_box`. The constants of the construction (:data:`ALGORITHM`, :data:`INFO`,
+:data:`NONCE`) live here only.
+
 Accommodation notices must carry the guest's name and ID number (Circular 55/2021/TT-BCA); they
 are sealed on the device to the centre's X25519 public key so neither the outbox on the device
 nor the broker holds them in clear:
@@ -25,15 +30,31 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from edge_agent.events.signing import b64url, b64url_decode
+from wire.errors import WireError
+from wire.signing import b64url, b64url_decode
+
+__all__ = ["ALGORITHM", "INFO", "NONCE", "SealError", "SealedBox", "event_aad", "key_id",
+           "open_event_box", "open_sealed", "seal"]
 
 ALGORITHM = "X25519-HKDF-SHA256-CHACHA20POLY1305"
+"""The ``alg`` of every sealed box of wire v1."""
 INFO = b"cccd-checkin/seal/v1"
+"""HKDF ``info`` prefix (the associated data follows it)."""
 NONCE = bytes(12)
+"""ChaCha20-Poly1305 nonce: all zero, safe because each ephemeral key seals one message."""
 
 
-class SealError(ValueError):
-    """A sealed box that cannot be opened (wrong key, tampered, malformed)."""
+class SealError(WireError):
+    """A sealed box that cannot be opened (wrong key, tampered, malformed); the reason carries no
+    plaintext. ``path`` is ``$.sealed``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("$.sealed", reason)
+
+
+def event_aad(event_id: str, device_id: str) -> bytes:
+    """The associated data binding a box to its event: ``"<event_id>|<device_id>"``."""
+    return f"{event_id}|{device_id}".encode()
 
 
 def _raw(key: X25519PublicKey) -> bytes:
@@ -65,9 +86,9 @@ class SealedBox:
     @classmethod
     def from_json(cls, data: Any) -> SealedBox:
         if not isinstance(data, dict) or set(data) != {"alg", "kid", "epk", "ct"}:
-            raise SealError("sealed box must have exactly alg, kid, epk and ct")
+            raise SealError("sealed must have exactly alg, kid, epk and ct")
         if data["alg"] != ALGORITHM:
-            raise SealError(f"unknown sealing algorithm {data['alg']!r}")
+            raise SealError("unknown sealing algorithm")
         if not all(isinstance(data[k], str) for k in ("kid", "epk", "ct")):
             raise SealError("sealed box members must be strings")
         return cls(data["alg"], data["kid"], data["epk"], data["ct"])
@@ -87,7 +108,7 @@ def open_sealed(box: SealedBox, recipient: X25519PrivateKey, aad: bytes) -> dict
     """Open a box sealed to ``recipient``; :class:`SealError` when it cannot be."""
     public = recipient.public_key()
     if box.kid != key_id(public):
-        raise SealError("sealed to another key")
+        raise SealError("sealed to another key (kid)")
     try:
         epk = b64url_decode(box.epk)
         ct = b64url_decode(box.ct)
@@ -100,11 +121,17 @@ def open_sealed(box: SealedBox, recipient: X25519PrivateKey, aad: bytes) -> dict
         key = _key(shared, epk, _raw(public), aad)
         plaintext = ChaCha20Poly1305(key).decrypt(NONCE, ct, aad)
     except (InvalidTag, ValueError):
-        raise SealError("sealed box does not open (tampered, or bound to another event)") from None
+        raise SealError("box does not open (tampered, or bound to another event)") from None
     try:
         data = json.loads(plaintext.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise SealError("sealed payload is not JSON") from None
+        raise SealError("sealed plaintext is not JSON") from None
     if not isinstance(data, dict):
-        raise SealError("sealed payload is not a JSON object")
+        raise SealError("sealed plaintext is not a JSON object")
     return data
+
+
+def open_event_box(sealed: Any, centre_key: X25519PrivateKey, event_id: str,
+                   device_id: str) -> dict[str, Any]:
+    """The JSON object inside an event's ``sealed`` member (the collector's side)."""
+    return open_sealed(SealedBox.from_json(sealed), centre_key, event_aad(event_id, device_id))

@@ -1,0 +1,44 @@
+"""The enumerations of an event's ``kind``, ``method`` and ``assurance`` (docs/protocol.md §4.2,
+§4.3), the same values as ``event.v1.schema.json`` (a unit test compares them).
+
+The agent builds events with them; the collector breaks its counts down by them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["EventAssurance", "EventKind", "Method"]
+
+
+class EventKind(StrEnum):
+    ENTRY = "entry"
+    EXIT = "exit"
+    VISIT = "visit"
+    STAY_START = "stay.start"
+    STAY_END = "stay.end"
+    MANUAL = "manual"
+    REJECTED = "rejected"
+
+    @property
+    def is_stay(self) -> bool:
+        return self in (EventKind.STAY_START, EventKind.STAY_END)
+
+
+class Method(StrEnum):
+    CHIP = "chip"
+    CARD_QR = "card-qr"
+    VNEID_QR = "vneid-qr"
+    BHYT_QR = "bhyt-qr"
+    """The BHYT (health-insurance) card QR at a hospital desk: an insured visit, not an
+    identification by CCCD or VNeID."""
+    MANUAL = "manual"
+
+
+class EventAssurance(StrEnum):
+    CHIP_ANCHORED = "chip-anchored"
+    CHIP_SIGNED = "chip-signed"
+    QR = "qr"
+    VNEID_QR = "vneid-qr"
+    MANUAL = "manual"
+    NONE = "none"
