@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
@@ -64,7 +65,7 @@ from tests.integration.test_web_hardening import (
     _csv_cells,
     _xlsx_cells,
 )
-from tests.web_support import DATA_KEY, GUESTS, PASSWORD, seed
+from tests.web_support import DATA_KEY, PASSWORD, seed
 
 ATTEMPTS = 40
 LOGIN_MAX_FAILURES = 5  # central.web.app's defaults: the unit does not change them
@@ -161,9 +162,10 @@ def production(tmp_path_factory: pytest.TempPathFactory,
     with make_sessionmaker(engine)() as db:
         seed(db, local_today())
         fast = hash_password("not the password of anyone", make_hasher(1, 1024, 1))
-        for name in ["lockme", *(f"guess{i:02d}" for i in range(ATTEMPTS))]:
-            db.add(User(username=name, password_hash=hash_password(PASSWORD, make_hasher(
-                1, 1024, 1)) if name == "lockme" else fast, role=Role.ADMIN,
+        right = hash_password(PASSWORD, make_hasher(1, 1024, 1))
+        for name in ["lockme", "burst", *(f"guess{i:02d}" for i in range(ATTEMPTS))]:
+            db.add(User(username=name, password_hash=fast if name.startswith("guess")
+                        else right, role=Role.ADMIN,
                 created_at=utcnow(), active=True, language="vi", failed_logins=0))
         db.commit()
 
@@ -279,6 +281,27 @@ def test_forty_parallel_guesses_check_at_most_the_limit(production: Production) 
     assert status == 401
 
 
+def test_the_right_password_inside_a_parallel_burst_cannot_pass_the_limit(
+        production: Production) -> None:
+    """39 wrong guesses and the right one at once (the review's run: 25 guesses checked and
+    the right one logged in): whatever the order, the right one logs in only if it was among
+    the first ``LOGIN_MAX_FAILURES``; a success resets the count, so at most the limit again
+    after it."""
+    attempts = [("burst", f"wrong guess {i:02d}", f"192.0.2.{i + 101}")
+                for i in range(ATTEMPTS - 1)]
+    attempts.insert(ATTEMPTS // 2, ("burst", PASSWORD, "192.0.2.250"))
+    statuses = _burst(production, attempts)
+    assert set(statuses) <= {302, 401} and statuses[302] <= 1, statuses
+    with Session(production.engine) as db:
+        checked = db.scalars(select(AuditLog).where(
+            AuditLog.action == "login.failed", AuditLog.actor == "burst")).all()
+    wrong_checked = [a for a in checked if a.detail == {"locked": False}]
+    if statuses[302]:
+        assert len(wrong_checked) <= 2 * LOGIN_MAX_FAILURES - 1, len(wrong_checked)
+    else:
+        assert len(wrong_checked) <= LOGIN_MAX_FAILURES, len(wrong_checked)
+
+
 def test_address_limit_behind_the_trusted_proxy_blocks_only_the_attacker(
         production: Production) -> None:
     attacker = "203.0.113.9"
@@ -379,10 +402,11 @@ def _plant(engine: Engine, payload: str) -> None:
             unit.name = payload + f"Đơn vị {unit.code}"
         for site in db.scalars(select(Site)):
             site.name = payload + site.id
-        for stay, guest in zip(db.scalars(select(Stay).order_by(Stay.stay_id)), GUESTS,
-                               strict=False):
-            planted = {**guest, "full_name": payload + guest["full_name"],
-                       "address": payload + "1 Đường C"}
+        for stay in db.scalars(select(Stay)):
+            planted: dict[str, Any] = {
+                "full_name": payload + "Nguyễn Thị Mai", "id_number": "079303001234",
+                "date_of_birth": "2003-05-15", "sex": "F", "nationality": "VNM",
+                "address": payload + "1 Đường C", "document_type": "cccd"}
             stay.personal_sealed = encrypt_personal(DATA_KEY, stay.stay_id, planted)
             stay.ward_or_room = payload[:20]
         db.commit()
