@@ -1,8 +1,9 @@
 """The web and kiosk attacks of the security review, replayed over real HTTP against the
-production server: the collector's web started exactly as ``deploy/systemd/cccd-central-web.service``
-starts it (gunicorn, ``--preload``, gthread workers, ``central.wsgi:create()``, the session
-secret and the device CA handed over as the unit's credentials, the settings file with
-``[web] trusted_proxy_hops = 1``) on PostgreSQL, and the agent's kiosk as ``edge-agent run``.
+production server: the collector's web started exactly as
+``deploy/systemd/cccd-central-web.service`` starts it (gunicorn, ``--preload``, gthread
+workers, ``central.wsgi:create()``, the session secret and the device CA handed over as the
+unit's credentials, the ``[web]`` table of the settings file docs/operations.md ships: one
+trusted proxy hop) on PostgreSQL, and the agent's kiosk as ``edge-agent run`` starts it.
 
 * Open redirects: ``/lang/en?next=…`` and ``/login?next=…`` with the usual bypasses go to the
   dashboard, never off the site.
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
@@ -57,7 +59,14 @@ from tests.integration.pg_fixtures import (  # noqa: F401 - the fixture, used by
     migrated_engine,
     postgres_server,
 )
-from tests.integration.systemd_units import Started, TestRoot, load_unit, start_unit
+from tests.integration.systemd_units import (
+    ROOT,
+    Started,
+    TestRoot,
+    doc_block,
+    load_unit,
+    start_unit,
+)
 from tests.integration.test_web_hardening import (
     PAYLOADS,
     REDIRECT_BYPASSES,
@@ -179,9 +188,15 @@ def production(tmp_path_factory: pytest.TempPathFactory,
          "-noenc", "-days", "30", "-subj", "/CN=CCCD check-in CA", "-keyout",
          str(etc / "pki" / "ca.key"), "-out", str(etc / "pki" / "ca.crt")],
         check=True, capture_output=True, timeout=60)
+    # The guide's settings file: its [web] table as written (the proxy hop of the documented
+    # nginx); the database and the data key are the test's.
+    guide = tomllib.loads(doc_block((ROOT / "docs" / "operations.md").read_text(
+        encoding="utf-8"), "file /etc/cccd-checkin/central.toml"))
+    assert guide["web"] == {"trusted_proxy_hops": 1}, guide.get("web")
     (etc / "central.toml").write_text(
         f'database_url = "{url}"\n\n[keys]\ndata_key = "keys/data.key"\n\n'
-        "[web]\ntrusted_proxy_hops = 1\n", encoding="utf-8")
+        f'[web]\ntrusted_proxy_hops = {guide["web"]["trusted_proxy_hops"]}\n',
+        encoding="utf-8")
 
     port = free_port()
     web = start_unit(load_unit("cccd-central-web.service"), root,
