@@ -213,6 +213,7 @@ def production(tmp_path_factory: pytest.TempPathFactory,
                                          ) from None
                 time.sleep(0.2)
         assert status == 200 and "gunicorn" in (headers.get("Server") or ""), dict(headers)
+        assert headers["X-Frame-Options"] == "DENY"  # the dashboard cannot be framed either
         yield Production(port, engine, web)
     finally:
         code, _ = web.stop()
