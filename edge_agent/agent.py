@@ -65,7 +65,8 @@ from edge_agent.flows.model import Outcome
 from edge_agent.health import Health, HealthState, wire_health
 from edge_agent.icao import ec
 from edge_agent.identity import make_verifier
-from edge_agent.insurance import InsuranceAdapter, make_adapter
+from edge_agent.insurance import InsuranceAdapter, InsuranceStatus, make_adapter
+from edge_agent.insurance_checks import RETRY_DELAYS_S, InsuranceChecks, Recheck
 from edge_agent.junk import RejectedBudget, is_junk
 from edge_agent.kiosk import KioskState, VerdictView, create_app
 from edge_agent.kiosk.app import ALLOWED_HOSTS, QuietRequestHandler, loopback_hosts
@@ -133,7 +134,8 @@ def create_agent(config: Config, *, outputs: Outputs | None = None,
                  clock: Callable[[], datetime] = site_clock,
                  insurance: InsuranceAdapter | None = None,
                  vneid: VneidDecoder | None = None,
-                 tap_window_s: float | None = None) -> Agent:
+                 tap_window_s: float | None = None,
+                 insurance_retry_s: Sequence[float] = RETRY_DELAYS_S) -> Agent:
     """The agent ``config`` describes; every keyword replaces one part (tests pass fakes).
 
     Outputs come from ``[outputs]``, the insurance adapter from ``[insurance]`` (hospital
@@ -144,7 +146,8 @@ def create_agent(config: Config, *, outputs: Outputs | None = None,
                                  config.insurance.timeout_s)
     return Agent(config, outputs=outputs if outputs is not None else _outputs_from(config),
                  reader_opener=reader_opener, scanner_opener=scanner_opener, clock=clock,
-                 insurance=insurance, vneid=vneid, tap_window_s=tap_window_s)
+                 insurance=insurance, vneid=vneid, tap_window_s=tap_window_s,
+                 insurance_retry_s=insurance_retry_s)
 
 
 class Agent:
@@ -160,7 +163,8 @@ class Agent:
                  reader_opener: ReaderOpener = open_reader,
                  scanner_opener: ScannerOpener = open_scanner,
                  insurance: InsuranceAdapter | None = None,
-                 vneid: VneidDecoder | None = None) -> None:
+                 vneid: VneidDecoder | None = None,
+                 insurance_retry_s: Sequence[float] = RETRY_DELAYS_S) -> None:
         self.config = config
         self.keys = load_keys(config.keys)
         self.clock = clock
@@ -185,8 +189,19 @@ class Agent:
                                   breaker_failures=config.vneid.breaker_failures,
                                   breaker_reset_s=config.vneid.breaker_reset_s)
         self._vneid = vneid
+        self.insurance: InsuranceChecks | None = None
+        """Look-ups off the readers' path: bounded wait, background re-checks."""
+        if insurance is not None:
+            self.insurance = InsuranceChecks(insurance, wait_s=config.insurance.wait_s,
+                                             retry_delays_s=insurance_retry_s,
+                                             on_answer=self._insurance_answer)
+        self._committed: list[tuple[EventDraft, str]] = []
+        """The drafts of the last commit and their event_ids (for a visit's re-check)."""
+        self._for_stay: tuple[str, float] | None = None
+        """The desk's "next card is for" choice (admit / discharge) and when it was made."""
         self.flow: FlowBase = make_flow(config, self.keys.subject_key, clock=clock,
-                                        commit=self._commit, insurance=insurance, vneid=vneid)
+                                        commit=self._commit, insurance=self.insurance,
+                                        vneid=vneid, recheck=self._recheck)
         self.stays: StayRegister | None = None
         if isinstance(self.flow, StayFlow):
             self.stays = StayRegister(config.outbox.path.with_name(
@@ -214,7 +229,8 @@ class Agent:
                                 direction=self._direction_label(),
                                 choose_direction=self.both_way,
                                 site_kind=config.device.site_kind.value,
-                                language=config.device.language.value)
+                                language=config.device.language.value,
+                                training=config.device.training)
         tls = ((config.broker.ca, config.broker.cert, config.broker.key)
                if config.broker.tls else None)
         signing_key = self.keys.signing_key
@@ -250,6 +266,8 @@ class Agent:
         for uri in self.config.scanners:
             self._spawn(f"scanner {uri}", self._scanner_loop, uri)
         self._spawn("tap window", self._tick_loop)
+        if self.insurance is not None:
+            self.insurance.start()
         self.uplink.start()
         app = create_app(self.kiosk, desk=self.desk, desk_actions=self.flow.ACTIONS,
                          can=self.enter_can, choose_direction=self.choose_direction,
@@ -283,6 +301,8 @@ class Agent:
             except Exception:  # closing one device must not stop the others from closing
                 log.exception("closing a device")
         self.uplink.stop()
+        if self.insurance is not None:
+            self.insurance.stop()
         for thread in self._threads:
             thread.join(timeout=5)
         self.outbox.close()
@@ -314,9 +334,12 @@ class Agent:
         device = self.config.device
         items = [(draft, payload_builder(draft, device_id=device.id, site_id=device.site_id,
                                          signing_key=self.keys.signing_key,
-                                         centre_key=self.keys.centre_public_key))
+                                         centre_key=self.keys.centre_public_key,
+                                         training=device.training))
                  for draft in drafts]
         entries = self.outbox.commit_all(items)
+        self._committed = [(draft, str(entry.event_id))
+                           for draft, entry in zip(drafts, entries, strict=True)]
         if self.stays is not None:
             for entry in entries:
                 if entry.is_stay:
@@ -324,6 +347,31 @@ class Agent:
         for draft in drafts:
             self.metrics.events_committed.labels(kind=draft.kind.value).inc()
         self.uplink.wake()
+
+    # -- insurance re-checks (edge_agent/insurance_checks.py) --------------------------------
+
+    def _recheck(self, draft: EventDraft, person: Person) -> None:
+        """A visit just committed with ``unknown``: look it up again later (flow's thread,
+        under the agent's lock, right after the commit)."""
+        event_id = next((eid for d, eid in self._committed if d is draft), None)
+        if self.insurance is None or event_id is None:
+            return
+        self.insurance.schedule(Recheck(event_id, person.id_number, person.full_name,
+                                        person.date_of_birth, context=draft))
+
+    def _insurance_answer(self, recheck: Recheck, status: InsuranceStatus) -> None:
+        """The re-check's answer: a ``visit.insurance`` follow-up (docs/protocol.md §4.11)."""
+        visit = recheck.context
+        assert isinstance(visit, EventDraft)
+        follow_up = EventDraft(
+            kind=EventKind.VISIT_INSURANCE, method=visit.method, assurance=visit.assurance,
+            occurred_at=self.clock(), subject=visit.subject, count=1,
+            demographics=visit.demographics, reason=None,
+            details={"insurance": status.state.value, "visit_event_id": recheck.event_id})
+        with self._lock:
+            self._commit((follow_up,))
+        log.info("insurance of visit %s: %s (follow-up committed)", recheck.event_id,
+                 status.state.value)
 
     def _on_delivered(self, seqs: Sequence[int]) -> None:
         self.metrics.events_delivered.inc(len(seqs))
@@ -449,7 +497,7 @@ class Agent:
                 if isinstance(flow, HeritageGateFlow):
                     verdict = flow.present(presentation, direction=self.direction_for(lane))
                 elif isinstance(flow, HospitalFlow):
-                    verdict = flow.visit(presentation)
+                    verdict = flow.visit(presentation, for_stay=self._for_stay_chosen())
                 else:
                     self.kiosk.show(VerdictView(accepted=True, title="Đã đọc thẻ",
                                                 message="Chọn nhận phòng hoặc trả phòng / "
@@ -470,6 +518,12 @@ class Agent:
             face = (presentation.result.face_image, presentation.result.face_mime or "")
         self._show(verdict, face)
         return verdict
+
+    def _for_stay_chosen(self) -> bool:
+        """The receptionist chose "the next card is for an admission / a discharge" within
+        the hold window (docs/design.md §2.1: such a card records no visit)."""
+        chosen = self._for_stay
+        return chosen is not None and time.monotonic() - chosen[1] <= HOLD_S
 
     def selected(self) -> dict[str, Any] | None:
         """Who the desk's next action is for: masked ID and name as the kiosk may show them."""
@@ -492,6 +546,8 @@ class Agent:
         """A desk action from the kiosk's desk page; ValueError for the receptionist."""
         if action not in self.flow.ACTIONS:
             raise ValueError(f"'{action}' is not done at this desk")
+        if action == "next":
+            return self._choose_next(str(fields.get("for", "")))
         try:
             verdict = self._desk(action, fields)
         except FlowError as exc:
@@ -500,6 +556,18 @@ class Agent:
         return {"accepted": verdict.accepted, "outcome": verdict.outcome.value,
                 "title": verdict.title, "message": verdict.message,
                 "masked_id": verdict.masked_id}
+
+    def _choose_next(self, value: str) -> dict[str, Any]:
+        """Hospital desk: what the next card shown is for (``visit`` | ``admit`` |
+        ``discharge``); for a stay action it selects the patient and records no visit."""
+        if value not in ("visit", "admit", "discharge"):
+            raise ValueError("for must be visit, admit or discharge")
+        self._for_stay = None if value == "visit" else (value, time.monotonic())
+        title = {"visit": "Thẻ tiếp theo: khám bệnh / Next card: visit",
+                 "admit": "Thẻ tiếp theo: nhập viện / Next card: admission",
+                 "discharge": "Thẻ tiếp theo: ra viện / Next card: discharge"}[value]
+        return {"accepted": True, "outcome": "next", "title": title, "message": "",
+                "masked_id": None, "next": value}
 
     def _desk(self, action: str, fields: dict[str, Any]) -> Verdict:
         flow = self.flow
@@ -519,12 +587,14 @@ class Agent:
             person = held[0]
             if form is not None:
                 if action == "admit" and isinstance(flow, HospitalFlow):
+                    self._for_stay = None
                     return flow.admit(person, ward=form.room,
                                       expected_departure=form.expected_departure)
                 if isinstance(flow, AccommodationFlow):
                     return flow.check_in(person, room=form.room,
                                          expected_departure=form.expected_departure)
             if action == "discharge" and isinstance(flow, HospitalFlow):
+                self._for_stay = None
                 return flow.discharge(person)
             if action == "check_out" and isinstance(flow, AccommodationFlow):
                 return flow.check_out(person)

@@ -32,6 +32,9 @@ class EventKind(StrEnum):
     STAY_END = "stay.end"
     MANUAL = "manual"
     REJECTED = "rejected"
+    VISIT_INSURANCE = "visit.insurance"
+    """A follow-up: the insurance answer of an earlier visit recorded as ``unknown``
+    (docs/protocol.md §4.11); never counted as a visit."""
 
     @property
     def is_stay(self) -> bool:
@@ -113,8 +116,9 @@ class EventDraft:
 
 def build_event(draft: EventDraft, *, device_id: str, site_id: str, seq: int,
                 event_id: uuid.UUID, signing_key: Ed25519PrivateKey,
-                centre_key: X25519PublicKey | None) -> dict[str, Any]:
-    """The signed wire object of ``draft`` (docs/protocol.md §Events)."""
+                centre_key: X25519PublicKey | None, training: bool = False) -> dict[str, Any]:
+    """The signed wire object of ``draft`` (docs/protocol.md §Events); ``training`` marks an
+    event of a device in training mode (``"training": true``, never counted, §4.12)."""
     event: dict[str, Any] = {
         "v": WIRE_VERSION,
         "event_id": str(event_id),
@@ -132,6 +136,8 @@ def build_event(draft: EventDraft, *, device_id: str, site_id: str, seq: int,
         "details": draft.details,
         "sealed": None,
     }
+    if training:
+        event["training"] = True
     if draft.personal is not None:
         if centre_key is None:
             raise ValueError("a stay event needs the centre's sealing key")

@@ -178,7 +178,7 @@ class FlowBase:
                  person: Person | None = None, reason: str | None = None,
                  warnings: Sequence[str] = (), drafts: Sequence[EventDraft] = (),
                  **extra: object) -> Verdict:
-        accepted = outcome in (Outcome.ACCEPTED, Outcome.ALREADY_COUNTED)
+        accepted = outcome in (Outcome.ACCEPTED, Outcome.ALREADY_COUNTED, Outcome.SELECTED)
         if person is not None and person.qr_mismatch:
             message = message + msg.M_QR_MISMATCH.format(fields=", ".join(person.qr_mismatch))
             warnings = (*warnings, "qr-mismatch")

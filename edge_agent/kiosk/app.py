@@ -178,7 +178,7 @@ def create_app(state: KioskState, *, keepalive_s: float = 15.0,
         texts = TEXTS.get(snapshot.language, TEXTS["vi"])
         return render_template("desk.html", texts=texts, lang=snapshot.language,
                                actions=desk_actions, header=DESK_HEADER,
-                               locked=not unlocked())
+                               locked=not unlocked(), training=snapshot.training)
 
     @app.post("/desk/<action>")
     def desk_action(action: str) -> tuple[Response, int]:
