@@ -43,7 +43,7 @@ from edge_agent.config import (
     SiteKind,
     load_keys,
 )
-from edge_agent.desk import parse_manual, parse_stay
+from edge_agent.desk import parse_department, parse_manual, parse_stay
 from edge_agent.events.model import EventDraft, EventKind
 from edge_agent.events.signing import sign_event
 from edge_agent.flows import (
@@ -55,12 +55,13 @@ from edge_agent.flows import (
     HospitalFlow,
     QrPresentation,
     StayFlow,
+    StayReason,
     Verdict,
     VneidDecoder,
     make_flow,
 )
 from edge_agent.flows.base import display_name
-from edge_agent.flows.identify import Person, from_chip, from_qr
+from edge_agent.flows.identify import Person, Unidentified
 from edge_agent.flows.model import Outcome
 from edge_agent.health import Health, HealthState, wire_health
 from edge_agent.icao import ec
@@ -197,6 +198,8 @@ class Agent:
                                              on_answer=self._insurance_answer)
         self._committed: list[tuple[EventDraft, str]] = []
         """The drafts of the last commit and their event_ids (for a visit's re-check)."""
+        self._department: str | None = None
+        """The department the desk set for the next visits (``details.department``)."""
         self._for_stay: tuple[str, float] | None = None
         """The desk's "next card is for" choice (admit / discharge) and when it was made."""
         self.flow: FlowBase = make_flow(config, self.keys.subject_key, clock=clock,
@@ -271,7 +274,8 @@ class Agent:
         self.uplink.start()
         app = create_app(self.kiosk, desk=self.desk, desk_actions=self.flow.ACTIONS,
                          can=self.enter_can, choose_direction=self.choose_direction,
-                         desk_pin=self.config.kiosk.desk_pin, selected=self.selected)
+                         desk_pin=self.config.kiosk.desk_pin, selected=self.selected,
+                         stays=self.stay_list)
         kiosk = make_server(self.config.kiosk.host, self.config.kiosk.port, app, threaded=True,
                             request_handler=QuietRequestHandler)
         app.config[ALLOWED_HOSTS] = loopback_hosts(self.config.kiosk.host, kiosk.server_port)
@@ -497,12 +501,25 @@ class Agent:
                 if isinstance(flow, HeritageGateFlow):
                     verdict = flow.present(presentation, direction=self.direction_for(lane))
                 elif isinstance(flow, HospitalFlow):
-                    verdict = flow.visit(presentation, for_stay=self._for_stay_chosen())
+                    verdict = flow.visit(presentation, for_stay=self._for_stay_chosen(),
+                                         department=self._department)
                 else:
-                    self.kiosk.show(VerdictView(accepted=True, title="Đã đọc thẻ",
-                                                message="Chọn nhận phòng hoặc trả phòng / "
-                                                        "Choose check-in or check-out",
-                                                warning=True))
+                    found = flow.identify(presentation)
+                    if isinstance(found, Unidentified):  # a failed read: say so at once
+                        self._held = None
+                        self.kiosk.show(VerdictView(
+                            accepted=False, title="Không đọc được thẻ / Card not read",
+                            message="Chạm lại thẻ hoặc quét mã QR / Tap again or scan the QR",
+                            reason=found.reason))
+                        self.outputs.signal("reject")
+                        return None
+                    self.kiosk.show(VerdictView(
+                        accepted=True, title="Đã chọn khách / Guest selected",
+                        message="Chọn nhận phòng hoặc trả phòng / Choose check-in or "
+                                "check-out",
+                        masked_id=mask_id(found.id_number),
+                        name=display_name(found.full_name, self.config.device.name_display),
+                        warning=True))
                     return None
         except FlowError as exc:
             log.error("presentation not handled: %s", exc)
@@ -532,10 +549,8 @@ class Agent:
         if held is None or time.monotonic() - held[1] > HOLD_S:
             return None
         presentation, at = held
-        person = (from_chip(presentation, self.clock().date())
-                  if isinstance(presentation, ChipPresentation)
-                  else from_qr(presentation, self._vneid, self.clock().date(),
-                               self.config.qr.expiry_policy))
+        with self._lock:
+            person = self.flow.identify(presentation)
         if not isinstance(person, Person):
             return None
         return {"masked_id": mask_id(person.id_number),
@@ -547,7 +562,7 @@ class Agent:
         if action not in self.flow.ACTIONS:
             raise ValueError(f"'{action}' is not done at this desk")
         if action == "next":
-            return self._choose_next(str(fields.get("for", "")))
+            return self._choose_next(str(fields.get("for", "")), parse_department(fields))
         try:
             verdict = self._desk(action, fields)
         except FlowError as exc:
@@ -557,11 +572,13 @@ class Agent:
                 "title": verdict.title, "message": verdict.message,
                 "masked_id": verdict.masked_id}
 
-    def _choose_next(self, value: str) -> dict[str, Any]:
+    def _choose_next(self, value: str, department: str | None) -> dict[str, Any]:
         """Hospital desk: what the next card shown is for (``visit`` | ``admit`` |
-        ``discharge``); for a stay action it selects the patient and records no visit."""
+        ``discharge``; for a stay action it selects the patient and records no visit), and
+        the department of the next visits."""
         if value not in ("visit", "admit", "discharge"):
             raise ValueError("for must be visit, admit or discharge")
+        self._department = department
         self._for_stay = None if value == "visit" else (value, time.monotonic())
         title = {"visit": "Thẻ tiếp theo: khám bệnh / Next card: visit",
                  "admit": "Thẻ tiếp theo: nhập viện / Next card: admission",
@@ -581,6 +598,13 @@ class Agent:
             raise ValueError("no manual count at this desk")
         form = parse_stay(fields) if action in ("admit", "check_in") else None
         with self._lock:
+            if action in ("discharge", "check_out") and fields.get("stay_id"):
+                # Picked from the desk's list of open stays: no card needed.
+                if isinstance(flow, HospitalFlow):
+                    self._for_stay = None
+                    return flow.discharge_stay(str(fields["stay_id"]))
+                if isinstance(flow, AccommodationFlow):
+                    return flow.check_out_stay(str(fields["stay_id"]))
             held = self._held
             if held is None or time.monotonic() - held[1] > HOLD_S:
                 raise ValueError("Chạm thẻ hoặc quét mã QR trước / Tap or scan the card first")
@@ -589,16 +613,25 @@ class Agent:
                 if action == "admit" and isinstance(flow, HospitalFlow):
                     self._for_stay = None
                     return flow.admit(person, ward=form.room,
-                                      expected_departure=form.expected_departure)
+                                      expected_departure=form.expected_departure,
+                                      reason_code=form.reason_code or StayReason.TREATMENT)
                 if isinstance(flow, AccommodationFlow):
                     return flow.check_in(person, room=form.room,
-                                         expected_departure=form.expected_departure)
+                                         expected_departure=form.expected_departure,
+                                         reason_code=form.reason_code or StayReason.TOURISM)
             if action == "discharge" and isinstance(flow, HospitalFlow):
                 self._for_stay = None
                 return flow.discharge(person)
             if action == "check_out" and isinstance(flow, AccommodationFlow):
                 return flow.check_out(person)
         raise ValueError(f"'{action}' is not done at this desk")
+
+    def stay_list(self) -> list[dict[str, Any]]:
+        """The desk's open stays (masked ID and name only when known)."""
+        if not isinstance(self.flow, StayFlow):
+            return []
+        with self._lock:
+            return self.flow.stay_list()
 
     # -- the presentation state machine ------------------------------------------------------
 

@@ -140,6 +140,11 @@ class FlowBase:
 
     # -- identification, dedupe ----------------------------------------------------------------
 
+    def identify(self, presentation: ChipPresentation | QrPresentation) -> Person | Unidentified:
+        """Who ``presentation`` shows, without an event (a desk's selection); a VNeID token
+        verified a moment ago is answered from memory, so this is never a replay."""
+        return self._identify(presentation, self._now())
+
     def _identify(self, presentation: ChipPresentation | QrPresentation,
                   now: datetime) -> Person | Unidentified:
         found = self._identify_any(presentation, now)

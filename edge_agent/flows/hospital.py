@@ -184,6 +184,10 @@ class HospitalFlow(StayFlow):
                            reason_code=reason_code, room_field="ward",
                            title=msg.T_ADMITTED, message=msg.M_ADMITTED)
 
+    def discharge_stay(self, stay_id: uuid.UUID | str) -> Verdict:
+        """Discharge picked from the desk's list of open stays, without the card."""
+        return self.end_stay(stay_id, title=msg.T_DISCHARGED, message=msg.M_DISCHARGED)
+
     def discharge(self, presentation: ChipPresentation | QrPresentation, *,
                   stay_id: uuid.UUID | str | None = None) -> Verdict:
         """Discharge: ``stay.end`` of the patient's open stay (or of ``stay_id``)."""
