@@ -12,9 +12,10 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from central.db.models import Event, Rollup, SiteOccupancy, Stay
+from central.db.models import Device, Event, Rollup, SiteOccupancy, Stay
 from central.ingest.store import IngestContext, process
 from central.ingest.validate import Incoming
+from central.readside import refusals
 from edge_agent.events.model import (
     Demographics,
     EventAssurance,
@@ -101,6 +102,15 @@ def test_follow_up_moves_unknown_to_the_answer_once(db_url: str) -> None:  # noq
     engine.dispose()
 
 
+def rejected(device: FakeDevice) -> dict[str, Any]:
+    device.seq += 1
+    draft = EventDraft(EventKind.REJECTED, Method.CHIP, EventAssurance.NONE, datetime.now(VN),
+                       None, 1, Demographics(), "expired-card", {"attempted": "entry"})
+    return build_event(draft, device_id=device.device_id, site_id=device.site_id,
+                       seq=device.seq, event_id=_UUID7(), signing_key=device.key,
+                       centre_key=device.centre_public)
+
+
 def ingest_id(engine: Any, insurance: str) -> str:
     with Session(engine) as session:
         for event_id, details in session.execute(select(Event.event_id, Event.details).where(
@@ -131,16 +141,24 @@ def test_training_events_are_stored_marked_and_never_counted(db_url: str) -> Non
         "expected_departure": "2030-01-02", "reason_code": "treatment"}), desk)
     assert ingest(engine, ctx, DESK, [visit(desk, "valid", training=True, seq=2), stay]) \
         == [None, None]
-    assert ingest(engine, ctx, GATE, [training(gate.event("entry"), gate)]) == [None]
+    refused = training(rejected(gate), gate)
+    assert ingest(engine, ctx, GATE, [training(gate.event("entry"), gate), refused]) \
+        == [None, None]
     with Session(engine) as session:
         assert session.execute(select(func.count()).select_from(Rollup)).scalar_one() == 0
         assert session.execute(select(func.count()).select_from(Stay)).scalar_one() == 0
         occupancy = session.get(SiteOccupancy, HERITAGE)
         assert occupancy is None or occupancy.occupancy == 0
         stored = session.execute(select(Event.details)).scalars().all()
-        assert len(stored) == 3 and all(d["training"] is True for d in stored)
+        assert len(stored) == 4 and all(d["training"] is True for d in stored)
     # The real entry after them counts, and no seq-gap: training events hold their seqs.
-    assert ingest(engine, ctx, GATE, [gate.event("entry")]) == [None]
+    real = rejected(gate)
+    assert ingest(engine, ctx, GATE, [gate.event("entry"), real]) == [None, None]
+    day = datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(hours=1)
     with Session(engine) as session:
-        assert session.execute(select(func.sum(Rollup.people))).scalar_one() == 1
+        assert session.execute(select(func.sum(Rollup.people)).where(
+            Rollup.kind == "entry")).scalar_one() == 1
+        assert [r.events for r in refusals(session, [HERITAGE], *day)] == [1]
+        assert session.execute(select(Device.contiguous_seq).where(
+            Device.id == GATE)).scalar_one() == 4
     engine.dispose()
