@@ -198,6 +198,8 @@ class Agent:
                                              on_answer=self._insurance_answer)
         self._committed: list[tuple[EventDraft, str]] = []
         """The drafts of the last commit and their event_ids (for a visit's re-check)."""
+        self.training = config.device.training
+        """Training mode (``[device] training``, or the desk's PIN-protected toggle)."""
         self._department: str | None = None
         """The department the desk set for the next visits (``details.department``)."""
         self._for_stay: tuple[str, float] | None = None
@@ -275,7 +277,8 @@ class Agent:
         app = create_app(self.kiosk, desk=self.desk, desk_actions=self.flow.ACTIONS,
                          can=self.enter_can, choose_direction=self.choose_direction,
                          desk_pin=self.config.kiosk.desk_pin, selected=self.selected,
-                         stays=self.stay_list)
+                         stays=self.stay_list,
+                         training=self.set_training if self.config.kiosk.desk_pin else None)
         kiosk = make_server(self.config.kiosk.host, self.config.kiosk.port, app, threaded=True,
                             request_handler=QuietRequestHandler)
         app.config[ALLOWED_HOSTS] = loopback_hosts(self.config.kiosk.host, kiosk.server_port)
@@ -339,7 +342,7 @@ class Agent:
         items = [(draft, payload_builder(draft, device_id=device.id, site_id=device.site_id,
                                          signing_key=self.keys.signing_key,
                                          centre_key=self.keys.centre_public_key,
-                                         training=device.training))
+                                         training=self.training))
                  for draft in drafts]
         entries = self.outbox.commit_all(items)
         self._committed = [(draft, str(entry.event_id))
@@ -625,6 +628,15 @@ class Agent:
             if action == "check_out" and isinstance(flow, AccommodationFlow):
                 return flow.check_out(person)
         raise ValueError(f"'{action}' is not done at this desk")
+
+    def set_training(self, on: bool) -> dict[str, Any]:
+        """The desk's training toggle (only with a desk PIN): the events committed from now on
+        carry ``"training": true`` (docs/protocol.md §4.12) and the banner shows."""
+        with self._lock:
+            self.training = on
+        self.kiosk.update(training=on)
+        log.warning("training mode %s from the desk", "on" if on else "off")
+        return {"training": on}
 
     def stay_list(self) -> list[dict[str, Any]]:
         """The desk's open stays (masked ID and name only when known)."""

@@ -102,6 +102,7 @@ def create_app(state: KioskState, *, keepalive_s: float = 15.0,
                desk_pin: str | None = None,
                selected: SelectedProvider | None = None,
                stays: Callable[[], list[dict[str, Any]]] | None = None,
+               training: Callable[[bool], dict[str, Any]] | None = None,
                allowed_hosts: Iterable[str] = ("localhost",)) -> Flask:
     """A kiosk app bound to ``state``; ``desk`` enables the desk page and its actions, ``can``
     the CAN pad (``POST /can``), ``choose_direction`` the VÀO / RA choice
@@ -111,7 +112,8 @@ def create_app(state: KioskState, *, keepalive_s: float = 15.0,
     session cookie, SameSite=Strict, signed with a key made at start, valid
     :data:`DESK_IDLE_S` after the last action; :data:`PIN_TRIES` wrong PINs lock the pad for
     :data:`PIN_LOCKOUT_S`). ``selected`` feeds ``GET /desk/selected``, ``stays`` the desk's
-    list of open stays (``GET /desk/stays``; a click ends one without the card).
+    list of open stays (``GET /desk/stays``; a click ends one without the card), ``training``
+    the training toggle (``POST /desk/training {"on": true}``; offered only with a PIN).
 
     Only requests whose ``Host`` is in ``allowed_hosts`` (or ``app.config[ALLOWED_HOSTS]``,
     which the agent sets to :func:`loopback_hosts` once the port is bound) are answered; any
@@ -180,6 +182,17 @@ def create_app(state: KioskState, *, keepalive_s: float = 15.0,
             abort(403)
         return jsonify({"selected": selected() if selected is not None else None})
 
+    @app.post("/desk/training")
+    def desk_training() -> tuple[Response, int]:
+        if desk is None or training is None or desk_pin is None:
+            abort(404)
+        if request.headers.get(DESK_HEADER) != "1" or not unlocked():
+            abort(403)
+        fields = request.get_json(silent=True)
+        if not isinstance(fields, dict) or not isinstance(fields.get("on"), bool):
+            return jsonify({"error": "the body must be {\"on\": true | false}"}), 400
+        return jsonify(training(fields["on"])), 200
+
     @app.get("/desk/stays")
     def desk_stays() -> Response:
         if desk is None:
@@ -197,6 +210,7 @@ def create_app(state: KioskState, *, keepalive_s: float = 15.0,
         return render_template("desk.html", texts=texts, lang=snapshot.language,
                                actions=desk_actions, header=DESK_HEADER,
                                locked=not unlocked(), training=snapshot.training,
+                               training_toggle=training is not None and desk_pin is not None,
                                reasons=STAY_REASONS)
 
     @app.post("/desk/<action>")

@@ -141,10 +141,15 @@ def test_desk_fits_800_by_480(browser: Browser, actions: tuple[str, ...]) -> Non
                          desk_actions=actions,
                          selected=lambda: {"masked_id": "********1234", "name": LONG_NAME,
                                            "age_s": 12.0},
-                         stays=lambda: STAYS)
+                         stays=lambda: STAYS, desk_pin="2468",
+                         training=lambda on: {"training": on})
     try:
         page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
         page.goto(base + "/desk")
+        assert overflowing(page) == []  # the PIN pad
+        page.fill('input[name="pin"]', "2468")
+        page.click("#desk-unlock button")
+        expect(page.locator("#desk-training")).to_be_visible(timeout=5000)
         expect(page.locator("#desk-selected")).to_contain_text("********1234", timeout=5000)
         expect(page.locator("#desk-stays button.stay")).to_have_count(6, timeout=5000)
         expect(page.locator("#training")).to_be_visible()

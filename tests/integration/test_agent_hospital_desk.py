@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.error
 import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
@@ -42,7 +43,7 @@ class SlowThenValid:
 
 
 def start(tmp_path: Path, kind: str, scanner: PtySerialScanner, *, training: bool = False,
-          insurance: Any = None) -> Any:
+          insurance: Any = None, pin: str | None = None) -> Any:
     write_device_keys(tmp_path)
     config = tmp_path / "agent.toml"
     config.write_text(f"""
@@ -64,6 +65,7 @@ path = "{tmp_path / 'outbox.sqlite3'}"
 
 [kiosk]
 port = {free_port()}
+{f'desk_pin = "{pin}"' if pin else ""}
 """, encoding="utf-8")
     agent = create_agent(load_config(config), insurance=insurance,
                          insurance_retry_s=(0.05, 0.05, 0.05))
@@ -126,7 +128,7 @@ def test_accommodation_desk_says_a_bad_read_and_training_marks_events(tmp_path: 
     try:
         html = urllib.request.urlopen(f"http://127.0.0.1:{agent.kiosk_port}/",
                                       timeout=5).read().decode()
-        assert "ĐÀO TẠO / TRAINING" in html
+        assert 'role="status">ĐÀO TẠO / TRAINING' in html  # the banner, not hidden
         scan(agent, pty, "079303001234||Nguyễn Thị Mai|1505")  # a damaged QR
         verdict = agent.kiosk.snapshot.verdict
         assert verdict is not None and not verdict.accepted
@@ -144,3 +146,40 @@ def test_accommodation_desk_says_a_bad_read_and_training_marks_events(tmp_path: 
     assert [e["kind"] for e in events] == ["stay.start"]
     validate("event", events[0])
     assert events[0]["training"] is True and events[0]["details"]["reason_code"] == "business"
+
+
+def test_training_toggle_needs_the_desk_pin_and_marks_what_follows(tmp_path: Path) -> None:
+    import http.cookiejar
+
+    pty = PtySerialScanner(terminator=b"\r")
+    agent = start(tmp_path, "hospital-reception", pty, pin="2468")
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    base = f"http://127.0.0.1:{agent.kiosk_port}"
+
+    def send(path: str, body: dict[str, Any]) -> int:
+        request = urllib.request.Request(base + path, data=json.dumps(body).encode(),
+                                         method="POST",
+                                         headers={"Content-Type": "application/json",
+                                                  "X-Kiosk-Desk": "1"})
+        try:
+            with opener.open(request, timeout=5) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    try:
+        assert send("/desk/training", {"on": True}) == 403  # locked: the PIN first
+        assert send("/desk/unlock", {"pin": "2468"}) == 200
+        assert send("/desk/training", {"on": "yes"}) == 400
+        assert send("/desk/training", {"on": True}) == 200
+        assert agent.kiosk.snapshot.training
+        scan(agent, pty, QR)
+        assert send("/desk/training", {"on": False}) == 200
+        assert send("/desk/manual", {"reason": "child"}) == 200
+    finally:
+        agent.stop()
+        pty.close()
+    events = stored_after_stop(tmp_path)
+    assert [(e["kind"], e.get("training")) for e in events] == [("visit", True),
+                                                                 ("manual", None)]

@@ -22,6 +22,14 @@
   if (lock) {
     lock.addEventListener("click", function () { post("/desk/lock", {}).then(() => window.location.reload()); });
   }
+  const trainingToggle = document.getElementById("desk-training");
+  if (trainingToggle) {
+    trainingToggle.addEventListener("click", function () {
+      post("/desk/training", { on: trainingToggle.dataset.on === "true" })
+        .then(() => window.location.reload())
+        .catch(() => { result.textContent = "Lỗi kết nối / Connection error"; });
+    });
+  }
   const selected = document.getElementById("desk-selected");
   function refresh() {
     fetch("/desk/selected").then((r) => (r.ok ? r.json() : { selected: null })).then(function (data) {
