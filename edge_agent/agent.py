@@ -213,6 +213,8 @@ class Agent:
                 config.outbox.path.name + ".stays"))
             self.stays.reconcile(self.outbox)
             self.flow.restore_stays(self.stays.open_stays())
+        if isinstance(self.flow, HospitalFlow):
+            self.flow.restore_visits(self._visits_today())
         self.trust = (load_trust_folder(config.chip.trust_dir)
                       if config.chip.trust_dir else None)
         self.policy = ReadPolicy(read_dg2=config.chip.dg2,
@@ -354,6 +356,26 @@ class Agent:
         for draft in drafts:
             self.metrics.events_committed.labels(kind=draft.kind.value).inc()
         self.uplink.wake()
+
+    def _visits_today(self, limit: int = 20_000) -> list[str]:
+        """The subjects of today's visits still in the outbox, newest first (one visit per
+        person and day survives a restart, docs/presentations.md)."""
+        now = self.clock()
+        today = now.date()
+        subjects: list[str] = []
+        seq = self.outbox.last_seq()
+        while seq > 0 and limit > 0:
+            entry = self.outbox.get(seq)
+            seq, limit = seq - 1, limit - 1
+            if entry is None:
+                continue
+            if entry.committed_at.astimezone(now.tzinfo).date() < today:
+                break
+            if entry.kind == EventKind.VISIT.value:
+                subject = json.loads(entry.payload).get("subject")
+                if isinstance(subject, str):
+                    subjects.append(subject)
+        return subjects
 
     # -- insurance re-checks (edge_agent/insurance_checks.py) --------------------------------
 

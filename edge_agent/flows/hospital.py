@@ -16,7 +16,7 @@ BHYT card; CCCD.md §9 — in-patients are accommodation notices).
   person has an open stay at this desk (an in-patient shows the card to be discharged), or (3)
   this desk already recorded the person's visit today (the admission after the consultation).
   The selection is what the desk's admit and discharge then act on. The visits of the day are
-  remembered in memory only (a restart forgets them).
+  remembered in memory and restored from the outbox at start-up.
 - The look-up goes through :class:`edge_agent.insurance_checks.InsuranceChecks` in the agent
   (bounded wait, background re-checks): an answer still on its way is recorded as ``unknown``
   and the kiosk says "Đang kiểm tra BHYT"; ``recheck`` is told of every ``unknown`` visit once
@@ -99,6 +99,10 @@ class HospitalFlow(StayFlow):
             log.exception("insurance adapter raised; recorded as unknown")
             return InsuranceState.UNKNOWN.value, False
         return InsuranceState(status.state).value, status.detail == PENDING
+
+    def restore_visits(self, subjects: list[str]) -> None:
+        """Put back the subjects whose visit this desk recorded today (after a restart)."""
+        self._visited_today(self._now()).update(subjects)
 
     def _visited_today(self, now: datetime) -> set[str]:
         if self._visited[0] != now.date():

@@ -183,3 +183,22 @@ def test_training_toggle_needs_the_desk_pin_and_marks_what_follows(tmp_path: Pat
     events = stored_after_stop(tmp_path)
     assert [(e["kind"], e.get("training")) for e in events] == [("visit", True),
                                                                  ("manual", None)]
+
+
+def test_the_days_visits_survive_a_restart(tmp_path: Path) -> None:
+    pty = PtySerialScanner(terminator=b"\r")
+    agent = start(tmp_path, "hospital-reception", pty)
+    try:
+        scan(agent, pty, QR)
+        assert agent.kiosk.snapshot.verdict.title == "Đã tiếp nhận"
+    finally:
+        agent.stop()
+    agent = create_agent(load_config(tmp_path / "agent.toml"))
+    agent.start()
+    try:
+        scan(agent, pty, QR)  # the dedupe memory is gone: only the restored visit stops it
+        assert agent.kiosk.snapshot.verdict.title == "Đã chọn người bệnh"
+    finally:
+        agent.stop()
+        pty.close()
+    assert [e["kind"] for e in stored_after_stop(tmp_path)] == ["visit"]
