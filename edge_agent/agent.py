@@ -61,7 +61,7 @@ from edge_agent.flows import (
     make_flow,
 )
 from edge_agent.flows.base import display_name
-from edge_agent.flows.identify import Person, Unidentified
+from edge_agent.flows.identify import Person, Unidentified, from_chip, from_qr
 from edge_agent.flows.model import Outcome
 from edge_agent.health import Health, HealthState, wire_health
 from edge_agent.icao import ec
@@ -519,6 +519,7 @@ class Agent:
         also selects the patient for admission or discharge. A flow error is logged and shown;
         it never stops the reader or scanner thread that presented.
         """
+        self._prefetch_insurance(presentation)
         try:
             with self._lock:
                 self._held = (presentation, time.monotonic())
@@ -560,6 +561,25 @@ class Agent:
             face = (presentation.result.face_image, presentation.result.face_mime or "")
         self._show(verdict, face)
         return verdict
+
+    def _prefetch_insurance(self, presentation: ChipPresentation | QrPresentation) -> None:
+        """Hospital desk: the look-up started, and waited for, before the agent's lock (so a
+        slow gateway never holds another lane). Only for a chip or a card QR, identified here
+        without the network; a VNeID token is looked up under the lock as before, within
+        ``wait_s``. Skipped when the desk chose a stay action (no visit, no look-up)."""
+        if self.insurance is None or not isinstance(self.flow, HospitalFlow) or \
+                self._for_stay_chosen():
+            return
+        try:
+            today = self.clock().date()
+            person = (from_chip(presentation, today)
+                      if isinstance(presentation, ChipPresentation)
+                      else from_qr(presentation, None, today, self.config.qr.expiry_policy))
+        except Exception:  # the flow identifies again and reports the problem
+            log.exception("insurance prefetch: identification failed")
+            return
+        if isinstance(person, Person) and self.flow.would_look_up(person):
+            self.insurance.prefetch(person.id_number, person.full_name, person.date_of_birth)
 
     def _for_stay_chosen(self) -> bool:
         """The receptionist chose "the next card is for an admission / a discharge" within

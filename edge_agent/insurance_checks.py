@@ -4,7 +4,9 @@ The hospital flow asks :class:`InsuranceChecks` instead of the adapter itself:
 
 - the look-up runs on a worker thread; the caller waits at most ``wait_s`` (0.25 s by default,
   ``[insurance] wait_s``). A late answer gives ``unknown`` with the detail ``pending``: the
-  visit is recorded at once and the kiosk says "Đang kiểm tra BHYT";
+  visit is recorded at once and the kiosk says "Đang kiểm tra BHYT". The agent starts the
+  look-up and does the waiting *before* it takes its lock (:meth:`prefetch`), so the flow,
+  under the lock, finds the answer (or its absence) at once and other lanes never wait;
 - every visit recorded as ``unknown`` is looked up again later on a background thread, after
   each of ``retry_delays_s`` in turn (backoff); the first ``valid`` or ``invalid`` answer is
   handed to ``on_answer`` (the agent commits a ``visit.insurance`` follow-up naming the visit's
@@ -18,6 +20,7 @@ a restart forgets them, and those visits stay ``unknown``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -73,6 +76,8 @@ class InsuranceChecks:
         self._monotonic = monotonic
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="insurance")
         self._pending: dict[str, Recheck] = {}
+        self._inflight: dict[tuple[str, str, str], tuple[Future[InsuranceStatus], float]] = {}
+        self._inflight_lock = threading.Lock()
         self._cond = threading.Condition()
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -84,12 +89,33 @@ class InsuranceChecks:
     def lookup(self, id_number: str, full_name: str,
                date_of_birth: date | BirthDate) -> InsuranceStatus:
         """The adapter's answer if it comes within ``wait_s``, else ``unknown``/``pending``."""
-        future: Future[InsuranceStatus] = self._pool.submit(
-            self._safe_lookup, id_number, full_name, date_of_birth)
+        key = (id_number, full_name, date_of_birth.isoformat())
+        with self._inflight_lock:
+            started = self._inflight.pop(key, None)
+        if started is None:
+            started = (self._pool.submit(self._safe_lookup, id_number, full_name,
+                                         date_of_birth), self._monotonic())
+        future, at = started
         try:
-            return future.result(timeout=self.wait_s)
+            return future.result(timeout=max(0.0, self.wait_s - (self._monotonic() - at)))
         except FutureTimeout:
             return InsuranceStatus.unknown(PENDING)
+
+    def prefetch(self, id_number: str, full_name: str, date_of_birth: date | BirthDate) -> None:
+        """Start the look-up and wait for it (at most ``wait_s``) without any lock held; the
+        :meth:`lookup` that follows for the same person takes its answer."""
+        key = (id_number, full_name, date_of_birth.isoformat())
+        now = self._monotonic()
+        with self._inflight_lock:
+            for old in [k for k, (_f, at) in self._inflight.items() if now - at > 60]:
+                del self._inflight[old]  # a presentation that never asked (a repeat)
+            if key not in self._inflight and len(self._inflight) < MAX_PENDING:
+                self._inflight[key] = (self._pool.submit(
+                    self._safe_lookup, id_number, full_name, date_of_birth), now)
+            started = self._inflight.get(key)
+        if started is not None:
+            with contextlib.suppress(FutureTimeout):
+                started[0].result(timeout=self.wait_s)
 
     def _safe_lookup(self, id_number: str, full_name: str,
                      date_of_birth: date | BirthDate) -> InsuranceStatus:

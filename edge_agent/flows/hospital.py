@@ -35,7 +35,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from edge_agent.cccd import BhytCard, mask_id
 from edge_agent.events.model import (
@@ -99,6 +99,20 @@ class HospitalFlow(StayFlow):
             log.exception("insurance adapter raised; recorded as unknown")
             return InsuranceState.UNKNOWN.value, False
         return InsuranceState(status.state).value, status.detail == PENDING
+
+    def would_look_up(self, person: Person) -> bool:
+        """Whether a visit by ``person`` now would ask the insurance gateway (no repeat, no
+        open stay, no visit today); read-only, for the agent's look-up ahead of its lock."""
+        if self._insurance is None:
+            return False
+        now = self._clock()
+        subject = self._subject(person)
+        last = self._recent.get((subject, EventKind.VISIT))
+        if last is not None and now - last < timedelta(seconds=self.settings.dedupe_window_s):
+            return False
+        visited = self._visited[1] if self._visited[0] == now.date() else set()
+        return subject not in visited and not any(
+            s.subject == subject for s in list(self._open.values()))
 
     def restore_visits(self, subjects: list[str]) -> None:
         """Put back the subjects whose visit this desk recorded today (after a restart)."""

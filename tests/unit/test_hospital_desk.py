@@ -140,3 +140,31 @@ def test_follow_up_and_training_events_match_the_wire_schema() -> None:
         pass
     else:
         raise AssertionError("a follow-up must carry a definite answer")
+
+
+def test_prefetched_answer_is_taken_by_the_visit_without_a_second_look_up() -> None:
+    adapter = Answers(InsuranceState.VALID)
+    checks = InsuranceChecks(adapter, wait_s=0.5, retry_delays_s=())
+    flow, _, _ = hospital(checks)
+    person = flow.identify(chip(MAI))
+    assert isinstance(person, Person) and flow.would_look_up(person)
+    checks.prefetch(person.id_number, person.full_name, person.date_of_birth)
+    assert flow.visit(chip(MAI)).insurance == "valid" and adapter.calls == 1
+    assert not flow.would_look_up(person)  # visited: a second card asks nobody
+    checks.stop()
+
+
+def test_a_prefetch_that_timed_out_leaves_the_visit_pending_without_waiting_again() -> None:
+    gate = threading.Event()
+    adapter = Answers(InsuranceState.VALID, gate=gate)
+    checks = InsuranceChecks(adapter, wait_s=0.05, retry_delays_s=())
+    flow, _, _ = hospital(checks)
+    person = flow.identify(chip(MAI))
+    assert isinstance(person, Person)
+    checks.prefetch(person.id_number, person.full_name, person.date_of_birth)
+    verdict = flow.visit(chip(MAI))
+    gate.set()
+    checks._pool.shutdown(wait=True)  # every look-up submitted has now answered
+    checks.stop()
+    assert verdict.insurance == "unknown" and "Đang kiểm tra BHYT" in verdict.message_vi
+    assert adapter.calls == 1  # the one look-up started ahead, none from the visit itself
