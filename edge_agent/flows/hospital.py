@@ -11,7 +11,8 @@ BHYT card; CCCD.md §9 — in-patients are accommodation notices).
 - ``manual``: a counted visit without a card (child, paper BHYT card, …).
 - One visit per person and day at a desk (docs/design.md §2.1): showing the card again does not
   record a second ``visit`` when it is for a stay action. A presentation is *selected* (outcome
-  ``selected``, no event, the kiosk says so) instead of recorded when (1) the receptionist chose
+  ``selected``, no event, the kiosk says so; the verdict's reason ``selected-for-stay``,
+  ``in-patient`` or ``visited-today`` says why) instead of recorded when (1) the receptionist chose
   "the next card is for an admission / a discharge" on the desk page (``for_stay``), or (2) the
   person has an open stay at this desk (an in-patient shows the card to be discharged), or (3)
   this desk already recorded the person's visit today (the admission after the consultation).
@@ -147,12 +148,13 @@ class HospitalFlow(StayFlow):
             return self._verdict(Outcome.ALREADY_COUNTED, msg.T_DUPLICATE, msg.M_DUPLICATE,
                                  person=person, reason="already-counted")
         visited = self._visited_today(now)
-        why = (msg.M_SELECTED_FOR_STAY if for_stay
-               else msg.M_SELECTED_IN_PATIENT if any(s.subject == subject
-                                                     for s in self._open.values())
-               else msg.M_SELECTED_VISITED if subject in visited else None)
-        if why is not None:
-            return self._verdict(Outcome.SELECTED, msg.T_SELECTED, why, person=person)
+        why = (("selected-for-stay", msg.M_SELECTED_FOR_STAY) if for_stay
+               else ("in-patient", msg.M_SELECTED_IN_PATIENT)
+               if any(s.subject == subject for s in self._open.values())
+               else ("visited-today", msg.M_SELECTED_VISITED) if subject in visited else None)
+        if why is not None:  # the reason says why no visit was recorded
+            return self._verdict(Outcome.SELECTED, msg.T_SELECTED, why[1], person=person,
+                                 reason=why[0])
         insurance, pending = self._lookup(person)
         details: dict[str, object] = {"insurance": insurance}
         if department:
