@@ -190,14 +190,16 @@ def test_the_days_visits_survive_a_restart(tmp_path: Path) -> None:
     agent = start(tmp_path, "hospital-reception", pty)
     try:
         scan(agent, pty, QR)
-        assert agent.kiosk.snapshot.verdict.title == "Đã tiếp nhận"
+        verdict = agent.kiosk.snapshot.verdict
+        assert verdict is not None and verdict.title == "Đã tiếp nhận"
     finally:
         agent.stop()
     agent = create_agent(load_config(tmp_path / "agent.toml"))
     agent.start()
     try:
         scan(agent, pty, QR)  # the dedupe memory is gone: only the restored visit stops it
-        assert agent.kiosk.snapshot.verdict.title == "Đã chọn người bệnh"
+        verdict = agent.kiosk.snapshot.verdict
+        assert verdict is not None and verdict.title == "Đã chọn người bệnh"
     finally:
         agent.stop()
         pty.close()
