@@ -334,7 +334,7 @@ class Agent:
 
     # -- outbox and uplink ------------------------------------------------------------------------
 
-    def _commit(self, drafts: Sequence[EventDraft]) -> None:
+    def _commit(self, drafts: Sequence[EventDraft], training: bool | None = None) -> None:
         if is_junk(drafts) and not self.rejected_budget.admit(
                 time.monotonic(), self.outbox.undelivered_of_kind("rejected")):
             self.rejected_dropped += len(drafts)
@@ -344,7 +344,8 @@ class Agent:
         items = [(draft, payload_builder(draft, device_id=device.id, site_id=device.site_id,
                                          signing_key=self.keys.signing_key,
                                          centre_key=self.keys.centre_public_key,
-                                         training=self.training))
+                                         training=(self.training if training is None
+                                                   else training)))
                  for draft in drafts]
         entries = self.outbox.commit_all(items)
         self._committed = [(draft, str(entry.event_id))
@@ -386,19 +387,21 @@ class Agent:
         if self.insurance is None or event_id is None:
             return
         self.insurance.schedule(Recheck(event_id, person.id_number, person.full_name,
-                                        person.date_of_birth, context=draft))
+                                        person.date_of_birth, context=(draft, self.training)))
 
     def _insurance_answer(self, recheck: Recheck, status: InsuranceStatus) -> None:
         """The re-check's answer: a ``visit.insurance`` follow-up (docs/protocol.md §4.11)."""
-        visit = recheck.context
-        assert isinstance(visit, EventDraft)
+        context = recheck.context
+        assert isinstance(context, tuple) and len(context) == 2
+        visit, training = context[0], context[1]
+        assert isinstance(visit, EventDraft) and isinstance(training, bool)
         follow_up = EventDraft(
             kind=EventKind.VISIT_INSURANCE, method=visit.method, assurance=visit.assurance,
             occurred_at=self.clock(), subject=visit.subject, count=1,
             demographics=visit.demographics, reason=None,
             details={"insurance": status.state.value, "visit_event_id": recheck.event_id})
-        with self._lock:
-            self._commit((follow_up,))
+        with self._lock:  # marked like the visit it answers, whatever the mode is now
+            self._commit((follow_up,), training)
         log.info("insurance of visit %s: %s (follow-up committed)", recheck.event_id,
                  status.state.value)
 
