@@ -41,7 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from central.db.bulk import insert_rows
-from central.db.models import Presence, Rollup, Site, SiteOccupancy
+from central.db.models import Event, Presence, Rollup, Site, SiteOccupancy
 from central.readside import CountRow, ReadError, counts
 
 __all__ = ["CountRow", "counts"]  # the one implementation lives in central.readside
@@ -111,6 +111,12 @@ def add_rollups(session: Session, items: Iterable[tuple[dict[str, Any], datetime
                demo.get("birth_province") or "", rollup_insurance(message))
         totals[key][0] += int(message["count"])
         totals[key][1] += 1
+    _upsert_rollups(session, totals)
+    return len(totals)
+
+
+def _upsert_rollups(session: Session, totals: dict[tuple[str, datetime, str, str, str, str,
+                                                          str, str], list[int]]) -> None:
     table = Rollup.__table__
     for key in sorted(totals):  # a fixed order: two workers never wait on each other in a cycle
         people, events = totals[key]
@@ -122,7 +128,42 @@ def add_rollups(session: Session, items: Iterable[tuple[dict[str, Any], datetime
                             "birth_province", "insurance"],
             set_={"people": table.c.people + people, "events": table.c.events + events})
         session.execute(stmt)
-    return len(totals)
+
+
+def move_insurance(session: Session, follow_ups: Sequence[tuple[str, dict[str, Any]]]) -> int:
+    """Stored ``visit.insurance`` follow-ups (device_id, message): each moves its visit in the
+    rollups from insurance ``unknown`` to the answer (docs/protocol.md §4.12), exactly once.
+
+    A follow-up moves nothing when its visit is not stored (or is not a visit of the same
+    device), was not ``unknown``, or another follow-up of the same visit with a lower ``seq``
+    is stored (that one moved it). Returns the number of visits moved.
+    """
+    moved = 0
+    totals: dict[tuple[str, datetime, str, str, str, str, str, str], list[int]] = defaultdict(
+        lambda: [0, 0])
+    for device_id, message in follow_ups:
+        visit_id = str(message["details"]["visit_event_id"])
+        visit = session.execute(select(Event).where(
+            Event.device_id == device_id, Event.event_id == visit_id)).scalar_one_or_none()
+        if visit is None or visit.kind != "visit" or (visit.details or {}).get(
+                "insurance") != "unknown" or (visit.details or {}).get("training"):
+            continue
+        earlier = [seq for seq, details in session.execute(
+            select(Event.seq, Event.details).where(
+                Event.device_id == device_id, Event.kind == "visit.insurance",
+                Event.seq < int(message["seq"])))
+            if (details or {}).get("visit_event_id") == visit_id]
+        if earlier:
+            continue
+        base = (visit.site_id, hour_of(visit.occurred_at), "visit", visit.method,
+                visit.age_band or "", visit.sex or "", visit.birth_province or "")
+        totals[(*base, "unknown")][0] -= visit.count
+        totals[(*base, "unknown")][1] -= 1
+        totals[(*base, str(message["details"]["insurance"]))][0] += visit.count
+        totals[(*base, str(message["details"]["insurance"]))][1] += 1
+        moved += 1
+    _upsert_rollups(session, totals)
+    return moved
 
 
 # -- occupancy -------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import ColumnElement, and_, false, func, select
 from sqlalchemy.orm import Session
 
 from central.db.models import Event, IngestRejection, Rollup, Site, SiteKind, Stay
@@ -355,11 +355,18 @@ def refusals(session: Session, site_ids: Sequence[str], start: datetime,
     query = (select(Event.site_id, Event.device_id, Event.reason, func.count(),
                     func.sum(Event.count), func.max(Event.occurred_at))
              .where(Event.occurred_at >= utc(start), Event.occurred_at < utc(end),
-                    Event.kind == "rejected", Event.site_id.in_(list(site_ids)))
+                    Event.kind == "rejected", Event.site_id.in_(list(site_ids)),
+                    not_training())
              .group_by(Event.site_id, Event.device_id, Event.reason))
     rows = [RefusalRow(str(s), str(d), str(r or ""), int(n), int(p or 0), utc(last))
             for s, d, r, n, p, last in session.execute(query)]
     return sorted(rows, key=lambda r: (severity(r.reason), -r.events, r.site_id, r.device_id))
+
+
+def not_training() -> ColumnElement[bool]:
+    """Events of a device in training mode are stored marked (``details.training``) and never
+    counted (docs/protocol.md §4.13)."""
+    return func.coalesce(Event.details["training"].as_boolean(), false()).is_(false())
 
 
 @dataclass(frozen=True)

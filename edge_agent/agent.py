@@ -43,7 +43,7 @@ from edge_agent.config import (
     SiteKind,
     load_keys,
 )
-from edge_agent.desk import parse_manual, parse_stay
+from edge_agent.desk import parse_department, parse_manual, parse_stay
 from edge_agent.events.model import EventDraft, EventKind
 from edge_agent.flows import (
     AccommodationFlow,
@@ -54,17 +54,19 @@ from edge_agent.flows import (
     HospitalFlow,
     QrPresentation,
     StayFlow,
+    StayReason,
     Verdict,
     VneidDecoder,
     make_flow,
 )
 from edge_agent.flows.base import display_name
-from edge_agent.flows.identify import Person, from_chip, from_qr
+from edge_agent.flows.identify import Person, Unidentified, from_chip, from_qr
 from edge_agent.flows.model import Outcome
 from edge_agent.health import Health, HealthState, wire_health
 from edge_agent.icao import ec
 from edge_agent.identity import make_verifier
-from edge_agent.insurance import InsuranceAdapter, make_adapter
+from edge_agent.insurance import InsuranceAdapter, InsuranceStatus, make_adapter
+from edge_agent.insurance_checks import RETRY_DELAYS_S, InsuranceChecks, Recheck
 from edge_agent.junk import RejectedBudget, is_junk
 from edge_agent.kiosk import KioskState, VerdictView, create_app
 from edge_agent.kiosk.app import ALLOWED_HOSTS, QuietRequestHandler, loopback_hosts
@@ -133,7 +135,8 @@ def create_agent(config: Config, *, outputs: Outputs | None = None,
                  clock: Callable[[], datetime] = site_clock,
                  insurance: InsuranceAdapter | None = None,
                  vneid: VneidDecoder | None = None,
-                 tap_window_s: float | None = None) -> Agent:
+                 tap_window_s: float | None = None,
+                 insurance_retry_s: Sequence[float] = RETRY_DELAYS_S) -> Agent:
     """The agent ``config`` describes; every keyword replaces one part (tests pass fakes).
 
     Outputs come from ``[outputs]``, the insurance adapter from ``[insurance]`` (hospital
@@ -144,7 +147,8 @@ def create_agent(config: Config, *, outputs: Outputs | None = None,
                                  config.insurance.timeout_s)
     return Agent(config, outputs=outputs if outputs is not None else _outputs_from(config),
                  reader_opener=reader_opener, scanner_opener=scanner_opener, clock=clock,
-                 insurance=insurance, vneid=vneid, tap_window_s=tap_window_s)
+                 insurance=insurance, vneid=vneid, tap_window_s=tap_window_s,
+                 insurance_retry_s=insurance_retry_s)
 
 
 class Agent:
@@ -160,7 +164,8 @@ class Agent:
                  reader_opener: ReaderOpener = open_reader,
                  scanner_opener: ScannerOpener = open_scanner,
                  insurance: InsuranceAdapter | None = None,
-                 vneid: VneidDecoder | None = None) -> None:
+                 vneid: VneidDecoder | None = None,
+                 insurance_retry_s: Sequence[float] = RETRY_DELAYS_S) -> None:
         self.config = config
         self.keys = load_keys(config.keys)
         self.clock = clock
@@ -185,14 +190,31 @@ class Agent:
                                   breaker_failures=config.vneid.breaker_failures,
                                   breaker_reset_s=config.vneid.breaker_reset_s)
         self._vneid = vneid
+        self.insurance: InsuranceChecks | None = None
+        """Look-ups off the readers' path: bounded wait, background re-checks."""
+        if insurance is not None:
+            self.insurance = InsuranceChecks(insurance, wait_s=config.insurance.wait_s,
+                                             retry_delays_s=insurance_retry_s,
+                                             on_answer=self._insurance_answer)
+        self._committed: list[tuple[EventDraft, str]] = []
+        """The drafts of the last commit and their event_ids (for a visit's re-check)."""
+        self.training = config.device.training
+        """Training mode (``[device] training``, or the desk's PIN-protected toggle)."""
+        self._department: str | None = None
+        """The department the desk set for the next visits (``details.department``)."""
+        self._for_stay: tuple[str, float] | None = None
+        """The desk's "next card is for" choice (admit / discharge) and when it was made."""
         self.flow: FlowBase = make_flow(config, self.keys.subject_key, clock=clock,
-                                        commit=self._commit, insurance=insurance, vneid=vneid)
+                                        commit=self._commit, insurance=self.insurance,
+                                        vneid=vneid, recheck=self._recheck)
         self.stays: StayRegister | None = None
         if isinstance(self.flow, StayFlow):
             self.stays = StayRegister(config.outbox.path.with_name(
                 config.outbox.path.name + ".stays"))
             self.stays.reconcile(self.outbox)
             self.flow.restore_stays(self.stays.open_stays())
+        if isinstance(self.flow, HospitalFlow):
+            self.flow.restore_visits(self._visits_today())
         self.trust = (load_trust_folder(config.chip.trust_dir)
                       if config.chip.trust_dir else None)
         self.policy = ReadPolicy(read_dg2=config.chip.dg2,
@@ -214,7 +236,8 @@ class Agent:
                                 direction=self._direction_label(),
                                 choose_direction=self.both_way,
                                 site_kind=config.device.site_kind.value,
-                                language=config.device.language.value)
+                                language=config.device.language.value,
+                                training=config.device.training)
         tls = ((config.broker.ca, config.broker.cert, config.broker.key)
                if config.broker.tls else None)
         signing_key = self.keys.signing_key
@@ -252,10 +275,14 @@ class Agent:
         for uri in self.config.scanners:
             self._spawn(f"scanner {uri}", self._scanner_loop, uri)
         self._spawn("tap window", self._tick_loop)
+        if self.insurance is not None:
+            self.insurance.start()
         self.uplink.start()
         app = create_app(self.kiosk, desk=self.desk, desk_actions=self.flow.ACTIONS,
                          can=self.enter_can, choose_direction=self.choose_direction,
-                         desk_pin=self.config.kiosk.desk_pin, selected=self.selected)
+                         desk_pin=self.config.kiosk.desk_pin, selected=self.selected,
+                         stays=self.stay_list,
+                         training=self.set_training if self.config.kiosk.desk_pin else None)
         kiosk = make_server(self.config.kiosk.host, self.config.kiosk.port, app, threaded=True,
                             request_handler=QuietRequestHandler)
         app.config[ALLOWED_HOSTS] = loopback_hosts(self.config.kiosk.host, kiosk.server_port)
@@ -285,6 +312,8 @@ class Agent:
             except Exception:  # closing one device must not stop the others from closing
                 log.exception("closing a device")
         self.uplink.stop()
+        if self.insurance is not None:
+            self.insurance.stop()
         for thread in self._threads:
             thread.join(timeout=5)
         self.outbox.close()
@@ -307,7 +336,7 @@ class Agent:
 
     # -- outbox and uplink ------------------------------------------------------------------------
 
-    def _commit(self, drafts: Sequence[EventDraft]) -> None:
+    def _commit(self, drafts: Sequence[EventDraft], training: bool | None = None) -> None:
         if is_junk(drafts) and not self.rejected_budget.admit(
                 time.monotonic(), self.outbox.undelivered_of_kind("rejected")):
             self.rejected_dropped += len(drafts)
@@ -316,9 +345,13 @@ class Agent:
         device = self.config.device
         items = [(draft, payload_builder(draft, device_id=device.id, site_id=device.site_id,
                                          signing_key=self.keys.signing_key,
-                                         centre_key=self.keys.centre_public_key))
+                                         centre_key=self.keys.centre_public_key,
+                                         training=(self.training if training is None
+                                                   else training)))
                  for draft in drafts]
         entries = self.outbox.commit_all(items)
+        self._committed = [(draft, str(entry.event_id))
+                           for draft, entry in zip(drafts, entries, strict=True)]
         if self.stays is not None:
             for entry in entries:
                 if entry.is_stay:
@@ -326,6 +359,53 @@ class Agent:
         for draft in drafts:
             self.metrics.events_committed.labels(kind=draft.kind.value).inc()
         self.uplink.wake()
+
+    def _visits_today(self, limit: int = 20_000) -> list[str]:
+        """The subjects of today's visits still in the outbox, newest first (one visit per
+        person and day survives a restart, docs/presentations.md)."""
+        now = self.clock()
+        today = now.date()
+        subjects: list[str] = []
+        seq = self.outbox.last_seq()
+        while seq > 0 and limit > 0:
+            entry = self.outbox.get(seq)
+            seq, limit = seq - 1, limit - 1
+            if entry is None:
+                continue
+            if entry.committed_at.astimezone(now.tzinfo).date() < today:
+                break
+            if entry.kind == EventKind.VISIT.value:
+                subject = json.loads(entry.payload).get("subject")
+                if isinstance(subject, str):
+                    subjects.append(subject)
+        return subjects
+
+    # -- insurance re-checks (edge_agent/insurance_checks.py) --------------------------------
+
+    def _recheck(self, draft: EventDraft, person: Person) -> None:
+        """A visit just committed with ``unknown``: look it up again later (flow's thread,
+        under the agent's lock, right after the commit)."""
+        event_id = next((eid for d, eid in self._committed if d is draft), None)
+        if self.insurance is None or event_id is None:
+            return
+        self.insurance.schedule(Recheck(event_id, person.id_number, person.full_name,
+                                        person.date_of_birth, context=(draft, self.training)))
+
+    def _insurance_answer(self, recheck: Recheck, status: InsuranceStatus) -> None:
+        """The re-check's answer: a ``visit.insurance`` follow-up (docs/protocol.md §4.12)."""
+        context = recheck.context
+        assert isinstance(context, tuple) and len(context) == 2
+        visit, training = context[0], context[1]
+        assert isinstance(visit, EventDraft) and isinstance(training, bool)
+        follow_up = EventDraft(
+            kind=EventKind.VISIT_INSURANCE, method=visit.method, assurance=visit.assurance,
+            occurred_at=self.clock(), subject=visit.subject, count=1,
+            demographics=visit.demographics, reason=None,
+            details={"insurance": status.state.value, "visit_event_id": recheck.event_id})
+        with self._lock:  # marked like the visit it answers, whatever the mode is now
+            self._commit((follow_up,), training)
+        log.info("insurance of visit %s: %s (follow-up committed)", recheck.event_id,
+                 status.state.value)
 
     def _on_delivered(self, seqs: Sequence[int]) -> None:
         self.metrics.events_delivered.inc(len(seqs))
@@ -449,6 +529,7 @@ class Agent:
         also selects the patient for admission or discharge. A flow error is logged and shown;
         it never stops the reader or scanner thread that presented.
         """
+        self._prefetch_insurance(presentation)
         try:
             with self._lock:
                 self._held = (presentation, time.monotonic())
@@ -456,12 +537,25 @@ class Agent:
                 if isinstance(flow, HeritageGateFlow):
                     verdict = flow.present(presentation, direction=self.direction_for(lane))
                 elif isinstance(flow, HospitalFlow):
-                    verdict = flow.visit(presentation)
+                    verdict = flow.visit(presentation, for_stay=self._for_stay_chosen(),
+                                         department=self._department)
                 else:
-                    self.kiosk.show(VerdictView(accepted=True, title="Đã đọc thẻ",
-                                                message="Chọn nhận phòng hoặc trả phòng / "
-                                                        "Choose check-in or check-out",
-                                                warning=True))
+                    found = flow.identify(presentation)
+                    if isinstance(found, Unidentified):  # a failed read: say so at once
+                        self._held = None
+                        self.kiosk.show(VerdictView(
+                            accepted=False, title="Không đọc được thẻ / Card not read",
+                            message="Chạm lại thẻ hoặc quét mã QR / Tap again or scan the QR",
+                            reason=found.reason))
+                        self.outputs.signal("reject")
+                        return None
+                    self.kiosk.show(VerdictView(
+                        accepted=True, title="Đã chọn khách / Guest selected",
+                        message="Chọn nhận phòng hoặc trả phòng / Choose check-in or "
+                                "check-out",
+                        masked_id=mask_id(found.id_number),
+                        name=display_name(found.full_name, self.config.device.name_display),
+                        warning=True))
                     return None
         except FlowError as exc:
             log.error("presentation not handled: %s", exc)
@@ -478,6 +572,31 @@ class Agent:
         self._show(verdict, face)
         return verdict
 
+    def _prefetch_insurance(self, presentation: ChipPresentation | QrPresentation) -> None:
+        """Hospital desk: the look-up started, and waited for, before the agent's lock (so a
+        slow gateway never holds another lane). Only for a chip or a card QR, identified here
+        without the network; a VNeID token is looked up under the lock as before, within
+        ``wait_s``. Skipped when the desk chose a stay action (no visit, no look-up)."""
+        if self.insurance is None or not isinstance(self.flow, HospitalFlow) or \
+                self._for_stay_chosen():
+            return
+        try:
+            today = self.clock().date()
+            person = (from_chip(presentation, today)
+                      if isinstance(presentation, ChipPresentation)
+                      else from_qr(presentation, None, today, self.config.qr.expiry_policy))
+        except Exception:  # the flow identifies again and reports the problem
+            log.exception("insurance prefetch: identification failed")
+            return
+        if isinstance(person, Person) and self.flow.would_look_up(person):
+            self.insurance.prefetch(person.id_number, person.full_name, person.date_of_birth)
+
+    def _for_stay_chosen(self) -> bool:
+        """The receptionist chose "the next card is for an admission / a discharge" within
+        the hold window (docs/design.md §2.1: such a card records no visit)."""
+        chosen = self._for_stay
+        return chosen is not None and time.monotonic() - chosen[1] <= HOLD_S
+
     def selected(self) -> dict[str, Any] | None:
         """Who the desk's next action is for: masked ID and name as the kiosk may show them."""
         with self._lock:
@@ -485,10 +604,8 @@ class Agent:
         if held is None or time.monotonic() - held[1] > HOLD_S:
             return None
         presentation, at = held
-        person = (from_chip(presentation, self.clock().date())
-                  if isinstance(presentation, ChipPresentation)
-                  else from_qr(presentation, self._vneid, self.clock().date(),
-                               self.config.qr.expiry_policy))
+        with self._lock:
+            person = self.flow.identify(presentation)
         if not isinstance(person, Person):
             return None
         return {"masked_id": mask_id(person.id_number),
@@ -499,6 +616,8 @@ class Agent:
         """A desk action from the kiosk's desk page; ValueError for the receptionist."""
         if action not in self.flow.ACTIONS:
             raise ValueError(f"'{action}' is not done at this desk")
+        if action == "next":
+            return self._choose_next(str(fields.get("for", "")), parse_department(fields))
         try:
             verdict = self._desk(action, fields)
         except FlowError as exc:
@@ -507,6 +626,20 @@ class Agent:
         return {"accepted": verdict.accepted, "outcome": verdict.outcome.value,
                 "title": verdict.title, "message": verdict.message,
                 "masked_id": verdict.masked_id}
+
+    def _choose_next(self, value: str, department: str | None) -> dict[str, Any]:
+        """Hospital desk: what the next card shown is for (``visit`` | ``admit`` |
+        ``discharge``; for a stay action it selects the patient and records no visit), and
+        the department of the next visits."""
+        if value not in ("visit", "admit", "discharge"):
+            raise ValueError("for must be visit, admit or discharge")
+        self._department = department
+        self._for_stay = None if value == "visit" else (value, time.monotonic())
+        title = {"visit": "Thẻ tiếp theo: khám bệnh / Next card: visit",
+                 "admit": "Thẻ tiếp theo: nhập viện / Next card: admission",
+                 "discharge": "Thẻ tiếp theo: ra viện / Next card: discharge"}[value]
+        return {"accepted": True, "outcome": "next", "title": title, "message": "",
+                "masked_id": None, "next": value}
 
     def _desk(self, action: str, fields: dict[str, Any]) -> Verdict:
         flow = self.flow
@@ -520,22 +653,49 @@ class Agent:
             raise ValueError("no manual count at this desk")
         form = parse_stay(fields) if action in ("admit", "check_in") else None
         with self._lock:
+            if action in ("discharge", "check_out") and fields.get("stay_id"):
+                # Picked from the desk's list of open stays: no card needed.
+                if isinstance(flow, HospitalFlow):
+                    self._for_stay = None
+                    return flow.discharge_stay(str(fields["stay_id"]))
+                if isinstance(flow, AccommodationFlow):
+                    return flow.check_out_stay(str(fields["stay_id"]))
             held = self._held
             if held is None or time.monotonic() - held[1] > HOLD_S:
                 raise ValueError("Chạm thẻ hoặc quét mã QR trước / Tap or scan the card first")
             person = held[0]
             if form is not None:
                 if action == "admit" and isinstance(flow, HospitalFlow):
+                    self._for_stay = None
                     return flow.admit(person, ward=form.room,
-                                      expected_departure=form.expected_departure)
+                                      expected_departure=form.expected_departure,
+                                      reason_code=form.reason_code or StayReason.TREATMENT)
                 if isinstance(flow, AccommodationFlow):
                     return flow.check_in(person, room=form.room,
-                                         expected_departure=form.expected_departure)
+                                         expected_departure=form.expected_departure,
+                                         reason_code=form.reason_code or StayReason.TOURISM)
             if action == "discharge" and isinstance(flow, HospitalFlow):
+                self._for_stay = None
                 return flow.discharge(person)
             if action == "check_out" and isinstance(flow, AccommodationFlow):
                 return flow.check_out(person)
         raise ValueError(f"'{action}' is not done at this desk")
+
+    def set_training(self, on: bool) -> dict[str, Any]:
+        """The desk's training toggle (only with a desk PIN): the events committed from now on
+        carry ``"training": true`` (docs/protocol.md §4.13) and the banner shows."""
+        with self._lock:
+            self.training = on
+        self.kiosk.update(training=on)
+        log.warning("training mode %s from the desk", "on" if on else "off")
+        return {"training": on}
+
+    def stay_list(self) -> list[dict[str, Any]]:
+        """The desk's open stays (masked ID and name only when known)."""
+        if not isinstance(self.flow, StayFlow):
+            return []
+        with self._lock:
+            return self.flow.stay_list()
 
     # -- the presentation state machine ------------------------------------------------------
 

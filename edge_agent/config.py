@@ -155,6 +155,9 @@ class DeviceConfig:
     name_display: NameDisplay = NameDisplay.FULL
     name: str = ""
     """A human label for dashboards (e.g. ``Cổng Ngọ Môn 1``); optional."""
+    training: bool = False
+    """Training mode: screens and verdicts as usual under a "ĐÀO TẠO / TRAINING" banner, every
+    event marked ``"training": true`` (docs/protocol.md §4.13), never counted by the centre."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +247,9 @@ class InsuranceConfig:
     adapter: InsuranceAdapterKind = InsuranceAdapterKind.NONE
     url: str | None = None
     timeout_s: float = 2.0
+    wait_s: float = 0.25
+    """How long a visit waits for the answer before it is recorded as ``unknown`` and the
+    look-up goes on in the background (edge_agent/insurance_checks.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,7 +456,7 @@ def _name(table: _Table, key: str) -> str:
 
 def _device(root: dict[str, Any]) -> DeviceConfig:
     t = _table(root, "device", {"id", "site_id", "site_kind", "direction", "language",
-                                "name_display", "name"}, required=True)
+                                "name_display", "name", "training"}, required=True)
     device_id = _name(t, "id")
     if device_id in RESERVED_DEVICE_IDS:
         raise ConfigError("device.id", f"{device_id!r} is reserved (topic checkin/v1/sites/...)")
@@ -467,6 +473,7 @@ def _device(root: dict[str, Any]) -> DeviceConfig:
         language=t.enum("language", Language, Language.VI) or Language.VI,
         name_display=t.enum("name_display", NameDisplay, NameDisplay.FULL) or NameDisplay.FULL,
         name=t.get_str("name", default="") or "",
+        training=t.get_bool("training", False),
     )
 
 
@@ -536,11 +543,12 @@ def _kiosk(root: dict[str, Any]) -> KioskConfig:
 
 
 def _insurance(root: dict[str, Any], kind: SiteKind) -> InsuranceConfig:
-    t = _table(root, "insurance", {"adapter", "url", "timeout_s"})
+    t = _table(root, "insurance", {"adapter", "url", "timeout_s", "wait_s"})
     adapter = t.enum("adapter", InsuranceAdapterKind, InsuranceAdapterKind.NONE)
     assert adapter is not None
     url = t.get_str("url")
     timeout = t.get_float("timeout_s", 2.0, 0.1, 10.0)
+    wait = t.get_float("wait_s", 0.25, 0.05, 0.9)
     if adapter is not InsuranceAdapterKind.NONE and kind is not SiteKind.HOSPITAL_RECEPTION:
         raise ConfigError("insurance.adapter", f"only hospital-reception devices look up "
                           f"insurance, this device is {kind}")
@@ -557,7 +565,7 @@ def _insurance(root: dict[str, Any], kind: SiteKind) -> InsuranceConfig:
         if parts.scheme == "http" and not _is_loopback(parts.hostname):
             raise ConfigError("insurance.url", "must be https:// (the look-up carries the ID "
                               "number, name and date of birth); http:// only to loopback")
-    return InsuranceConfig(adapter=adapter, url=url, timeout_s=timeout)
+    return InsuranceConfig(adapter=adapter, url=url, timeout_s=timeout, wait_s=wait)
 
 
 def _lanes(root: dict[str, Any], device: DeviceConfig, readers: tuple[str, ...],

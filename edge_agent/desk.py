@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from edge_agent.flows import ManualPresentation, ManualReason
+from edge_agent.flows import ManualPresentation, ManualReason, StayReason
 
 MAX_ROOM = 64
 
@@ -21,6 +21,8 @@ class StayForm:
 
     room: str
     expected_departure: date
+    reason_code: StayReason | None = None
+    """The reason of stay (docs/protocol.md §4.6); None: the desk's default."""
 
 
 def parse_manual(fields: dict[str, Any]) -> ManualPresentation:
@@ -38,7 +40,8 @@ def parse_manual(fields: dict[str, Any]) -> ManualPresentation:
 
 
 def parse_stay(fields: dict[str, Any]) -> StayForm:
-    """``{"room": "...", "expected_departure": "YYYY-MM-DD"}``."""
+    """``{"room": "...", "expected_departure": "YYYY-MM-DD", "reason_code": "treatment"}``
+    (``reason_code`` optional)."""
     room = str(fields.get("room", "")).strip()
     try:
         departure = date.fromisoformat(str(fields.get("expected_departure", "")))
@@ -48,4 +51,22 @@ def parse_stay(fields: dict[str, Any]) -> StayForm:
         raise ValueError("room / ward is required")
     if len(room) > MAX_ROOM:
         raise ValueError(f"room / ward: at most {MAX_ROOM} characters")
-    return StayForm(room, departure)
+    reason = fields.get("reason_code")
+    code: StayReason | None = None
+    if reason not in (None, ""):
+        try:
+            code = StayReason(str(reason))
+        except ValueError:
+            raise ValueError("reason_code must be one of "
+                             + " | ".join(r.value for r in StayReason)) from None
+    return StayForm(room, departure, code)
+
+
+def parse_department(fields: dict[str, Any]) -> str | None:
+    """``{"department": "Khoa Nội"}``: the department of the next visits (empty: none)."""
+    value = " ".join(str(fields.get("department") or "").split())
+    if not value:
+        return None
+    if len(value) > 64 or any(c.isdigit() for c in value):
+        raise ValueError("department / khoa: 1..64 characters without digits")
+    return value

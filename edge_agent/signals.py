@@ -31,6 +31,8 @@ def plan_for(verdict: Verdict, *, gate: bool) -> OutputPlan:
     outcome = verdict.outcome
     if outcome is Outcome.ALREADY_COUNTED:
         return OutputPlan("warn", relay=gate)
+    if outcome is Outcome.SELECTED:
+        return OutputPlan("accept", relay=False)
     if outcome is Outcome.ACCEPTED:
         return OutputPlan("warn" if verdict.warnings else "accept", relay=gate)
     return OutputPlan("reject", relay=False)

@@ -30,6 +30,10 @@ from firmware_sim.card import load_card
 
 log = logging.getLogger(__name__)
 
+NOT_A_VISIT = frozenset({"selected-for-stay", "in-patient", "visited-today"})
+"""Reasons of an accepted hospital-desk verdict that recorded no visit (the person was only
+selected for an admission or discharge: a second card the same day, an in-patient)."""
+
 
 @dataclass(frozen=True)
 class Visitor:
@@ -178,6 +182,9 @@ class TrafficGenerator:
 
     def _record(self, station: Station, kind: str, verdict: dict[str, Any] | None,
                 visitor: Visitor) -> bool:
+        if verdict is not None and verdict.get("accepted") and \
+                verdict.get("reason") in NOT_A_VISIT:
+            return True  # a hospital desk selected the person: accepted, nothing recorded
         if verdict is not None and verdict.get("accepted") and not verdict.get("warning"):
             self.generated[(station.site_id, kind)] += 1
             self.by_station[station.name] += 1

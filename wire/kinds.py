@@ -19,6 +19,9 @@ class EventKind(StrEnum):
     STAY_END = "stay.end"
     MANUAL = "manual"
     REJECTED = "rejected"
+    VISIT_INSURANCE = "visit.insurance"
+    """A follow-up: the insurance answer of an earlier visit recorded as ``unknown``
+    (docs/protocol.md §4.12); never counted as a visit."""
 
     @property
     def is_stay(self) -> bool:

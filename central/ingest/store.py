@@ -38,6 +38,7 @@ from central.counting import (
     apply_occupancy_batch,
     bump_occupancy,
     dialect_insert,
+    move_insurance,
     rowcount,
     stay_deadline,
     utc,
@@ -223,7 +224,8 @@ def _stay_owners(session: Session, candidates: list[tuple[ValidEvent, Device]]
     earlier in the batch): index → rejection. A stay belongs to the site and device whose event
     first created it (docs/protocol.md §4.10); nothing of it is overwritten by another."""
     stays = {i: str(ev.message["details"]["stay_id"]) for i, (ev, _d) in enumerate(candidates)
-             if ev.message["kind"] in ("stay.start", "stay.end")}
+             if ev.message["kind"] in ("stay.start", "stay.end")
+             and not is_training(ev.message)}
     if not stays:
         return {}
     owners: dict[str, tuple[str, str]] = {
@@ -339,7 +341,14 @@ def _event_row(ev: ValidEvent, seq_base: int = 0) -> dict[str, Any]:
         "assurance": msg["assurance"], "subject": msg["subject"], "count": msg["count"],
         "age_band": demo["age_band"], "sex": demo["sex"],
         "birth_province": demo["birth_province"], "reason": msg["reason"],
-        "details": msg["details"], "sig": msg["sig"]}
+        "details": ({**msg["details"], "training": True} if is_training(msg)
+                    else msg["details"]), "sig": msg["sig"]}
+
+
+def is_training(message: dict[str, Any]) -> bool:
+    """An event of a device in training mode (docs/protocol.md §4.13): stored with
+    ``details.training`` set, never counted (rollups, occupancy, stays and their notices)."""
+    return message.get("training") is True
 
 
 def _store_stay(session: Session, ev: ValidEvent, data_key: bytes | None) -> None:
@@ -573,10 +582,17 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
             continue
         if result == "stored":
             stored.append(checked)
-            if checked.message["kind"] in ("stay.start", "stay.end"):
+            if checked.message["kind"] in ("stay.start", "stay.end") and \
+                    not is_training(checked.message):
                 _store_stay(session, checked, ctx.data_key)
         report.outcomes.append(Outcome(checked.incoming, result))
-    items = [(ev.message, ev.occurred_at) for ev in stored]
+    # Training events (docs/protocol.md §4.13) are stored for the seq bookkeeping only, marked,
+    # and never counted; a visit.insurance follow-up (§4.12) moves its visit's insurance
+    # dimension instead of counting.
+    items = [(ev.message, ev.occurred_at) for ev in stored
+             if not is_training(ev.message) and ev.message["kind"] != "visit.insurance"]
+    follow_ups = [(ev.device_id, ev.message) for ev in stored
+                  if not is_training(ev.message) and ev.message["kind"] == "visit.insurance"]
     if items:
         report.movements.extend(apply_occupancy_batch(session, items, now, bump=False))
     # The hot rows, last: devices, rollups, occupancy.
@@ -605,6 +621,8 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
     if items:
         add_rollups(session, items)
         bump_occupancy(session, report.movements, now)
+    if follow_ups:
+        move_insurance(session, follow_ups)
     if ctx.limiter is not None:  # intervals that ended before this batch's rejections
         report.suppressed.extend(record_suppressed(session, ctx.limiter.due(now), now))
     for incoming, rejection in rejections:

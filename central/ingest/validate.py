@@ -182,7 +182,7 @@ def parse_date(text: str) -> date:
 
 SITE_KIND_EVENTS: dict[str, frozenset[str]] = {
     "heritage": frozenset({"entry", "exit"}),
-    "hospital": frozenset({"visit", "stay.start", "stay.end"}),
+    "hospital": frozenset({"visit", "visit.insurance", "stay.start", "stay.end"}),
     "accommodation": frozenset({"stay.start", "stay.end"}),
 }
 """Which kinds a site of each kind can produce (docs/protocol.md §4.2), from the agent's flows:

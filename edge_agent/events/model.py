@@ -85,8 +85,9 @@ class EventDraft:
 
 def build_event(draft: EventDraft, *, device_id: str, site_id: str, seq: int,
                 event_id: uuid.UUID, signing_key: Ed25519PrivateKey,
-                centre_key: X25519PublicKey | None) -> dict[str, Any]:
-    """The signed wire object of ``draft`` (docs/protocol.md §Events)."""
+                centre_key: X25519PublicKey | None, training: bool = False) -> dict[str, Any]:
+    """The signed wire object of ``draft`` (docs/protocol.md §Events); ``training`` marks an
+    event of a device in training mode (``"training": true``, never counted, §4.12)."""
     event: dict[str, Any] = {
         "v": WIRE_VERSION,
         "event_id": str(event_id),
@@ -104,6 +105,8 @@ def build_event(draft: EventDraft, *, device_id: str, site_id: str, seq: int,
         "details": draft.details,
         "sealed": None,
     }
+    if training:
+        event["training"] = True
     if draft.personal is not None:
         if centre_key is None:
             raise ValueError("a stay event needs the centre's sealing key")

@@ -13,7 +13,10 @@ the outbox commit and the insurance adapter are injected.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from edge_agent.config import Config, SiteKind
+from edge_agent.events.model import EventDraft
 from edge_agent.flows.accommodation import AccommodationFlow
 from edge_agent.flows.base import FlowBase, display_name
 from edge_agent.flows.gate import HeritageGateFlow
@@ -52,13 +55,15 @@ __all__ = [
 
 def make_flow(config: Config, subject_key: bytes, *, clock: Clock, commit: Commit,
               insurance: InsuranceAdapter | None = None,
-              vneid: VneidDecoder | None = None) -> FlowBase:
-    """The flow for ``config.device.site_kind``."""
+              vneid: VneidDecoder | None = None,
+              recheck: Callable[[EventDraft, Person], None] | None = None) -> FlowBase:
+    """The flow for ``config.device.site_kind`` (``recheck``: hospital visits recorded with
+    an unknown insurance answer)."""
     settings = FlowSettings.from_config(config, subject_key)
     kind = config.device.site_kind
     if kind is SiteKind.HERITAGE_GATE:
         return HeritageGateFlow(settings, clock=clock, commit=commit, vneid=vneid)
     if kind is SiteKind.HOSPITAL_RECEPTION:
         return HospitalFlow(settings, clock=clock, commit=commit, insurance=insurance,
-                            vneid=vneid)
+                            vneid=vneid, recheck=recheck)
     return AccommodationFlow(settings, clock=clock, commit=commit, vneid=vneid)

@@ -30,3 +30,7 @@ class AccommodationFlow(StayFlow):
                   stay_id: uuid.UUID | str | None = None) -> Verdict:
         """The guest leaves: ``stay.end`` of the guest's open stay (or of ``stay_id``)."""
         return self._end(presentation, stay_id, title=msg.T_ROOM_OUT, message=msg.M_ROOM_OUT)
+
+    def check_out_stay(self, stay_id: uuid.UUID | str) -> Verdict:
+        """Check-out picked from the desk's list of open stays, without the card."""
+        return self.end_stay(stay_id, title=msg.T_ROOM_OUT, message=msg.M_ROOM_OUT)

@@ -140,6 +140,11 @@ class FlowBase:
 
     # -- identification, dedupe ----------------------------------------------------------------
 
+    def identify(self, presentation: ChipPresentation | QrPresentation) -> Person | Unidentified:
+        """Who ``presentation`` shows, without an event (a desk's selection); a VNeID token
+        verified a moment ago is answered from memory, so this is never a replay."""
+        return self._identify(presentation, self._now())
+
     def _identify(self, presentation: ChipPresentation | QrPresentation,
                   now: datetime) -> Person | Unidentified:
         found = self._identify_any(presentation, now)
@@ -178,7 +183,7 @@ class FlowBase:
                  person: Person | None = None, reason: str | None = None,
                  warnings: Sequence[str] = (), drafts: Sequence[EventDraft] = (),
                  **extra: object) -> Verdict:
-        accepted = outcome in (Outcome.ACCEPTED, Outcome.ALREADY_COUNTED)
+        accepted = outcome in (Outcome.ACCEPTED, Outcome.ALREADY_COUNTED, Outcome.SELECTED)
         if person is not None and person.qr_mismatch:
             message = message + msg.M_QR_MISMATCH.format(fields=", ".join(person.qr_mismatch))
             warnings = (*warnings, "qr-mismatch")

@@ -9,6 +9,19 @@ BHYT card; CCCD.md §9 — in-patients are accommodation notices).
 - ``admit``: ``stay.start`` (ward, expected discharge, reason, personal data sealed).
 - ``discharge``: ``stay.end`` for the patient's open stay.
 - ``manual``: a counted visit without a card (child, paper BHYT card, …).
+- One visit per person and day at a desk (docs/design.md §2.1): showing the card again does not
+  record a second ``visit`` when it is for a stay action. A presentation is *selected* (outcome
+  ``selected``, no event, the kiosk says so; the verdict's reason ``selected-for-stay``,
+  ``in-patient`` or ``visited-today`` says why) instead of recorded when (1) the receptionist chose
+  "the next card is for an admission / a discharge" on the desk page (``for_stay``), or (2) the
+  person has an open stay at this desk (an in-patient shows the card to be discharged), or (3)
+  this desk already recorded the person's visit today (the admission after the consultation).
+  The selection is what the desk's admit and discharge then act on. The visits of the day are
+  remembered in memory and restored from the outbox at start-up.
+- The look-up goes through :class:`edge_agent.insurance_checks.InsuranceChecks` in the agent
+  (bounded wait, background re-checks): an answer still on its way is recorded as ``unknown``
+  and the kiosk says "Đang kiểm tra BHYT"; ``recheck`` is told of every ``unknown`` visit once
+  it is committed, and a later answer travels as a ``visit.insurance`` follow-up.
 - A BHYT card QR scanned for a visit (docs/cccd.md §5): a ``visit`` with method ``bhyt-qr`` and
   assurance ``qr`` (the code is unsigned); ``details.insurance`` is ``valid`` when the card's
   validity covers today, else ``invalid``. The subject is the keyed HMAC of ``bhyt:`` and the
@@ -23,7 +36,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from edge_agent.cccd import BhytCard, mask_id
 from edge_agent.events.model import (
@@ -53,6 +66,7 @@ from edge_agent.flows.model import (
 )
 from edge_agent.flows.stays import StayFlow
 from edge_agent.insurance import InsuranceAdapter, InsuranceState
+from edge_agent.insurance_checks import PENDING
 
 log = logging.getLogger(__name__)
 
@@ -62,29 +76,58 @@ MAX_DEPARTMENT_CHARS = 64
 class HospitalFlow(StayFlow):
     """One reception desk of a hospital or commune health station."""
 
-    ACTIONS = ("manual", "admit", "discharge")
+    ACTIONS = ("manual", "admit", "discharge", "next")
+    """``next``: what the next card is for (visit | admit | discharge), chosen on the desk."""
 
     def __init__(self, settings: FlowSettings, *, clock: Clock, commit: Commit,
                  insurance: InsuranceAdapter | None = None, vneid: VneidDecoder | None = None,
-                 new_stay_id: Callable[[], uuid.UUID] = uuid.uuid4) -> None:
+                 new_stay_id: Callable[[], uuid.UUID] = uuid.uuid4,
+                 recheck: Callable[[EventDraft, Person], None] | None = None) -> None:
         super().__init__(settings, clock=clock, commit=commit, vneid=vneid,
                          new_stay_id=new_stay_id)
         self._insurance = insurance
+        self._recheck = recheck
+        self._visited: tuple[date, set[str]] = (date.min, set())
 
-    def _lookup(self, person: Person) -> str:
+    def _lookup(self, person: Person) -> tuple[str, bool]:
+        """The wire answer, and whether it was still on its way (``pending``)."""
         if self._insurance is None:
-            return "not-checked"
+            return "not-checked", False
         try:
             status = self._insurance.lookup(person.id_number, person.full_name,
                                             person.date_of_birth)
         except Exception:
             log.exception("insurance adapter raised; recorded as unknown")
-            return InsuranceState.UNKNOWN.value
-        return InsuranceState(status.state).value
+            return InsuranceState.UNKNOWN.value, False
+        return InsuranceState(status.state).value, status.detail == PENDING
+
+    def would_look_up(self, person: Person) -> bool:
+        """Whether a visit by ``person`` now would ask the insurance gateway (no repeat, no
+        open stay, no visit today); read-only, for the agent's look-up ahead of its lock."""
+        if self._insurance is None:
+            return False
+        now = self._clock()
+        subject = self._subject(person)
+        last = self._recent.get((subject, EventKind.VISIT))
+        if last is not None and now - last < timedelta(seconds=self.settings.dedupe_window_s):
+            return False
+        visited = self._visited[1] if self._visited[0] == now.date() else set()
+        return subject not in visited and not any(
+            s.subject == subject for s in list(self._open.values()))
+
+    def restore_visits(self, subjects: list[str]) -> None:
+        """Put back the subjects whose visit this desk recorded today (after a restart)."""
+        self._visited_today(self._now()).update(subjects)
+
+    def _visited_today(self, now: datetime) -> set[str]:
+        if self._visited[0] != now.date():
+            self._visited = (now.date(), set())
+        return self._visited[1]
 
     def visit(self, presentation: ChipPresentation | QrPresentation | ManualPresentation, *,
-              department: str | None = None) -> Verdict:
-        """Check a patient in for a visit (or count one by hand)."""
+              department: str | None = None, for_stay: bool = False) -> Verdict:
+        """Check a patient in for a visit (or count one by hand); or only select the patient
+        for a stay action (``for_stay``, an open stay, a visit already today: see above)."""
         if department is not None:
             department = " ".join(department.split())
             if not 1 <= len(department) <= MAX_DEPARTMENT_CHARS or \
@@ -104,16 +147,30 @@ class HospitalFlow(StayFlow):
         if self._is_repeat(subject, EventKind.VISIT, now):
             return self._verdict(Outcome.ALREADY_COUNTED, msg.T_DUPLICATE, msg.M_DUPLICATE,
                                  person=person, reason="already-counted")
-        insurance = self._lookup(person)
+        visited = self._visited_today(now)
+        why = (("selected-for-stay", msg.M_SELECTED_FOR_STAY) if for_stay
+               else ("in-patient", msg.M_SELECTED_IN_PATIENT)
+               if any(s.subject == subject for s in self._open.values())
+               else ("visited-today", msg.M_SELECTED_VISITED) if subject in visited else None)
+        if why is not None:  # the reason says why no visit was recorded
+            return self._verdict(Outcome.SELECTED, msg.T_SELECTED, why[1], person=person,
+                                 reason=why[0])
+        insurance, pending = self._lookup(person)
         details: dict[str, object] = {"insurance": insurance}
         if department:
             details["department"] = department
         warnings = [f"insurance-{insurance}"] if insurance in ("invalid", "unknown") else []
         draft = self._draft(EventKind.VISIT, person, subject, now, details=details)
-        verdict = self._verdict(Outcome.ACCEPTED, msg.T_VISIT,
-                                msg.M_VISIT + msg.INSURANCE[insurance], person=person,
-                                warnings=warnings, drafts=(draft,), insurance=insurance)
-        return self._record((draft,), verdict, person)
+        answer = msg.INSURANCE[PENDING if pending else insurance]
+        verdict = self._verdict(Outcome.ACCEPTED, msg.T_VISIT, msg.M_VISIT + answer,
+                                person=person, warnings=warnings, drafts=(draft,),
+                                insurance=insurance)
+        verdict = self._record((draft,), verdict, person)
+        if verdict.outcome is Outcome.ACCEPTED:
+            visited.add(subject)
+            if insurance == InsuranceState.UNKNOWN.value and self._recheck is not None:
+                self._recheck(draft, person)
+        return verdict
 
     def _bhyt_visit(self, card: BhytCard, now: datetime, department: str | None) -> Verdict:
         subject = subject_for("bhyt:" + card.social_insurance_number, self.settings.subject_key)
@@ -146,6 +203,10 @@ class HospitalFlow(StayFlow):
         return self._start(presentation, room=ward, expected_departure=expected_departure,
                            reason_code=reason_code, room_field="ward",
                            title=msg.T_ADMITTED, message=msg.M_ADMITTED)
+
+    def discharge_stay(self, stay_id: uuid.UUID | str) -> Verdict:
+        """Discharge picked from the desk's list of open stays, without the card."""
+        return self.end_stay(stay_id, title=msg.T_DISCHARGED, message=msg.M_DISCHARGED)
 
     def discharge(self, presentation: ChipPresentation | QrPresentation, *,
                   stay_id: uuid.UUID | str | None = None) -> Verdict:

@@ -46,6 +46,13 @@ M_CAPACITY_WARN = Text("Khu di tích đã đủ sức chứa ({occupancy}/{capac
 M_CAPACITY_FULL = Text("Khu di tích đã đủ sức chứa ({occupancy}/{capacity}), vui lòng chờ.",
                        "The site is full ({occupancy}/{capacity}); please wait.")
 M_NOT_RECORDED = Text("Lỗi lưu dữ liệu, vui lòng thử lại.", "Could not save; please try again.")
+T_SELECTED = Text("Đã chọn người bệnh", "Patient selected")
+M_SELECTED_FOR_STAY = Text("Không ghi lượt khám. Chọn Nhập viện hoặc Ra viện trên màn hình quầy.",
+                           "No visit recorded. Choose Admit or Discharge on the desk page.")
+M_SELECTED_IN_PATIENT = Text("Đang nằm viện: không ghi lượt khám. Chọn Ra viện nếu ra viện.",
+                             "An in-patient: no visit recorded. Choose Discharge to discharge.")
+M_SELECTED_VISITED = Text("Đã tiếp nhận khám hôm nay: không ghi lượt khám thứ hai.",
+                          "Already checked in today: no second visit recorded.")
 M_VISIT = Text("Đã tiếp nhận khám bệnh.", "Visit checked in.")
 M_ADMITTED = Text("Khoa/phòng {room}, dự kiến ra viện {departure}. Thông báo lưu trú sẽ được gửi.",
                   "Ward {room}, expected discharge {departure}. The accommodation notice will be "
@@ -76,6 +83,8 @@ INSURANCE = {
     "unknown": Text("Chưa tra cứu được BHYT, vui lòng kiểm tra lại sau.",
                     "Health insurance could not be checked; check again later."),
     "not-checked": Text("Không tra cứu BHYT.", "Health insurance not checked."),
+    "pending": Text("Đang kiểm tra BHYT, kết quả sẽ được gửi sau.",
+                    "Checking health insurance; the answer follows later."),
 }
 
 MANUAL_REASONS = {

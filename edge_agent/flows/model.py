@@ -141,6 +141,8 @@ class Outcome(StrEnum):
     """Not done, without an event (e.g. discharge with no open stay)."""
     NOT_RECORDED = "not-recorded"
     """The outbox could not store the event: nothing happened, try again."""
+    SELECTED = "selected"
+    """A hospital desk selected the person for a stay action without recording a visit."""
 
 
 @dataclass(frozen=True, slots=True)

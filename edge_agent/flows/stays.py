@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, datetime
 
+from edge_agent.cccd import mask_id
 from edge_agent.events.model import EventDraft, EventKind
 from edge_agent.flows import messages as msg
-from edge_agent.flows.base import FlowBase
-from edge_agent.flows.identify import Unidentified
+from edge_agent.flows.base import FlowBase, display_name
+from edge_agent.flows.identify import Person, Unidentified
 from edge_agent.flows.messages import Text
 from edge_agent.flows.model import (
     ChipPresentation,
@@ -46,6 +47,10 @@ class StayFlow(FlowBase):
         super().__init__(settings, clock=clock, commit=commit, vneid=vneid)
         self._new_stay_id = new_stay_id
         self._open: dict[uuid.UUID, OpenStay] = {}
+        self._guests: dict[uuid.UUID, Person] = {}
+        """Who each stay opened since start-up belongs to (memory only, never on disk): the
+        desk ends such a stay from its list without the card. A stay restored after a
+        restart needs the card again."""
 
     @property
     def open_stays(self) -> tuple[OpenStay, ...]:
@@ -71,6 +76,40 @@ class StayFlow(FlowBase):
                     started_at=draft.occurred_at)
             else:
                 self._open.pop(stay_id, None)
+                self._guests.pop(stay_id, None)
+
+    def stay_list(self) -> list[dict[str, object]]:
+        """The open stays for the desk's list: masked ID and name when known, ward or room,
+        expected departure, reason, whether it can end without the card."""
+        rows: list[dict[str, object]] = []
+        for stay in self.open_stays:
+            guest = self._guests.get(stay.stay_id)
+            rows.append({
+                "stay_id": str(stay.stay_id), "ward_or_room": stay.ward_or_room,
+                "expected_departure": stay.expected_departure.isoformat(),
+                "reason_code": stay.reason_code.value,
+                "started_at": stay.started_at.isoformat(timespec="minutes"),
+                "masked_id": mask_id(guest.id_number) if guest else None,
+                "name": (display_name(guest.full_name, self.settings.name_display)
+                         if guest else None),
+                "without_card": guest is not None})
+        return rows
+
+    def end_stay(self, stay_id: uuid.UUID | str, *, title: Text, message: Text) -> Verdict:
+        """End an open stay picked from the desk's list, without the card (docs/design.md
+        §2.1): only a stay opened since start-up, whose guest is still in memory."""
+        try:
+            key = uuid.UUID(str(stay_id))
+        except ValueError:
+            raise FlowInputError("stay_id", "is not a UUID") from None
+        stay, guest = self._open.get(key), self._guests.get(key)
+        if stay is None:
+            raise FlowInputError("stay_id", "không có lượt lưu trú này / no such open stay")
+        if guest is None:
+            raise FlowInputError("stay_id", "chạm thẻ để kết thúc lượt này (thiết bị đã khởi "
+                                 "động lại) / tap the card to end this stay (the device "
+                                 "restarted)")
+        return self._end_person(guest, stay, self._now(), title=title, message=message)
 
     @staticmethod
     def _room(value: str, field: str) -> str:
@@ -114,7 +153,10 @@ class StayFlow(FlowBase):
             Outcome.ACCEPTED, title,
             message.format(room=room, departure=expected_departure.strftime("%d/%m/%Y")),
             person=person, drafts=(draft,), stay_id=stay_id)
-        return self._record((draft,), verdict, person)
+        verdict = self._record((draft,), verdict, person)
+        if verdict.outcome is Outcome.ACCEPTED:
+            self._guests[stay_id] = person
+        return verdict
 
     def _end(self, presentation: ChipPresentation | QrPresentation,
              stay_id: uuid.UUID | str | None, *, title: Text, message: Text) -> Verdict:
@@ -140,6 +182,11 @@ class StayFlow(FlowBase):
         if stay is None:
             return self._verdict(Outcome.REFUSED, msg.T_STAY_PROBLEM, msg.M_STAY_NOT_FOUND,
                                  person=person, reason="stay-not-found")
+        return self._end_person(person, stay, now, title=title, message=message)
+
+    def _end_person(self, person: Person, stay: OpenStay, now: datetime, *, title: Text,
+                    message: Text) -> Verdict:
+        subject = self._subject(person)
         details: dict[str, object] = {
             "stay_id": str(stay.stay_id), "ward_or_room": stay.ward_or_room,
             "expected_departure": stay.expected_departure.isoformat(),

@@ -69,6 +69,14 @@ ALLOWED_HOSTS = "KIOSK_ALLOWED_HOSTS"
 FRAME_POLICY = "frame-ancestors 'none'"
 
 
+STAY_REASONS = (("treatment", "Khám chữa bệnh / Treatment"),
+                ("caregiver", "Chăm sóc người bệnh / Caregiver"),
+                ("tourism", "Du lịch / Tourism"), ("business", "Công tác / Business"),
+                ("study", "Học tập / Study"), ("family", "Thăm thân / Family"),
+                ("other", "Khác / Other"))
+"""The reason codes of docs/protocol.md §4.6, as the desk offers them (Vietnamese first)."""
+
+
 def loopback_hosts(host: str, port: int) -> frozenset[str]:
     """The ``Host`` header values a browser on the device sends to the kiosk at
     ``host:port``: the address itself and, for the loopback addresses, ``localhost``.
@@ -93,6 +101,8 @@ def create_app(state: KioskState, *, keepalive_s: float = 15.0,
                choose_direction: DirectionHandler | None = None,
                desk_pin: str | None = None,
                selected: SelectedProvider | None = None,
+               stays: Callable[[], list[dict[str, Any]]] | None = None,
+               training: Callable[[bool], dict[str, Any]] | None = None,
                allowed_hosts: Iterable[str] = ("localhost",)) -> Flask:
     """A kiosk app bound to ``state``; ``desk`` enables the desk page and its actions, ``can``
     the CAN pad (``POST /can``), ``choose_direction`` the VÀO / RA choice
@@ -101,7 +111,9 @@ def create_app(state: KioskState, *, keepalive_s: float = 15.0,
     ``desk_pin``: the desk page and its actions need the PIN first (``POST /desk/unlock``; a
     session cookie, SameSite=Strict, signed with a key made at start, valid
     :data:`DESK_IDLE_S` after the last action; :data:`PIN_TRIES` wrong PINs lock the pad for
-    :data:`PIN_LOCKOUT_S`). ``selected`` feeds ``GET /desk/selected``.
+    :data:`PIN_LOCKOUT_S`). ``selected`` feeds ``GET /desk/selected``, ``stays`` the desk's
+    list of open stays (``GET /desk/stays``; a click ends one without the card), ``training``
+    the training toggle (``POST /desk/training {"on": true}``; offered only with a PIN).
 
     Only requests whose ``Host`` is in ``allowed_hosts`` (or ``app.config[ALLOWED_HOSTS]``,
     which the agent sets to :func:`loopback_hosts` once the port is bound) are answered; any
@@ -170,6 +182,25 @@ def create_app(state: KioskState, *, keepalive_s: float = 15.0,
             abort(403)
         return jsonify({"selected": selected() if selected is not None else None})
 
+    @app.post("/desk/training")
+    def desk_training() -> tuple[Response, int]:
+        if desk is None or training is None or desk_pin is None:
+            abort(404)
+        if request.headers.get(DESK_HEADER) != "1" or not unlocked():
+            abort(403)
+        fields = request.get_json(silent=True)
+        if not isinstance(fields, dict) or not isinstance(fields.get("on"), bool):
+            return jsonify({"error": "the body must be {\"on\": true | false}"}), 400
+        return jsonify(training(fields["on"])), 200
+
+    @app.get("/desk/stays")
+    def desk_stays() -> Response:
+        if desk is None:
+            abort(404)
+        if not unlocked():
+            abort(403)
+        return jsonify({"stays": stays() if stays is not None else []})
+
     @app.get("/desk")
     def desk_page() -> str:
         if desk is None:
@@ -178,7 +209,9 @@ def create_app(state: KioskState, *, keepalive_s: float = 15.0,
         texts = TEXTS.get(snapshot.language, TEXTS["vi"])
         return render_template("desk.html", texts=texts, lang=snapshot.language,
                                actions=desk_actions, header=DESK_HEADER,
-                               locked=not unlocked())
+                               locked=not unlocked(), training=snapshot.training,
+                               training_toggle=training is not None and desk_pin is not None,
+                               reasons=STAY_REASONS)
 
     @app.post("/desk/<action>")
     def desk_action(action: str) -> tuple[Response, int]:

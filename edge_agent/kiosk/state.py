@@ -43,6 +43,8 @@ class Snapshot:
     can_lane: str | None = None
     """A card lies on this lane's reader without keys: the kiosk shows the CAN pad."""
     language: str = "vi"
+    training: bool = False
+    """Training mode: the kiosk and desk show the "ĐÀO TẠO / TRAINING" banner."""
     verdict: VerdictView | None = None
     site_kind: str = ""
     entries_today: int = 0

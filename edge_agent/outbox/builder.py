@@ -19,12 +19,13 @@ from wire.signing import wire_bytes
 
 def payload_builder(draft: EventDraft, *, device_id: str, site_id: str,
                     signing_key: Ed25519PrivateKey,
-                    centre_key: X25519PublicKey | None) -> Callable[[int, uuid.UUID], bytes]:
+                    centre_key: X25519PublicKey | None,
+                    training: bool = False) -> Callable[[int, uuid.UUID], bytes]:
     """``build(seq, event_id) -> bytes`` for ``Outbox.commit(draft, build)``."""
 
     def build(seq: int, event_id: uuid.UUID) -> bytes:
         return wire_bytes(build_event(draft, device_id=device_id, site_id=site_id, seq=seq,
                                       event_id=event_id, signing_key=signing_key,
-                                      centre_key=centre_key))
+                                      centre_key=centre_key, training=training))
 
     return build

@@ -142,14 +142,17 @@ def test_desk_forms_parse_or_say_why() -> None:
     assert (form.room, form.expected_departure) == ("12A", date(2026, 5, 3))
     for bad in ({"room": "", "expected_departure": "2026-05-03"},
                 {"room": "1", "expected_departure": "3/5/2026"},
-                {"room": "x" * 65, "expected_departure": "2026-05-03"}):
+                {"room": "x" * 65, "expected_departure": "2026-05-03"},
+                {"room": "1", "expected_departure": "2026-05-03", "reason_code": "holiday"}):
         with pytest.raises(ValueError):
             parse_stay(bad)
+    assert parse_stay({"room": "1", "expected_departure": "2026-05-03",
+                       "reason_code": "caregiver"}).reason_code == "caregiver"
 
 
 def test_flows_declare_the_desk_actions_they_accept() -> None:
     assert HeritageGateFlow.ACTIONS == ("manual",)
-    assert HospitalFlow.ACTIONS == ("manual", "admit", "discharge")
+    assert HospitalFlow.ACTIONS == ("manual", "admit", "discharge", "next")
     assert AccommodationFlow.ACTIONS == ("check_in", "check_out")
 
 

@@ -54,6 +54,7 @@ WALK: list[tuple[dict[str, Any], str, Any]] = [
     (EVENT, "/properties/reason", Event.reason),
     (EVENT, "/properties/details", JSON),
     (EVENT, "/properties/sig", Event.sig),
+    (EVENT, "/properties/training", JSON),  # stored as details.training (protocol §4.13)
     (EVENT, "/properties/v", UNSTORED),
     (EVENT, "/properties/sealed", UNSTORED),
     (EVENT, "/$defs/manual_reason", Event.reason),

@@ -94,6 +94,7 @@
     link.textContent = state.online ? (state.backlog ? state.backlog + " " + link.dataset.backlog : "")
                                     : link.dataset.offline + (state.backlog ? " · " + state.backlog + " " + link.dataset.backlog : "");
     $("directions").hidden = !state.choose_direction;
+    $("training").hidden = !state.training;
     document.querySelectorAll("button.dir").forEach(function (button) {
       button.classList.toggle("chosen", button.dataset.direction === state.direction);
     });
