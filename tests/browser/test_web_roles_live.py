@@ -206,6 +206,12 @@ def test_district_officer(served: tuple[World, str], context: BrowserContext) ->
     assert _total(page, "table-stays_notified")[:4] == ["0", "0", "0", "0"]
     for table in ("heritage_cccd", "hospital_cccd", "sites_equipped", "stays_notified"):
         _rows_add_up(page, f"table-{table}", 2)
+    # per-site rows: every site of the district the table concerns
+    assert _codes(page, "sites-heritage_cccd") == ["hue-dai-noi"]
+    assert _cells(page, "sites-heritage_cccd", "hue-dai-noi")[:2] == ["16", "10"]
+    assert _codes(page, "sites-hospital_cccd") == ["bv-hue"]
+    assert _cells(page, "sites-hospital_cccd", "bv-hue")[:2] == ["5", "4"]
+    assert sorted(_codes(page, "sites-sites_equipped")) == ["bv-hue", "hue-dai-noi"]
     # drill down: the commune, then its site
     page.locator('#table-heritage_cccd tr[data-code="19927"] a').click()
     expect(page.locator("#report-title")).to_have_text("Phường Phú Hậu")
@@ -367,7 +373,8 @@ def test_notices_snapshot_personal_data_and_auditor(
     purpose.evaluate("f => f.noValidate = true")  # a client without the browser's checks
     purpose.get_by_role("button", name="Mở thông tin cá nhân").click()
     expect(page.locator("p.error")).to_have_text("Yêu cầu không hợp lệ.")
-    expect(page.locator("main, body").first).to_contain_text("reason:")
+    expect(page.locator("code")).to_contain_text("reason:")
+    expect(page.locator("code")).to_contain_text("note:")
     expect(page.locator("dl.kv")).to_have_count(0)
     page.go_back()
     purpose = page.locator("#purpose-form")
