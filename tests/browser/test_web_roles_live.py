@@ -32,7 +32,8 @@ November 2026 (01/11 – 30/11):
   yesterday overdue, one due → register: on time 2, late 1, overdue 2, due 1. After the export
   (only C is pending in November) and the bulk marking of that export filed at 12/11/2026 22:30
   (C arrived 12/11 10:00, deadline 23:00: on time): 3, 2, 1, 0, 66.7 % in the live report; the
-  snapshot submitted before keeps 3, 1, 1, 1, 33.3 %.
+  snapshot submitted before keeps 3, 1, 1, 1, 33.3 %. The province's dashboard counts 2
+  overdue notices (yesterday's guest and C), then 1.
 """
 
 from __future__ import annotations
@@ -274,6 +275,8 @@ def test_hospital_staff(served: tuple[World, str], context: BrowserContext) -> N
     assert _total(page, "table-hospital_cccd")[:4] == ["5", "4", "80.0%", "80%"]
     expect(page.locator("#table-hospital_cccd tr.total .badge")).to_have_text("Đạt")
     assert _total(page, "table-heritage_cccd")[:2] == ["0", "0"]
+    assert _total(page, "table-sites_equipped")[:3] == ["1", "1", "100.0%"]
+    assert _total(page, "table-stays_notified")[:4] == ["0", "0", "0", "0"]  # October's
     page.locator("#trends-link").click()
     expect(page.get_by_role("heading", name="Xu hướng theo ngày và tuần")).to_be_visible()
     expect(page.locator("#period-label")).to_have_text("01/11/2026 – 30/11/2026")
@@ -314,6 +317,8 @@ def test_notices_snapshot_personal_data_and_auditor(
     officer = browser.new_context(viewport={"width": 1280, "height": 1100},
                                   accept_downloads=True)
     page = _login(officer, base, "tinh")
+    overdue = page.locator('#live a[href="/stays/?status=overdue"]')
+    expect(overdue).to_have_text("2")  # yesterday's guest and C
     # the register of the hotel: every state, hand-counted
     page.goto(f"{base}/stays/?site=ks-phu-vang")
     assert _register_states(page) == {"status-on_time": 2, "status-late": 1,
@@ -352,6 +357,8 @@ def test_notices_snapshot_personal_data_and_auditor(
     assert _register_states(page) == {"status-on_time": 2, "status-late": 1}
     expect(page.locator("#last-export")).to_have_count(0)
     expect(page.locator("tbody")).to_contain_text("TB-2026-7")
+    page.goto(f"{base}/")
+    expect(overdue).to_have_text("1")  # only yesterday's guest now
     # the live report moves, the snapshot does not
     page.goto(f"{base}/reports/?{NOV}")
     assert _total(page, "table-stays_notified")[:5] == ["3", "2", "1", "0", "66.7%"]
