@@ -8,6 +8,7 @@ docs/design.md §2).
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from collections.abc import Mapping
 from datetime import timedelta
@@ -167,7 +168,14 @@ def create_base_app(config: Mapping[str, Any] | object,
         device_draining=lambda device: draining(device, utcnow()))
     app.jinja_env.filters["dmy"] = display_date
     app.jinja_env.filters["vn_date"] = lambda at: fmt_local(at, "%d/%m/%Y")
+    app.jinja_env.filters["detail_text"] = detail_text
     return app
+
+
+def detail_text(detail: object) -> str:
+    """An audit row's detail as readable JSON: Vietnamese notes as written, not ``\\u``
+    escapes (the template's autoescaping still escapes the markup)."""
+    return json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)
 
 
 def current_language() -> str:

@@ -199,6 +199,10 @@ def test_the_auditor_reads_the_audit_log_with_filters_and_nothing_else(world: Wo
     assert a.get("/audit/?from=31/02/2026").status_code == 400
     denied = a.get("/audit/?action=access.denied&actor=kiemtra").get_data(as_text=True)
     assert 'id="audit-total">7<' in denied
+    # the stated note reads as written (Vietnamese, not \u escapes), its markup escaped
+    view_personal(tinh, STAY, {"reason": "incident", "note": "Sự cố <b>cổng 2</b>"})
+    page = a.get("/audit/?actor=tinh&action=stay.personal").get_data(as_text=True)
+    assert "Sự cố &lt;b&gt;cổng 2&lt;/b&gt;" in page and "<b>" not in page
 
 
 def test_the_admin_creates_an_auditor_without_a_unit(world: World) -> None:
