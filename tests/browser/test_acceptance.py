@@ -111,9 +111,10 @@ def operator_copy(text: str, changes: dict[str, str]) -> str:
         item = re.match(r"^([a-z_]+)\s*=", line)
         if item and f"{table}.{item.group(1)}" in changes:
             key = f"{table}.{item.group(1)}"
-            line = f"{item.group(1)} = {changes[key]}"
             done.add(key)
-        out.append(line)
+            out.append(f"{item.group(1)} = {changes[key]}")
+        else:
+            out.append(line)
     missing = set(changes) - done
     assert not missing, f"not in the shipped example: {sorted(missing)}"
     return "\n".join(out) + "\n"
@@ -366,12 +367,12 @@ def test_hospital_reception(stack: Stack) -> None:
         can_pad(page, stack.info(2)["can"])
         verdict(page, "Đã tiếp nhận", "chip-anchored")
         lift(site)
-        site.pty.scan(platform.issue(stack.info(3)["person"]["id_number"]).encode("utf-8"))
+        site.pty.scan(platform.issue("079303001234").encode("utf-8"))  # a VNeID app
         verdict(page, "Đã tiếp nhận", "vneid-qr")
         site.pty.scan(b"\x01junk")
         verdict(page, "Không hợp lệ")
-        site.pty.scan(stack.info(1)["qr"].encode("utf-8"))  # the patient leaves
-        verdict(page, "Đã tiếp nhận")
+        site.pty.scan(stack.info(1)["qr"].encode("utf-8"))  # the in-patient leaves: no visit
+        verdict(page, "Đang nội trú")
         selected(desk, stack.info(1))
         desk_action(desk, "discharge", "Đã ra viện")
         expect(page.locator("#stays")).to_have_text("0", timeout=SLOW)
