@@ -229,6 +229,13 @@ def wire_events(stack: Stack, site: Site, count: int) -> list[dict[str, Any]]:
                              ensure_ascii=False)
         assert not re.search(r"\d{12}", outside), event
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    statuses = [m.json() for m in stack.recorder.snapshot()
+                if m.topic == f"checkin/v1/{site.device}/status" and m.payload]
+    published = [s for s in statuses if s.get("reason") != "connection-lost"]  # not the will
+    assert any(s["state"] == "online" for s in published)
+    for status in published:
+        validate("status", status)
+        verify_event(status, public)
     return events
 
 
@@ -358,6 +365,7 @@ def test_hospital_reception(stack: Stack) -> None:
         expect(page.locator("#visits")).to_have_text("0")
         site.pty.scan(stack.info(1)["qr"].encode("utf-8"))  # QR only: a visit
         verdict(page, "Đã tiếp nhận", "qr")
+        expect(page.locator("#verdict-message")).to_contain_text("BHYT không hợp lệ")
         expect(page.locator("#visits")).to_have_text("1", timeout=SLOW)
         desk = open_desk(stack, site, page)
         selected(desk, stack.info(1))
@@ -369,6 +377,7 @@ def test_hospital_reception(stack: Stack) -> None:
         lift(site)
         site.pty.scan(platform.issue("079303001234").encode("utf-8"))  # a VNeID app
         verdict(page, "Đã tiếp nhận", "vneid-qr")
+        expect(page.locator("#verdict-message")).to_contain_text("Thẻ BHYT còn hiệu lực.")
         site.pty.scan(b"\x01junk")
         verdict(page, "Không hợp lệ")
         site.pty.scan(stack.info(1)["qr"].encode("utf-8"))  # the in-patient leaves: no visit
@@ -383,6 +392,9 @@ def test_hospital_reception(stack: Stack) -> None:
     assert [(e["kind"], e["method"]) for e in events] == [
         ("visit", "card-qr"), ("stay.start", "card-qr"), ("visit", "chip"),
         ("visit", "vneid-qr"), ("rejected", "card-qr"), ("stay.end", "card-qr")]
+    # The simulated gateway knows the VNeID holder (valid), not the two card holders.
+    assert [e["details"]["insurance"] for e in events if e["kind"] == "visit"] == [
+        "invalid", "invalid", "valid"]
 
 
 def test_ward_admission_desk(stack: Stack) -> None:
@@ -397,7 +409,8 @@ def test_ward_admission_desk(stack: Stack) -> None:
         expect(page.locator("#stays")).to_have_text("1", timeout=SLOW)
         site.pty.scan(b"not a card")
         verdict(page, "Không hợp lệ")
-        site.pty.scan(stack.info(2)["qr"].encode("utf-8"))
+        site.pty.scan(stack.info(2)["qr"].encode("utf-8"))  # shown for the discharge
+        verdict(page, "Đang nội trú")
         selected(desk, stack.info(2))
         desk_action(desk, "discharge", "Đã ra viện")
         expect(page.locator("#stays")).to_have_text("0", timeout=SLOW)
