@@ -197,12 +197,15 @@ DEPLOY_BROKER_CONF = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto
     "cccd-checkin.conf"
 
 
-def broker_config(deploy: str, local: dict[str, str], user: str) -> str:
+def broker_config(deploy: str, local: dict[str, str], user: str,
+                  added: dict[str, str] | None = None) -> str:
     """The deploy broker configuration with this machine's paths and port: every line whose
     option is in ``local`` gets that value instead (each must occur: a drifting deploy file
-    fails here), everything else — access plugin, CRL check, limits — is kept as deployed."""
+    fails here), everything else — access plugin, CRL check, limits — is kept as deployed.
+    ``added`` holds what Debian's /etc/mosquitto/mosquitto.conf sets around the deploy file
+    (``persistence_location``), which the deploy file must not repeat."""
     seen: set[str] = set()
-    lines = [f"user {user}"]
+    lines = [f"user {user}", *(f"{option} {value}" for option, value in (added or {}).items())]
     for line in deploy.splitlines():
         option = line.split(" ", 1)[0]
         if option in local and not line.startswith("#"):
@@ -241,11 +244,11 @@ def start_broker(system: System, pki: Path, port: int, ca: DeviceCA,
     conf = broker / "mosquitto.conf"
     conf.write_text(broker_config(DEPLOY_BROKER_CONF.read_text(encoding="utf-8"), {
         "plugin": str(plugin), "plugin_opt_config_file": str(dynsec),
-        "persistence_location": f"{broker / 'data'}/",
         "log_dest": f"file {system.root / 'logs' / 'mosquitto.log'}",
         "listener": f"{port} 127.0.0.1", "cafile": str(pki / "ca.crt"),
         "certfile": str(pki / "broker.crt"), "keyfile": str(pki / "broker.key"),
-        "crlfile": str(crl)}, pwd.getpwuid(os.getuid()).pw_name), encoding="utf-8")
+        "crlfile": str(crl)}, pwd.getpwuid(os.getuid()).pw_name,
+        added={"persistence_location": f"{broker / 'data'}/"}), encoding="utf-8")
     system.broker_argv = [mosquitto, "-c", str(conf)]
     system.spawn("mosquitto", system.broker_argv, "mosquitto.out")
     wait_port(port, "mosquitto")
