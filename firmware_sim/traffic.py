@@ -142,7 +142,8 @@ class TrafficGenerator:
         self.by_station: Counter[str] = Counter()
         """Accepted presentations per station (to see every gate really worked)."""
         self.inside: dict[str, list[Visitor]] = {}
-        self.admitted: set[str] = set()
+        self.admitted: dict[str, str] = {}
+        """ID number → the station that admitted the patient (open stays are per device)."""
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pool_lock = threading.Lock()
@@ -202,13 +203,14 @@ class TrafficGenerator:
         if visitor is None:
             return
         verdict = self.present(station, visitor)
-        if station.role in ("reception", "ward") and visitor.id_number in self.admitted:
-            # An in-patient's card records no visit (the kiosk says so); the ward discharges.
+        if self.admitted.get(visitor.id_number) == station.name:
+            # At the desk that admitted them, an in-patient's card records no visit (the kiosk
+            # says so); the desk discharges.
             if verdict is None or verdict.get("reason") != "in-patient":
                 detail = verdict.get("reason") if verdict else "no verdict"
                 self.failures.append(f"{station.name}: in-patient ****{visitor.id_number[-4:]} "
                                      f"not recognised ({detail})")
-            elif station.role == "ward":
+            else:
                 self._desk(station, "discharge", "stay.end", {}, visitor)
             self._give_back(visitor)
             return
@@ -233,9 +235,9 @@ class TrafficGenerator:
         if result.get("accepted"):
             self.generated[(station.site_id, kind)] += 1
             if action == "admit":
-                self.admitted.add(visitor.id_number)
+                self.admitted[visitor.id_number] = station.name
             else:
-                self.admitted.discard(visitor.id_number)
+                self.admitted.pop(visitor.id_number, None)
         else:
             self.failures.append(f"{station.name}: {action} refused ({result.get('title')})")
 
