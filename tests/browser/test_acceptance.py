@@ -258,6 +258,7 @@ def can_pad(page: Page, can: str) -> None:
     for digit in can:
         page.locator(f'button.key[data-key="{digit}"]').click()
     page.locator('button.key[data-key="ok"]').click()
+    expect(page.locator("#canpad")).to_be_hidden(timeout=SLOW)  # the read has the CAN
 
 
 # -- heritage gates ------------------------------------------------------------------------
@@ -428,16 +429,19 @@ def test_accommodation_desk(stack: Stack) -> None:
         desk = open_desk(stack, site, page)
         expect(page.locator("#stays")).to_have_text("0")
         site.pty.scan(stack.info(1)["qr"].encode("utf-8"))  # QR only selects the guest
+        verdict(page, "Đã đọc thẻ")
         selected(desk, stack.info(1))
         desk_action(desk, "check_in", "Đã nhận phòng", room="204", expected_departure=departure)
         expect(page.locator("#stays")).to_have_text("1", timeout=SLOW)
         tap(site, stack.card(3))  # a second guest taps first
         can_pad(page, stack.info(3)["can"])
+        verdict(page, "Đã đọc thẻ")
         selected(desk, stack.info(3))
         desk_action(desk, "check_in", "Đã nhận phòng", room="205", expected_departure=departure)
         lift(site)
         expect(page.locator("#stays")).to_have_text("2", timeout=SLOW)
-        site.pty.scan(stack.info(1)["qr"].encode("utf-8"))
+        site.pty.scan(stack.info(1)["qr"].encode("utf-8"))  # the first guest leaves
+        verdict(page, "Đã đọc thẻ")
         selected(desk, stack.info(1))
         desk_action(desk, "check_out", "Đã trả phòng")
         expect(page.locator("#stays")).to_have_text("1", timeout=SLOW)
