@@ -37,7 +37,10 @@
       const fields = Object.fromEntries(new FormData(form).entries());
       post("/desk/" + form.dataset.action, fields)
         .then((r) => r.json())
-        .then((data) => { result.textContent = data.error || data.title || ""; })
+        .then((data) => {
+          result.textContent = data.error || data.title || "";
+          result.scrollIntoView({ block: "nearest" });  // the forms scroll on an 800×480 screen
+        })
         .catch(() => { result.textContent = "Lỗi kết nối / Connection error"; });
     });
   });
