@@ -349,6 +349,7 @@ def desk_action(desk: Page, action: str, result: str, **fields: str) -> None:
         form.locator(f'[name="{name}"]').fill(value)
     form.locator("button").click()
     expect(desk.locator("#desk-result")).to_have_text(result, timeout=SLOW)
+    expect(desk.locator("#desk-result")).to_be_in_viewport()  # seen without scrolling back
 
 
 def selected(desk: Page, info: dict[str, Any]) -> None:
