@@ -603,8 +603,6 @@ publish_occupancy = {"true" if name == "collector" else "false"}
             say(f"kiosk {station.name}: http://127.0.0.1:{station.kiosk_port}/")
         generator = TrafficGenerator(stations, people, seed=7)
         generator.start()
-        say("visitors are arriving" + (f" for {duration:g} s" if duration else
-                                       " (Ctrl-C stops everything)"))
         started = time.monotonic()
         schedule = fault_schedule(system, stations, agent_argv, ingest_argv,
                                   duration) if faults and duration else []
@@ -612,10 +610,13 @@ publish_occupancy = {"true" if name == "collector" else "false"}
             schedule = sorted(schedule + crash_schedule(system, ingest_argv, duration),
                               key=lambda item: item[0])
         # Ctrl-C (SIGINT) and SIGTERM stop the run cleanly, even where a shell started this
-        # program in the background with SIGINT ignored.
+        # program in the background with SIGINT ignored; installed before the line that tells
+        # the user Ctrl-C works.
         interrupted = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: interrupted.set())
                     for sig in (signal.SIGINT, signal.SIGTERM)}
+        say("visitors are arriving" + (f" for {duration:g} s" if duration else
+                                       " (Ctrl-C stops everything)"))
         try:
             while duration is None or time.monotonic() - started < duration:
                 while schedule and time.monotonic() - started >= schedule[0][0]:

@@ -709,7 +709,10 @@ class Agent:
                 if isinstance(action, ReadChip):
                     self._reads[action.reader].put(action)
         for action in actions:
-            if isinstance(action, DecideQr):
+            if isinstance(action, ReadChip):
+                if self.kiosk.snapshot.can_lane == action.lane:
+                    self.kiosk.update(can_lane=None)  # the CAN was taken: no pad during the read
+            elif isinstance(action, DecideQr):
                 self.present(QrPresentation(action.payload), action.lane)
             elif isinstance(action, Prompt):
                 self._prompt(action)

@@ -146,7 +146,8 @@ class TrafficGenerator:
         self.by_station: Counter[str] = Counter()
         """Accepted presentations per station (to see every gate really worked)."""
         self.inside: dict[str, list[Visitor]] = {}
-        self.admitted: set[str] = set()
+        self.admitted: dict[str, str] = {}
+        """ID number → the station that admitted the patient (open stays are per device)."""
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pool_lock = threading.Lock()
@@ -209,6 +210,17 @@ class TrafficGenerator:
         if visitor is None:
             return
         verdict = self.present(station, visitor)
+        if self.admitted.get(visitor.id_number) == station.name:
+            # At the desk that admitted them, an in-patient's card records no visit (the kiosk
+            # says so); the desk discharges.
+            if verdict is None or verdict.get("reason") != "in-patient":
+                detail = verdict.get("reason") if verdict else "no verdict"
+                self.failures.append(f"{station.name}: in-patient ****{visitor.id_number[-4:]} "
+                                     f"not recognised ({detail})")
+            else:
+                self._desk(station, "discharge", "stay.end", {}, visitor)
+            self._give_back(visitor)
+            return
         if station.role == "entry":
             if self._record(station, "entry", verdict, visitor):
                 with self._pool_lock:
@@ -217,23 +229,24 @@ class TrafficGenerator:
         elif station.role == "reception":
             self._record(station, "visit", verdict, visitor)
         elif station.role == "ward" and self._record(station, "visit", verdict, visitor):
-            if visitor.id_number in self.admitted:
-                action, kind, fields = "discharge", "stay.end", {}
-            else:
-                departure = (date.today() + timedelta(days=self.rng.randrange(1, 6)))
-                action, kind = "admit", "stay.start"
-                fields = {"room": f"Khoa {self.rng.choice('ABC')}",
-                          "expected_departure": departure.isoformat()}
-            result = station.desk(action, fields)
-            if result.get("accepted"):
-                self.generated[(station.site_id, kind)] += 1
-                if action == "admit":
-                    self.admitted.add(visitor.id_number)
-                else:
-                    self.admitted.discard(visitor.id_number)
-            else:
-                self.failures.append(f"{station.name}: {action} refused ({result.get('title')})")
+            departure = (date.today() + timedelta(days=self.rng.randrange(1, 6)))
+            self._desk(station, "admit", "stay.start",
+                       {"room": f"Khoa {self.rng.choice('ABC')}",
+                        "expected_departure": departure.isoformat()}, visitor)
         self._give_back(visitor)
+
+    def _desk(self, station: Station, action: str, kind: str, fields: dict[str, str],
+              visitor: Visitor) -> None:
+        """Admit or discharge the patient the station's last presentation selected."""
+        result = station.desk(action, fields)
+        if result.get("accepted"):
+            self.generated[(station.site_id, kind)] += 1
+            if action == "admit":
+                self.admitted[visitor.id_number] = station.name
+            else:
+                self.admitted.pop(visitor.id_number, None)
+        else:
+            self.failures.append(f"{station.name}: {action} refused ({result.get('title')})")
 
     # -- running ----------------------------------------------------------------------------------
 

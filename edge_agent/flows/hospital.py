@@ -7,7 +7,9 @@ BHYT card; CCCD.md §9 — in-patients are accommodation notices).
   insurance problem); the receptionist sees the answer. The adapter bounds its own time-out;
   anything it raises counts as ``unknown``.
 - ``admit``: ``stay.start`` (ward, expected discharge, reason, personal data sealed).
-- ``discharge``: ``stay.end`` for the patient's open stay.
+- ``discharge``: ``stay.end`` for the patient's open stay. An in-patient's card shown again
+  (to be discharged) records no ``visit``: the kiosk says "Đang nội trú" and the desk selects
+  the patient; counting it would inflate the visits and the insured-visit ratio.
 - ``manual``: a counted visit without a card (child, paper BHYT card, …).
 - One visit per person and day at a desk (docs/design.md §2.1): showing the card again does not
   record a second ``visit`` when it is for a stay action. A presentation is *selected* (outcome
@@ -144,6 +146,11 @@ class HospitalFlow(StayFlow):
         if isinstance(person, Unidentified):
             return self._reject(person.reason, person.method, now, attempted=EventKind.VISIT)
         subject = self._subject(person)
+        stay = next((s for s in self.open_stays if s.subject == subject), None)
+        if stay is not None:  # shown for the discharge, not a new visit: the patient is selected
+            return self._verdict(Outcome.SELECTED, msg.T_INPATIENT,
+                                 msg.M_INPATIENT.format(room=stay.ward_or_room), person=person,
+                                 reason="in-patient")
         if self._is_repeat(subject, EventKind.VISIT, now):
             return self._verdict(Outcome.ALREADY_COUNTED, msg.T_DUPLICATE, msg.M_DUPLICATE,
                                  person=person, reason="already-counted")

@@ -35,6 +35,7 @@ T_ROOM_IN = Text("Đã nhận phòng", "Checked in")
 T_ROOM_OUT = Text("Đã trả phòng", "Checked out")
 T_MANUAL = Text("Đã ghi nhận thủ công", "Manual entry recorded")
 T_STAY_PROBLEM = Text("Không thực hiện được", "Not done")
+T_INPATIENT = Text("Đang nội trú", "In-patient")
 
 # Messages.
 M_ENTRY = Text("Đã ghi nhận lượt vào ({count} người).", "Entry recorded ({count} people).")
@@ -63,6 +64,8 @@ M_ROOM_IN = Text("Phòng {room}, dự kiến trả phòng {departure}. Thông b�
                  "filed.")
 M_ROOM_OUT = Text("Đã ghi nhận trả phòng {room}.", "Check-out of room {room} recorded.")
 M_MANUAL = Text("Đã ghi nhận {count} người ({reason}).", "Recorded {count} people ({reason}).")
+M_INPATIENT = Text("Đang nội trú ({room}): không ghi lượt khám. Chọn Ra viện nếu ra viện.",
+                   "Admitted ({room}): no visit recorded. Choose Discharge to discharge.")
 M_STAY_NOT_FOUND = Text("Không có lượt lưu trú đang mở cho thẻ này.",
                         "There is no open stay for this card.")
 M_STAY_ALREADY_OPEN = Text("Người này đang có lượt lưu trú chưa kết thúc.",

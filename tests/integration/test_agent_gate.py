@@ -128,6 +128,7 @@ def test_both_way_gate_can_pad_direction_choice_and_relay_on_repeat(
              and agent.kiosk.snapshot.verdict.reason == "bad-can")
         assert post(agent, "/can", {"lane": "1", "can": info["can"]})[0] == 200
         wait(lambda: agent.flow.counts.entries == 1)
+        assert agent.kiosk.snapshot.can_lane is None  # the pad went away with the read
         reader.remove_card()
 
         # The gatekeeper turns the gate to RA; the QR then the tap record an exit.

@@ -280,3 +280,24 @@ def test_vneid_and_qr_tables() -> None:
 ])
 def test_vneid_and_qr_errors(extra: str, message: str) -> None:
     assert str(error_of(with_(extra))).startswith(message)
+
+
+EXAMPLES = {"entry-gate": ("heritage-gate", "entry"), "exit-gate": ("heritage-gate", "exit"),
+            "both-way-gate": ("heritage-gate", "both"),
+            "hospital-reception": ("hospital-reception", None),
+            "ward-admission": ("hospital-reception", None),
+            "accommodation-desk": ("accommodation-desk", None)}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_shipped_site_examples_load_and_are_listed(name: str) -> None:
+    config = load_config(ROOT / "deploy" / "examples" / f"{name}.toml")
+    kind, direction = EXAMPLES[name]
+    assert config.device.site_kind.value == kind
+    assert (config.device.direction.value if config.device.direction else None) == direction
+    assert f"`{name}.toml`" in (ROOT / "docs" / "configuration.md").read_text("utf-8")
+
+
+def test_every_shipped_site_example_is_tested() -> None:
+    shipped = {p.stem for p in (ROOT / "deploy" / "examples").glob("*.toml")}
+    assert shipped == set(EXAMPLES)

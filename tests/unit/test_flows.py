@@ -564,6 +564,22 @@ def test_admission_and_discharge_seal_personal_data() -> None:
     assert flow.counts.stays_ended == 1
 
 
+def test_an_in_patients_card_shown_for_the_discharge_is_not_another_visit() -> None:
+    flow, clock, outbox = hospital(FakeInsurance(InsuranceState.VALID))
+    flow.visit(card_qr(MAI))
+    flow.admit(card_qr(MAI), ward="Khoa Nội 3", expected_departure=date(2025, 5, 3))
+    clock.advance(600)  # past the dedupe window, the same day
+    shown = flow.visit(chip(MAI))
+    assert (shown.outcome, shown.reason, shown.title_vi) == (
+        Outcome.SELECTED, "in-patient", "Đang nội trú")
+    assert "Khoa Nội 3" in shown.message_vi
+    assert flow.discharge(chip(MAI)).accepted
+    again = flow.visit(chip(MAI))  # the same day: one visit per person and day at a desk
+    assert (again.outcome, again.reason) == (Outcome.SELECTED, "visited-today")
+    assert outbox.kinds == ["visit", "stay.start", "stay.end"]
+    assert flow.counts.visits == 1
+
+
 def test_a_ward_with_control_characters_is_refused_before_any_event() -> None:
     flow, _, outbox = hospital()
     with pytest.raises(FlowInputError, match="control characters"):

@@ -75,7 +75,11 @@
       const fields = Object.fromEntries(new FormData(form).entries());
       post("/desk/" + form.dataset.action, fields)
         .then((r) => r.json())
-        .then((data) => { result.textContent = data.error || data.title || ""; if (stayList) { refreshStays(); } })
+        .then((data) => {
+          result.textContent = data.error || data.title || "";
+          result.scrollIntoView({ block: "nearest" });  // the forms scroll on an 800×480 screen
+          if (stayList) { refreshStays(); }
+        })
         .catch(() => { result.textContent = "Lỗi kết nối / Connection error"; });
     });
   });
