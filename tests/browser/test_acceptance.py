@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from central.wire import validate
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from edge_agent.events.signing import verify_event
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from central.wire import validate
-from edge_agent.events.signing import verify_event
 from firmware_sim.bridges.nfc_udp import UdpTagBridge
 from firmware_sim.bridges.serial_scanner import PtySerialScanner
 from firmware_sim.card import issue_cards, load_card
