@@ -14,7 +14,7 @@
   :func:`close_out` closes presences still open at the site's close time (``close-time``).
 * Every write is an atomic single-statement update or an ``INSERT … ON CONFLICT`` of the
   dialect (SQLite and PostgreSQL), so several ingest workers may count at once
-  (DESIGN.md §2.5).
+  (docs/design.md §2.5).
 """
 
 from __future__ import annotations
@@ -387,7 +387,7 @@ def bump_occupancy(session: Session, moves: Sequence[Movement], now: datetime) -
 
     The ingest calls this last, just before its commit: the row is a hot spot that every
     worker's transaction on the site updates, so holding its lock briefly is what lets
-    several PostgreSQL workers overlap (DESIGN.md §2.5).
+    several PostgreSQL workers overlap (docs/design.md §2.5).
     """
     totals: dict[str, int] = defaultdict(int)
     for move in moves:
@@ -515,13 +515,13 @@ def local_day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-# -- stays (CCCD.md §9) ----------------------------------------------------------------------
+# -- stays (docs/cccd.md §9) ----------------------------------------------------------------------
 
 
 def stay_deadline(arrival: datetime) -> datetime:
     """Notice deadline: 23:00 local the same day; 08:00 next day for arrivals at 23:00 or later.
 
-    Residence Law 2020 art. 30, Circular 55/2021/TT-BCA (CCCD.md §9); local time UTC+07:00.
+    Residence Law 2020 art. 30, Circular 55/2021/TT-BCA (docs/cccd.md §9); local time UTC+07:00.
     """
     local = utc(arrival).astimezone(LOCAL)
     if local.time() >= time(23, 0):

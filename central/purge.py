@@ -1,4 +1,4 @@
-"""Retention purge per data class (DESIGN.md §4: retention per data class; Decree 13/2023).
+"""Retention purge per data class (docs/design.md §4: retention per data class; Decree 13/2023).
 
 * events: rows whose ``occurred_at`` is older than ``retention.events`` are deleted; their
   rollups stay (counts are not personal and reports must keep working), and closed presences

@@ -1,4 +1,4 @@
-"""Reader and scanner URIs that a site's configuration names (DESIGN.md §2.2).
+"""Reader and scanner URIs that a site's configuration names (docs/design.md §2.2).
 
 Card readers: ``pcsc`` / ``pcsc:NAME`` (PC/SC through pyscard; NAME matches a reader name or its
 prefix), ``nfc:usb``, ``nfc:tty:DEVICE:pn532``, ``nfc:udp:HOST:PORT`` (nfcpy device paths). Any

@@ -9,7 +9,7 @@ Relative paths are resolved against the configuration file's folder. Key files a
 here; :func:`load_keys` reads them (so ``edge-agent`` can check a configuration on a machine
 without the keys).
 
-Privacy defaults follow DESIGN.md §4 and Decree 13/2023: the kiosk listens on loopback only,
+Privacy defaults follow docs/design.md §4 and Decree 13/2023: the kiosk listens on loopback only,
 the insurance gateway is reached over HTTPS unless it is on this machine.
 """
 
@@ -163,7 +163,7 @@ class DeviceConfig:
 @dataclass(frozen=True, slots=True)
 class KeysConfig:
     signing_key: Path
-    """Ed25519 private key, PKCS#8 PEM: signs every event (DESIGN.md §3)."""
+    """Ed25519 private key, PKCS#8 PEM: signs every event (docs/design.md §3)."""
     centre_public_key: Path
     """X25519 public key, SubjectPublicKeyInfo PEM: seals stay.* personal data."""
     subject_key: Path
@@ -500,7 +500,7 @@ def _broker(root: dict[str, Any], base: Path) -> BrokerConfig:
         for name, value in (("cert", cert), ("key", key)):
             if value is None:
                 raise ConfigError(f"broker.{name}", "is required with mqtts:// (per-device "
-                                  "client certificate, DESIGN.md §4)")
+                                  "client certificate, docs/design.md §4)")
     elif cert is not None or key is not None or ca is not None:
         raise ConfigError("broker.url", "ca/cert/key are given but the URL is mqtt:// "
                           "(plain TCP); use mqtts://")

@@ -1,4 +1,4 @@
-"""Health-insurance (BHYT) look-up at hospital reception (CCCD.md §8).
+"""Health-insurance (BHYT) look-up at hospital reception (docs/cccd.md §8).
 
 Official letter 931/BYT-BH (2022) lets facilities accept the chip CCCD (or VNeID) instead of the
 BHYT card and check validity on the social-insurance gateway with the 12-digit ID number, full

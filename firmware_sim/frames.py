@@ -1,6 +1,6 @@
 """Camera frames carrying card QR codes, for the real zbar and zxing-cpp decoders.
 
-Payloads are card QR strings (CCCD.md §5) of synthetic people (``firmware_sim.card.people``),
+Payloads are card QR strings (docs/cccd.md §5) of synthetic people (``firmware_sim.card.people``),
 UTF-8 in QR byte mode, made by segno. A frame is a grey 640x480 scene: a textured background,
 zero, one or two codes at a module size, rotation and perspective of their own, then blur,
 sensor noise, reduced contrast and JPEG compression, drawn with numpy and OpenCV.

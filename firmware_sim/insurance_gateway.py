@@ -1,8 +1,8 @@
 """A simulated social-insurance (BHYT) gateway for hospital reception tests and the demo.
 
-The real gateway needs a facility contract (official letter 931/BYT-BH, CCCD.md §8); this one is
-a tiny JSON-over-HTTP server on 127.0.0.1 with synthetic records only. Independent of
-``edge_agent`` (DESIGN.md §2: firmware_sim imports nothing from the agent).
+The real gateway needs a facility contract (official letter 931/BYT-BH, docs/cccd.md §8); this
+one is a tiny JSON-over-HTTP server on 127.0.0.1 with synthetic records only. Independent of
+``edge_agent`` (docs/design.md §2: firmware_sim imports nothing from the agent).
 
 ``POST /lookup`` with ``{"id_number", "full_name", "date_of_birth" (YYYY-MM-DD, or YYYY-MM / YYYY
 when the day or month is unknown)}`` answers

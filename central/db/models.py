@@ -221,7 +221,7 @@ class Rollup(Base):
     insurance: Mapped[str] = mapped_column(String(16), default="", server_default="")
     """Hospital visits: the insurance lookup's answer (``valid``, ``invalid``, ``unknown``,
     ``not-checked``; docs/protocol.md §4.6), ``paper-card`` for a manual visit counted as
-    ``paper-insurance``; empty otherwise. The insured-visit ratio needs it (CCCD.md §10)."""
+    ``paper-insurance``; empty otherwise. The insured-visit ratio needs it (docs/cccd.md §10)."""
     people: Mapped[int] = mapped_column(BigInteger, default=0)
     """Sum of ``count`` (a group entry of 5 counts 5 people)."""
     events: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -271,7 +271,7 @@ class Stay(Base):
     ward_or_room: Mapped[str | None] = mapped_column(String(64))
     reason_code: Mapped[str | None] = mapped_column(String(32))
     deadline_at: Mapped[datetime]
-    """23:00 local the same day; 08:00 next day for arrivals after 23:00 (CCCD.md §9)."""
+    """23:00 local the same day; 08:00 next day for arrivals after 23:00 (docs/cccd.md §9)."""
     notified_at: Mapped[datetime | None]
     notified_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     notice_ref: Mapped[str | None] = mapped_column(String(64))

@@ -8,7 +8,7 @@ content, same signature) is a duplicate and is acknowledged; another ``sig`` und
 (:mod:`central.counting`) runs only for rows actually inserted, in the same transaction, so a
 redelivered message never counts twice.
 
-Several workers (DESIGN.md §2.5): the devices of a batch are locked in id order
+Several workers (docs/design.md §2.5): the devices of a batch are locked in id order
 (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite serialises writers), which serialises the seq
 bookkeeping and gap alarms per device; all other writes are atomic upserts or conditional
 updates. The hot rows (devices, rollups, occupancy) are written last, so their locks are held
@@ -514,7 +514,7 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
     Returns one outcome per message, in order; the caller acknowledges them all after the
     commit (a rejected message is acknowledged too: it would be refused again forever).
 
-    Order of work, so that several workers overlap (DESIGN.md §2.5): checks against an
+    Order of work, so that several workers overlap (docs/design.md §2.5): checks against an
     unlocked read of the registry; then the inserts, which conflict only on the same event or
     subject; then, last and briefly, the rows every transaction of a device or site updates,
     each kind in key order so two workers never wait on each other in a cycle: the devices

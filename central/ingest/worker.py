@@ -3,7 +3,7 @@
 * Subscriptions (docs/protocol.md §3): ``$share/<group>/checkin/v1/+/events`` and
   ``$share/<group>/checkin/v1/+/status`` at QoS 1. A shared subscription (MQTT 5 §4.8.2)
   delivers each message to ONE worker of the group, so workers split the load
-  (DESIGN.md §2.5). Status is shared too: applying a status is an idempotent, ``at``-ordered
+  (docs/design.md §2.5). Status is shared too: applying a status is an idempotent, ``at``-ordered
   update, and N workers applying every heartbeat would only multiply writes. Consequence: a
   new shared subscription receives no retained messages (MQTT 5 §4.8.2), so a device's
   retained status is seen at its next heartbeat; :func:`check_stale` marks silent devices.

@@ -1,4 +1,4 @@
-"""The collector's web application and JSON API (DESIGN.md §2.4).
+"""The collector's web application and JSON API (docs/design.md §2.4).
 
 ``create_app(config)`` builds the Flask app: blueprints ``auth``, ``dashboard`` (dashboard, site
 and device pages, live updates over server-sent events), ``stays`` (accommodation register and

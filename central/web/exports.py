@@ -1,4 +1,4 @@
-"""Exports: the accommodation register in the police portal's XLSX import layout (CCCD.md §9)
+"""Exports: the accommodation register in the police portal's XLSX import layout (docs/cccd.md §9)
 and as CSV; report ratio tables as XLSX and CSV.
 
 The official Vietnamese-guest import workbook is ``tblt_vn_import.xlsx``: sheet

@@ -1,4 +1,4 @@
-"""Reporting periods (CCCD.md §10): week, statistical month (15th → 14th), calendar month,
+"""Reporting periods (docs/cccd.md §10): week, statistical month (15th → 14th), calendar month,
 half-year, year (calendar or statistical, cut off on the 14th), and custom ranges.
 
 A :class:`Period` is a range of Vietnam-time dates, both ends inclusive; :meth:`Period.utc_bounds`

@@ -1,4 +1,4 @@
-"""The 12-digit personal ID number (số định danh cá nhân), CCCD.md §1.
+"""The 12-digit personal ID number (số định danh cá nhân), docs/cccd.md §1.
 
 Layout ``PPP G YY RRRRRR``: PPP birth-registration province, G century and sex, YY the last two
 digits of the birth year, RRRRRR random. PPP is informative (unknown codes allowed); G and YY are
@@ -61,12 +61,12 @@ class PersonalIdNumber:
 
     @property
     def document_number(self) -> str:
-        """The card's document number: the last 9 digits (CCCD.md §2)."""
+        """The card's document number: the last 9 digits (docs/cccd.md §2)."""
         return self.value[3:]
 
     @property
     def can(self) -> str:
-        """The PACE card access number: the last 6 digits (CCCD.md §2)."""
+        """The PACE card access number: the last 6 digits (docs/cccd.md §2)."""
         return self.value[6:]
 
     @property

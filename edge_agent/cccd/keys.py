@@ -1,4 +1,4 @@
-"""Key material for opening the chip: the PACE CAN and BAC key candidates (CCCD.md §2, §6).
+"""Key material for opening the chip: the PACE CAN and BAC key candidates (docs/cccd.md §2, §6).
 
 PACE with the CAN needs only the ID number and is preferred. BAC needs the date of expiry, which
 the card QR does not carry: it is derived from the date of birth and the issue date under the
@@ -52,13 +52,13 @@ class BacKey:
 
 
 def pace_can(id_number: PersonalIdNumber) -> str:
-    """The PACE card access number: the last 6 digits of the ID number (CCCD.md §2)."""
+    """The PACE card access number: the last 6 digits of the ID number (docs/cccd.md §2)."""
     return id_number.can
 
 
 def _expiry(dob: date, issued: date, milestones: tuple[int, ...], *, feb29: str,
             boundary_inclusive: bool) -> date | None:
-    """The expiry rule of CCCD.md §6 for one law and one reading of its edge cases."""
+    """The expiry rule of docs/cccd.md §6 for one law and one reading of its edge cases."""
     for age in milestones:
         birthday = add_years(dob, age, feb29=feb29)
         limit = add_years(birthday, -2, feb29=feb29)

@@ -1,4 +1,4 @@
-"""The TD1 machine-readable zone on the back of the card (ICAO 9303-5 §4.2, CCCD.md §3).
+"""The TD1 machine-readable zone on the back of the card (ICAO 9303-5 §4.2, docs/cccd.md §3).
 
 Three lines of 30 characters::
 
@@ -32,7 +32,7 @@ __all__ = ["NO_EXPIRY", "Td1Mrz", "build_td1", "check_digit", "mrz_information",
 
 LINE_LENGTH = 30
 NO_EXPIRY = "991231"
-"""Written as the date of expiry on cards that never expire (CCCD.md §3)."""
+"""Written as the date of expiry on cards that never expire (docs/cccd.md §3)."""
 
 _LINE = re.compile(r"[A-Z0-9<]{30}")
 

@@ -1,7 +1,7 @@
 """Birth-registration province codes: the first three digits of the personal ID number.
 
 Informative only: since the 2023 Identification Law and the 2025 province merger unknown codes are
-allowed (CCCD.md §1). Names are the pre-2025 provinces in which the birth was registered.
+allowed (docs/cccd.md §1). Names are the pre-2025 provinces in which the birth was registered.
 """
 
 from __future__ import annotations

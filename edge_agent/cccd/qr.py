@@ -1,4 +1,5 @@
-"""QR payloads: the card's QR, its 6-field variant and the older national personal QR (CCCD.md §5).
+"""QR payloads: the card's QR, its 6-field variant and the older national personal QR
+(docs/cccd.md §5).
 
 The format is detected by shape, never guessed: raw bytes are decoded as UTF-8 (a byte-order mark
 and surrounding whitespace or line terminators are tolerated) and a payload that fits none of the

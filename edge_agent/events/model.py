@@ -1,4 +1,4 @@
-"""The event a device sends (DESIGN.md §3; the wire contract is docs/protocol.md).
+"""The event a device sends (docs/design.md §3; the wire contract is docs/protocol.md).
 
 A flow produces an :class:`EventDraft` (what happened); the outbox gives it its envelope (``seq``
 and ``event_id``) inside the transaction that stores it, and :func:`build_event` turns both into

@@ -1,4 +1,4 @@
-"""The pseudonymous ``subject`` of an event: a keyed HMAC of the ID number (DESIGN.md §3).
+"""The pseudonymous ``subject`` of an event: a keyed HMAC of the ID number (docs/design.md §3).
 
 It lets the centre pair an entry with its exit and count unique people without holding the ID
 number. The key is the deployment's subject key, shared by the devices of one province; without

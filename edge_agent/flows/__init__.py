@@ -1,4 +1,4 @@
-"""Check-in flows per site kind: pure decision logic (DESIGN.md §2.1 "Flows").
+"""Check-in flows per site kind: pure decision logic (docs/design.md §2.1 "Flows").
 
 A flow turns one presentation (chip read, QR scan, manual count) into a :class:`Verdict` for
 the kiosk and the :class:`~edge_agent.events.model.EventDraft` s it committed. No I/O: the clock,

@@ -1,6 +1,6 @@
 """Accommodation desk (hotel, guest house, homestay): check-in and check-out as ``stay.start``
 and ``stay.end`` — the accommodation notice of Residence Law 2020 art. 30 and Circular
-55/2021/TT-BCA (CCCD.md §9). Foreign guests (passport regime) are out of scope here.
+55/2021/TT-BCA (docs/cccd.md §9). Foreign guests (passport regime) are out of scope here.
 """
 
 from __future__ import annotations

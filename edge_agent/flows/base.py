@@ -1,5 +1,5 @@
 """What every flow shares: identification, the subject, the debounce window, today's counts,
-rejected and manual events, and the commit-before-verdict rule (DESIGN.md §2.1 "Outbox").
+rejected and manual events, and the commit-before-verdict rule (docs/design.md §2.1 "Outbox").
 
 No I/O: the clock, the outbox commit and (for hospitals) the insurance adapter are injected.
 State (the debounce window, counts, occupancy, open stays) lives in memory; the agent rebuilds it

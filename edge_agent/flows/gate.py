@@ -1,4 +1,4 @@
-"""Heritage-site gate: entry or exit per device, debounce, capacity (DESIGN.md §1, §2.1).
+"""Heritage-site gate: entry or exit per device, debounce, capacity (docs/design.md §1, §2.1).
 
 The programme asks sites to record each person's entry and exit and to control visitor volume.
 Occupancy comes from the centre (``checkin/v1/sites/<site_id>/occupancy``, docs/protocol.md §7);

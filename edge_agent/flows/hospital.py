@@ -1,6 +1,6 @@
 """Hospital reception: visit check-in with the BHYT look-up; admission and discharge
-(DESIGN.md §2.1; CCCD.md §8 — official letter 931/BYT-BH lets the chip CCCD or VNeID replace the
-BHYT card; CCCD.md §9 — in-patients are accommodation notices).
+(docs/design.md §2.1; docs/cccd.md §8 — official letter 931/BYT-BH lets the chip CCCD or VNeID
+replace the BHYT card; docs/cccd.md §9 — in-patients are accommodation notices).
 
 - ``visit``: one ``visit`` event, ``details.insurance`` = valid | invalid | unknown |
   not-checked. The patient is checked in whatever the answer (treatment is not refused for an

@@ -70,7 +70,7 @@ class Person:
                             birth_province=self.id_number[:3])
 
     def sealed_payload(self) -> dict[str, object]:
-        """The accommodation-notice fields (CCCD.md §9; schema ``stay-personal.v1``)."""
+        """The accommodation-notice fields (docs/cccd.md §9; schema ``stay-personal.v1``)."""
         return {
             "full_name": self.full_name,
             "id_number": self.id_number,
@@ -107,7 +107,7 @@ def compare(qr: QrIdentity, person: Person) -> tuple[str, ...]:
     if not qr.birth_date.agrees_with(person.date_of_birth):
         found.add("date_of_birth")
     if qr.format is QrFormat.PERSONAL_QR:
-        # Upper case without diacritics (CCCD.md §5): compare the plain letters only.
+        # Upper case without diacritics (docs/cccd.md §5): compare the plain letters only.
         if _plain(qr.full_name) != _plain(person.full_name):
             found.add("full_name")
     elif _fold(qr.full_name) != _fold(person.full_name):

@@ -1,4 +1,4 @@
-"""The kiosk's words, in Vietnamese and English (DESIGN.md §1: obvious within a second, in
+"""The kiosk's words, in Vietnamese and English (docs/design.md §1: obvious within a second, in
 Vietnamese). One :class:`Text` per outcome; ``{placeholders}`` are filled by the flows.
 """
 

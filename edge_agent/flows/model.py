@@ -1,7 +1,7 @@
 """Inputs and outputs of the flows: presentations, settings, verdicts, domain errors.
 
 Everything here is a typed frozen value: a flow turns one presentation into one :class:`Verdict`
-and zero or more :class:`~edge_agent.events.model.EventDraft` (DESIGN.md §2.1 "Flows").
+and zero or more :class:`~edge_agent.events.model.EventDraft` (docs/design.md §2.1 "Flows").
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ Clock = Callable[[], datetime]
 """Now, as an aware datetime in the site's time zone (Asia/Ho_Chi_Minh, +07:00)."""
 Commit = Callable[[Sequence[EventDraft]], None]
 """Store the drafts of one presentation atomically and durably (the outbox: SQLite WAL with
-fsync, DESIGN.md §2.1) or raise. Called before the verdict is shown."""
+fsync, docs/design.md §2.1) or raise. Called before the verdict is shown."""
 VneidDecoder = IdentityVerifier
 """Resolves the VNeID app's identity token (docs/cccd.md §5) through the identity platform
 (:mod:`edge_agent.identity`). Without one, a token cannot be resolved here: it is rejected as
@@ -61,7 +61,7 @@ class ManualReason(StrEnum):
 
 
 class StayReason(StrEnum):
-    """Reason of stay (lý do cư trú) of an accommodation notice (CCCD.md §9)."""
+    """Reason of stay (lý do cư trú) of an accommodation notice (docs/cccd.md §9)."""
 
     TREATMENT = "treatment"
     CAREGIVER = "caregiver"

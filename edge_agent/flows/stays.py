@@ -1,5 +1,5 @@
 """Stays: the events behind accommodation notices (Residence Law 2020 art. 30; Circular
-55/2021/TT-BCA; CCCD.md §9).
+55/2021/TT-BCA; docs/cccd.md §9).
 
 ``stay.start`` (admission, hotel check-in) and ``stay.end`` (discharge, check-out) carry the
 guest's personal data — full name, ID number, date of birth, sex, nationality, address, document

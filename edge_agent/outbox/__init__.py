@@ -1,4 +1,4 @@
-"""The durable, bounded, ordered outbox of signed events (DESIGN.md §2.1 "Outbox").
+"""The durable, bounded, ordered outbox of signed events (docs/design.md §2.1 "Outbox").
 
 SQLite in WAL mode with ``synchronous=FULL``; see :mod:`edge_agent.outbox.store` for the
 transaction, the bound and the on-full policy (stays are never refused).

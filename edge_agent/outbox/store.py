@@ -25,7 +25,7 @@ Storage (SQLite, https://www.sqlite.org/):
   index-content cross-check, O(N) but several times faster; ``integrity_check="full"`` runs the
   full one), and ``PRAGMA application_id`` tells our file from another SQLite database.
 
-Bound and on-full policy (DESIGN.md §2.1: "never drops accommodation notices"):
+Bound and on-full policy (docs/design.md §2.1: "never drops accommodation notices"):
 
 * The bound counts every stored row, delivered or not (both occupy the disk): ``max_rows`` rows
   and ``max_bytes`` bytes of payload.

@@ -1,4 +1,4 @@
-"""What the desk knows before the chip is opened: a CAN, an MRZ, or a card QR (CCCD.md §2, §6).
+"""What the desk knows before the chip is opened: a CAN, an MRZ, or a card QR (docs/cccd.md §2, §6).
 
 PACE with the CAN is tried first (it needs only the ID number); BAC keys follow, derived from an
 MRZ or from a card QR's date of birth and issue date (several candidates, most likely first).

@@ -1,4 +1,4 @@
-"""What a site asks a chip read to do (DESIGN.md §2.1)."""
+"""What a site asks a chip read to do (docs/design.md §2.1)."""
 
 from __future__ import annotations
 

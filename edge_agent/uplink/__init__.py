@@ -1,4 +1,4 @@
-"""The device's MQTT 5 uplink (DESIGN.md §2.1 "Uplink", §3 topics).
+"""The device's MQTT 5 uplink (docs/design.md §2.1 "Uplink", §3 topics).
 
 See :mod:`edge_agent.uplink.client` for the session choice (Clean Start, no session expiry: the
 outbox is the source of truth), QoS 1 delivery with a bounded in-flight window and the status

@@ -1,4 +1,4 @@
-"""Broker address, TLS files and topic names of the uplink (DESIGN.md §3)."""
+"""Broker address, TLS files and topic names of the uplink (docs/design.md §3)."""
 
 from __future__ import annotations
 

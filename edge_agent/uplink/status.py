@@ -1,4 +1,4 @@
-"""The retained status message and its last will (DESIGN.md §3, MQTT 5 §3.1.2.5).
+"""The retained status message and its last will (docs/design.md §3, MQTT 5 §3.1.2.5).
 
 ``checkin/v1/<device_id>/status`` always holds the device's latest word (retained, §3.3.1.3):
 

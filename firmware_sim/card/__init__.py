@@ -1,6 +1,6 @@
 """The simulated CCCD chip (card side of ICAO 9303 eMRTD protocols).
 
-Independent of ``edge_agent`` and ``drivers`` by design (DESIGN.md §2): a bug shared by reader
+Independent of ``edge_agent`` and ``drivers`` by design (docs/design.md §2): a bug shared by reader
 and card cannot hide. Public API::
 
     from firmware_sim.card import SimulatedChip, load_card, TagLost, TimingModel, Faults

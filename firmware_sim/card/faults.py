@@ -1,4 +1,4 @@
-"""Fault models baked into a simulated card (DESIGN.md §2.3)."""
+"""Fault models baked into a simulated card (docs/design.md §2.3)."""
 
 from __future__ import annotations
 

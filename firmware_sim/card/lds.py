@@ -1,4 +1,4 @@
-"""Encoders of the LDS1 files the chip holds (ICAO 9303-10 §4.6-4.7; CCCD.md §2-4).
+"""Encoders of the LDS1 files the chip holds (ICAO 9303-10 §4.6-4.7; docs/cccd.md §2-4).
 
 Every encoder returns the exact bytes stored on the chip; EF.SOD hashes these bytes as they are
 (no re-encoding). DG13's SET keeps the field order of real cards (BER, not DER-sorted).
@@ -96,7 +96,8 @@ def dg2(face_record: bytes) -> bytes:
 
 
 def dg13(fields: list[tuple[int, list[bytes]]]) -> bytes:
-    """DG13 per CCCD.md §4: ``6D {30 {02 01 01, 06 28D316010008, 31 {30 {02 n, v...}...}}}``."""
+    """DG13 per docs/cccd.md §4:
+    ``6D {30 {02 01 01, 06 28D316010008, 31 {30 {02 n, v...}...}}}``."""
     entries = [der_seq(der_int(n), *values) for n, values in fields]
     body = der_int(1) + der_oid(oids.DG13_CONTENT) + der_set(*entries, sort=False)
     return tlv(0x6D, der_seq(body))

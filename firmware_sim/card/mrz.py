@@ -1,4 +1,5 @@
-"""TD1 MRZ of the CCCD (ICAO 9303-5 §4.2; layout per CCCD.md §3) and the BAC MRZ information."""
+"""TD1 MRZ of the CCCD (ICAO 9303-5 §4.2; layout per docs/cccd.md §3) and the BAC MRZ
+information."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def ascii_name(name: str) -> str:
 def td1(id_number: str, dob: date, sex: str, expiry: str, full_name: str,
         birth: str | None = None) -> list[str]:
     """The three 30-character lines: document number = last 9 digits of the ID number, the full
-    12-digit ID as optional data, its own check digit at line-1 position 30 (CCCD.md §3).
+    12-digit ID as optional data, its own check digit at line-1 position 30 (docs/cccd.md §3).
     ``birth`` overrides the printed date of birth (``55<<<<`` when only the year is known)."""
     doc = id_number[-9:]
     line1 = "IDVNM" + doc + check_digit(doc) + id_number + "<<" + check_digit(id_number)

@@ -18,7 +18,7 @@ ECDSA_WITH_SHA256 = bytes.fromhex("2A8648CE3D040302")
 # id-ecPublicKey 1.2.840.10045.2.1 and brainpoolP256r1 1.3.36.3.3.2.8.1.1.7
 EC_PUBLIC_KEY = bytes.fromhex("2A8648CE3D0201")
 BRAINPOOL_P256R1 = bytes.fromhex("2B2403030208010107")
-# DG13 content OID 1.0.10646.1.0.8 as found on CCCD cards (CCCD.md §4)
+# DG13 content OID 1.0.10646.1.0.8 as found on CCCD cards (docs/cccd.md §4)
 DG13_CONTENT = bytes.fromhex("28D316010008")
 
 LDS_SECURITY_OBJECT = "2.23.136.1.1.1"

@@ -1,7 +1,7 @@
 """Synthetic Vietnamese people (never real persons), reproducible from a seed.
 
-The 12-digit number follows CCCD.md §1 (``PPP G YY RRRRRR``: G encodes century and sex); the
-card's expiry follows CCCD.md §6 (Law 59/2014 milestones 25/40/60 for cards issued before
+The 12-digit number follows docs/cccd.md §1 (``PPP G YY RRRRRR``: G encodes century and sex); the
+card's expiry follows docs/cccd.md §6 (Law 59/2014 milestones 25/40/60 for cards issued before
 2024-07-01, Law 26/2023 milestones 14/25/40/60 after; a card issued within 2 years before a
 milestone runs to the next one; none left → ``991231``).
 """
@@ -137,7 +137,7 @@ class Person:
 
     @property
     def can(self) -> str:
-        """CAN = the last 6 digits of the ID number (CCCD.md §2)."""
+        """CAN = the last 6 digits of the ID number (docs/cccd.md §2)."""
         return self.id_number[-6:]
 
     @property
@@ -191,7 +191,7 @@ def birthday(dob: date, age: int) -> date:
 
 
 def expiry_for(dob: date, issue: date) -> date | None:
-    """Card expiry per CCCD.md §6; None means no expiry (MRZ ``991231``)."""
+    """Card expiry per docs/cccd.md §6; None means no expiry (MRZ ``991231``)."""
     milestones = (14, 25, 40, 60) if issue >= LAW_2023_START else (25, 40, 60)
     for m in milestones:
         b = birthday(dob, m)

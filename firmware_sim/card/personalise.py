@@ -83,7 +83,7 @@ class PersonalisedCard:
 
     @property
     def qr(self) -> str:
-        """Card QR payload (CCCD.md §5)."""
+        """Card QR payload (docs/cccd.md §5)."""
         return qr_payload(self.person)
 
 
@@ -93,7 +93,7 @@ def ddmmyyyy(d: Any, sep: str = "/") -> str:
 
 
 def qr_payload(p: Person) -> str:
-    """``ID|old CMND|name|DOB|sex|address|issue date`` (CCCD.md §5)."""
+    """``ID|old CMND|name|DOB|sex|address|issue date`` (docs/cccd.md §5)."""
     parts = [
         p.id_number,
         p.old_id or "",

@@ -13,7 +13,7 @@
 * :class:`Recorder`: a paho subscriber with a collector certificate and a persistent session
   that records every message's topic and exact payload bytes.
 
-A missing mosquitto FAILS the test (DESIGN.md §5: never a silent skip).
+A missing mosquitto FAILS the test (docs/design.md §5: never a silent skip).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 ``postgres_server`` (session scope): ``initdb`` as the ``postgres`` user (PostgreSQL refuses to
 run as root) in a temp dir chowned to it, ``pg_ctl start`` on a free 127.0.0.1 port with the unix
 socket in that dir, trust authentication; stopped at the end of the session. Missing binaries
-FAIL the test (DESIGN.md §5: never a silent skip).
+FAIL the test (docs/design.md §5: never a silent skip).
 
 ``fresh_database(server)`` creates a new database and returns its SQLAlchemy URL;
 ``db_url`` is parametrised over ``sqlite`` and ``postgresql`` and gives a migrated database.

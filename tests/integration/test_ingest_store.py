@@ -221,7 +221,7 @@ def test_stay_sealed_data_is_stored_encrypted_and_decryptable(h: Harness) -> Non
         for secret in ("079303001234", "Nguyễn", "Mai", "2003-05-15"):
             assert secret.encode() not in blob
         assert decrypt_personal(h.data_key, stay_id, blob) == PERSONAL
-        # Arrival after 23:00 → 08:00 next day local (CCCD.md §9).
+        # Arrival after 23:00 → 08:00 next day local (docs/cccd.md §9).
         assert stay.deadline_at.replace(tzinfo=UTC) == datetime(2025, 5, 1, 1, 0, tzinfo=UTC)
         assert stay.ended_at is None
     end = desk.event("stay.end", occurred_at=arrival + timedelta(days=2), details=details)

@@ -1,4 +1,4 @@
-"""DG13 (CCCD.md §4)."""
+"""DG13 (docs/cccd.md §4)."""
 
 from __future__ import annotations
 

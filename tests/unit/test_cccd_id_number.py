@@ -1,4 +1,4 @@
-"""The 12-digit personal ID number (CCCD.md §1)."""
+"""The 12-digit personal ID number (docs/cccd.md §1)."""
 
 from __future__ import annotations
 

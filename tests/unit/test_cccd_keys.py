@@ -1,4 +1,4 @@
-"""PACE CAN and BAC key candidates from a card QR (CCCD.md §2, §6)."""
+"""PACE CAN and BAC key candidates from a card QR (docs/cccd.md §2, §6)."""
 
 from __future__ import annotations
 

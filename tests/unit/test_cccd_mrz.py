@@ -1,4 +1,4 @@
-"""TD1 MRZ (ICAO 9303-3 §4.9, 9303-5 §4.2; CCCD.md §3)."""
+"""TD1 MRZ (ICAO 9303-3 §4.9, 9303-5 §4.2; docs/cccd.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""QR payloads (CCCD.md §5)."""
+"""QR payloads (docs/cccd.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Citations of the project's documents resolve: ``docs/<name>.md §N`` names a section that exists.
+"""Citations of the project's documents resolve: ``docs/<name>.md §N`` names a section that exists,
+and no file cites a design or domain document that lives outside the repository.
 
 docs/design.md and docs/cccd.md keep fixed section numbers so that the citations in code, tests
 and documents stay valid; this test fails when a citation names a missing document or section.
@@ -18,6 +19,9 @@ SCANNED_SUFFIXES = {".py", ".md", ".json", ".toml", ".sh", ".acl", ".conf", ".se
 _CITATION = re.compile(r"docs/([a-z0-9-]+)\.md((?:[`\s,;]*(?:and\s+|…\s*)?§\d+(?:\.\d+)*"
                        r"(?:-\d+)?)+)")
 _SECTION = re.compile(r"§(\d+(?:\.\d+)*)(?:-(\d+))?")
+# Upper-case names of design and domain notes kept outside the repository, and parent-folder
+# paths to them; written split so that this file does not match itself.
+_OUTSIDE = re.compile("(?:DESIGN|CCCD)" + r"\.md|\.\./" + "shared")
 _HEADING = re.compile(r"^#{2,4} (\d+(?:\.\d+)*)\.?\s", re.MULTILINE)
 
 
@@ -72,3 +76,12 @@ def test_every_cited_section_exists() -> None:
             if section not in known[name]:
                 broken.append(f"{path.relative_to(ROOT)}: docs/{name}.md §{section}")
     assert broken == []
+
+
+def test_no_citation_points_outside_the_repository() -> None:
+    outside = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+               for path in scanned_files()
+               for number, line in enumerate(
+                   path.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
+               if _OUTSIDE.search(line)]
+    assert outside == []

@@ -1,4 +1,4 @@
-"""Reporting periods (CCCD.md §10) and the i18n table: pure functions."""
+"""Reporting periods (docs/cccd.md §10) and the i18n table: pure functions."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@
 * events: only the indexes something reads are kept (the two unique keys and
   ``ix_events_occurred_at`` for the purge); ``ix_events_device_seq`` duplicated a unique key,
   ``ix_events_site_time`` and ``ix_events_subject`` had no reader. Every index costs each insert.
-* rollups: ``insurance`` (the insured-visit ratio of CCCD.md §10), part of ``uq_rollups_key``;
+* rollups: ``insurance`` (the insured-visit ratio of docs/cccd.md §10), part of ``uq_rollups_key``;
   existing rows get ``''`` (not known).
 * devices: ``gap_since`` (a seq gap becomes an alarm only after a grace period); a device with a
   gap today gets the migration's time.
