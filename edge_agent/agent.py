@@ -489,7 +489,8 @@ class Agent:
         self.kiosk.show(VerdictView(accepted=verdict.accepted, title=verdict.title,
                                     message=verdict.message, masked_id=verdict.masked_id,
                                     name=verdict.name, reason=verdict.reason, warning=warning,
-                                    assurance=_assurance(verdict), photo=photo))
+                                    assurance=_assurance(verdict), photo=photo,
+                                    recorded=verdict.accepted and bool(verdict.drafts)))
         plan = plan_for(verdict, gate=isinstance(self.flow, HeritageGateFlow))
         try:
             self.outputs.signal(check_verdict(plan.signal))

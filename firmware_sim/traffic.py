@@ -186,7 +186,9 @@ class TrafficGenerator:
         if verdict is not None and verdict.get("accepted") and \
                 verdict.get("reason") in NOT_A_VISIT:
             return True  # a hospital desk selected the person: accepted, nothing recorded
-        if verdict is not None and verdict.get("accepted") and not verdict.get("warning"):
+        # what the agent committed, warnings or not (an accepted verdict with a warning, such as
+        # an insurance answer still pending or a near-full site, is recorded all the same)
+        if verdict is not None and verdict.get("accepted") and verdict.get("recorded"):
             self.generated[(station.site_id, kind)] += 1
             self.by_station[station.name] += 1
             return True

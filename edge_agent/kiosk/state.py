@@ -27,6 +27,9 @@ class VerdictView:
     ``manual`` (docs/protocol.md §4.3); the kiosk shows it in distinct words and colours."""
     photo: str | None = None
     """URL of the chip's face image (DG2) for the gatekeeper to compare, while shown."""
+    recorded: bool = False
+    """The presentation committed events to the outbox (an accepted verdict may record none:
+    a repeat inside the dedupe window, a person only selected at a desk)."""
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
 
 
