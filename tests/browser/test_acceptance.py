@@ -8,7 +8,7 @@ outbox path). The real stacks: the chip through nfcpy's UDP transport
 (firmware_sim/bridges/nfc_udp.py), QR scanners as pseudo-terminal serial devices, mosquitto with
 TLS client certificates and the dynamic-security plugin, the simulated insurance gateway and
 identity platform. Every verdict is read on the screen, every event on the wire (a collector
-identity subscribes; signatures and the event schema are checked with central.wire), every count
+identity subscribes; signatures and the event schema are checked with the wire package), every count
 on the screen; expected numbers are written by hand.
 """
 
@@ -27,10 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from central.wire import validate
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from edge_agent.events.signing import verify_event
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -49,6 +47,8 @@ from tests.integration.broker_fixtures import (
     make_pki,
     running_broker,
 )
+from wire.schemas import validate
+from wire.signing import verify_event
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "deploy" / "examples"
@@ -437,19 +437,19 @@ def test_accommodation_desk(stack: Stack) -> None:
         desk = open_desk(stack, site, page)
         expect(page.locator("#stays")).to_have_text("0")
         site.pty.scan(stack.info(1)["qr"].encode("utf-8"))  # QR only selects the guest
-        verdict(page, "Đã đọc thẻ")
+        verdict(page, "Đã chọn khách / Guest selected")
         selected(desk, stack.info(1))
         desk_action(desk, "check_in", "Đã nhận phòng", room="204", expected_departure=departure)
         expect(page.locator("#stays")).to_have_text("1", timeout=SLOW)
         tap(site, stack.card(3))  # a second guest taps first
         can_pad(page, stack.info(3)["can"])
-        verdict(page, "Đã đọc thẻ")
+        verdict(page, "Đã chọn khách / Guest selected")
         selected(desk, stack.info(3))
         desk_action(desk, "check_in", "Đã nhận phòng", room="205", expected_departure=departure)
         lift(site)
         expect(page.locator("#stays")).to_have_text("2", timeout=SLOW)
         site.pty.scan(stack.info(1)["qr"].encode("utf-8"))  # the first guest leaves
-        verdict(page, "Đã đọc thẻ")
+        verdict(page, "Đã chọn khách / Guest selected")
         selected(desk, stack.info(1))
         desk_action(desk, "check_out", "Đã trả phòng")
         expect(page.locator("#stays")).to_have_text("1", timeout=SLOW)
