@@ -37,6 +37,7 @@ from firmware_sim.bridges.serial_scanner import PtySerialScanner
 from firmware_sim.card import issue_cards, load_card
 from firmware_sim.identity_platform import IdentityPlatform
 from firmware_sim.insurance_gateway import InsuranceGateway
+from tests.browser.chromium import ARGS, CHROMIUM
 from tests.hil.scanner_fixtures import slave_opened_by
 from tests.integration.agent_setup import write_device_keys
 from tests.integration.broker_fixtures import (
@@ -52,9 +53,6 @@ from wire.signing import verify_event
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "deploy" / "examples"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DEVICES = {"entry-gate": "gate-ngo-mon-01", "exit-gate": "gate-hien-nhon-01",
            "both-way-gate": "gate-chuong-duc-01", "hospital-reception": "reception-01",
            "ward-admission": "ward-noi-3", "accommodation-desk": "desk-nha-nghi-01"}

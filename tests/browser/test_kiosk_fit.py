@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from werkzeug.serving import make_server
 
 from edge_agent.agent import PROMPTS
@@ -20,10 +19,8 @@ from edge_agent.flows import messages
 from edge_agent.flows.messages import Text
 from edge_agent.kiosk import KioskState, VerdictView, create_app
 from edge_agent.kiosk.app import ALLOWED_HOSTS, loopback_hosts
+from tests.browser.chromium import launch_chromium
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WIDTH, HEIGHT = 800, 480
 LONG_NAME = "Nguyễn Thị Hoàng Phương Khánh Linh"
 FILL = {"room": "Khoa Hồi sức tích cực", "departure": "31/12/2026", "fields":
@@ -72,13 +69,8 @@ def serve(state: KioskState, **kw: Any) -> tuple[Any, str]:
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is required for the browser tests"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with launch_chromium() as browser:
+        yield browser
 
 
 def overflowing(page: Page) -> list[str]:

@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 from werkzeug.serving import make_server
 
 from edge_agent.kiosk import KioskState, VerdictView, create_app
 from edge_agent.kiosk.app import ALLOWED_HOSTS, loopback_hosts
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from tests.browser.chromium import launch_chromium
 
 
 class Gate:
@@ -59,13 +55,8 @@ def served() -> Iterator[tuple[Gate, str]]:
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is required for the browser tests"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with launch_chromium() as browser:
+        yield browser
 
 
 def test_direction_choice_and_can_pad(served: tuple[Gate, str], browser: Browser) -> None:

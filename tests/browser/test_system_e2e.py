@@ -17,6 +17,7 @@ from pathlib import Path
 from playwright.sync_api import expect, sync_playwright
 
 from demo.system import Outcome, run_system
+from tests.browser.chromium import ARGS, CHROMIUM
 from tests.hil.issued import IssuedCards
 from tests.hil.pcsc_fixtures import Bridge, PcscStack, pcsc_cards, pcsc_stack
 from tests.integration.broker_fixtures import free_port
@@ -40,9 +41,6 @@ class BridgeSlot:
     def remove_card(self) -> None:
         self.bridge.remove()
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def dashboard_shows(outcome: Outcome) -> int:

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook  # type: ignore[import-untyped]
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
@@ -54,6 +54,7 @@ from central.at_rest import encrypt_personal
 from central.counting import stay_deadline
 from central.db.models import AuditLog, Role, Site, Stay, User
 from central.web.security import hash_password, make_hasher
+from tests.browser.chromium import launch_chromium
 from tests.web_support import (
     DATA_KEY,
     PASSWORD,
@@ -66,9 +67,6 @@ from tests.web_support import (
     seed_november,
 )
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 NOV = "period=custom&from=01/11/2026&to=30/11/2026"
 ADMITTED = datetime(2026, 10, 28, 3, tzinfo=UTC)
 """28/10/2026 10:00 Vietnam time: the in-patients' admission, before November."""
@@ -110,13 +108,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, st
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is required for the browser tests"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with launch_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture
