@@ -6,7 +6,10 @@
 * stays: the guest's personal data (``personal_sealed``) and the subject are erased once the stay
   ended (or, never ended, started) more than ``retention.stays`` ago; the row stays for the
   notice register, marked by ``personal_erased_at``;
-* audit log and ingest rejections: deleted after their retention.
+* audit log and ingest rejections: deleted after their retention;
+* login throttle rows (one per client address that ever failed a login): deleted once their
+  window is a day old. The window is minutes long, so an older row throttles nothing, and a
+  client address is personal data that is not kept without a use.
 
 The seq bookkeeping survives an events purge: ``Device.contiguous_seq`` keeps the ingest from
 storing a redelivered purged event again (it is refused as a replay).
@@ -15,13 +18,21 @@ storing a redelivered purged event again (it is refused as a replay).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, func, or_, update
 from sqlalchemy.orm import Session
 
 from central.counting import rowcount, utc
-from central.db.models import AuditLog, Event, IngestRejection, Presence, RefusedSeq, Stay
+from central.db.models import (
+    AuditLog,
+    Event,
+    IngestRejection,
+    LoginThrottle,
+    Presence,
+    RefusedSeq,
+    Stay,
+)
 from central.settings import Retention
 
 
@@ -32,6 +43,11 @@ class PurgeReport:
     stays_erased: int
     audit: int
     rejections: int
+    throttle: int = 0
+
+
+THROTTLE_KEEP = timedelta(days=1)
+"""How long a login throttle row outlives its window's start (any window is far shorter)."""
 
 
 def purge(session: Session, now: datetime, retention: Retention) -> PurgeReport:
@@ -52,7 +68,9 @@ def purge(session: Session, now: datetime, retention: Retention) -> PurgeReport:
     audit = rowcount(session, delete(AuditLog).where(AuditLog.at < now - retention.audit))
     rejections = rowcount(session, delete(IngestRejection).where(
         IngestRejection.at < now - retention.rejections))
-    return PurgeReport(events, presences, stays, audit, rejections)
+    throttle = rowcount(session, delete(LoginThrottle).where(
+        LoginThrottle.window_start < now - THROTTLE_KEEP))
+    return PurgeReport(events, presences, stays, audit, rejections, throttle)
 
 
 def oldest_event(session: Session) -> datetime | None:

@@ -48,7 +48,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
         report = purge(session, datetime.now(UTC), settings.retention)
     print(f"purged: {report.events} events, {report.presences} presences, "
           f"{report.stays_erased} stays erased, {report.audit} audit entries, "
-          f"{report.rejections} rejections")
+          f"{report.rejections} rejections, {report.throttle} login throttle rows")
     engine.dispose()
     return 0
 

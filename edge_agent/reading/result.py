@@ -125,7 +125,10 @@ class ChipIdentity:
         out: dict[str, Any] = {
             "id_number": self.id_number.value if personal else mask_id(self.id_number.value),
             "full_name": self.full_name,
-            "date_of_birth": self.date_of_birth.isoformat(),
+            # As the MRZ states it: a year-only or month-only birth date (docs/cccd.md §5) is
+            # printed with its precision, not as its first possible day.
+            "date_of_birth": self.mrz.birth_date.isoformat(),
+            "date_of_birth_known": self.mrz.birth_date.precision.value,
             "sex": self.sex.value if self.sex else None,
             "nationality": self.nationality,
             "date_of_expiry": self.date_of_expiry.isoformat() if self.date_of_expiry else None,

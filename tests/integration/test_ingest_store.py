@@ -20,6 +20,7 @@ from central.db.models import (
     Device,
     Event,
     IngestRejection,
+    LoginThrottle,
     Presence,
     Rollup,
     Stay,
@@ -322,8 +323,15 @@ def test_purge_keeps_rollups_and_erases_stay_personal_data(h: Harness) -> None:
     retention = Retention(events=timedelta(days=30), stays=timedelta(days=30),
                           audit=timedelta(days=30), rejections=timedelta(days=30))
     with h.session() as s, s.begin():
+        s.add_all([LoginThrottle(key="ip:192.0.2.7", failures=3,
+                                 window_start=datetime.now(UTC) - timedelta(days=2)),
+                   LoginThrottle(key="ip:192.0.2.8", failures=1,
+                                 window_start=datetime.now(UTC) - timedelta(minutes=5))])
+    with h.session() as s, s.begin():
         report = purge(s, datetime.now(UTC), retention)
-    assert (report.events, report.stays_erased) == (2, 1)
+    assert (report.events, report.stays_erased, report.throttle) == (2, 1, 1)
+    with h.session() as s:
+        assert s.scalars(select(LoginThrottle.key)).all() == ["ip:192.0.2.8"]
     with h.session() as s:
         assert s.scalar(select(func.count()).select_from(Event)) == 1
         assert s.scalar(select(func.sum(Rollup.events))) == 3

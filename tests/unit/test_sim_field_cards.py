@@ -126,3 +126,20 @@ def test_a_year_only_qr_agrees_with_a_chip_that_knows_the_whole_date(issued: Pat
     other = parse_qr("|".join(fields))
     result = read_chip(SimCardReader(folder, realtime=False), KeyMaterial.from_qr(other))
     assert result.ok and result.qr_mismatch == ["date_of_birth"]
+
+
+def test_a_chip_read_prints_the_birth_date_as_precise_as_the_card_states_it(issued: Path) -> None:
+    """A year-only birth date is printed ``YYYY`` with its precision, not as 1 January."""
+    trust = load_trust_folder(issued / "trust")
+    seen = set()
+    for folder, info in _cards(issued):
+        person = info["person"]
+        result = read_chip(SimCardReader(folder, realtime=False),
+                           KeyMaterial.from_can(info["can"]), trust=trust)
+        assert result.identity is not None
+        printed = result.to_json()["identity"]
+        qr = parse_qr(info["qr"])
+        assert printed["date_of_birth"] == qr.birth_date.isoformat()
+        assert printed["date_of_birth_known"] == person["dob_known"]
+        seen.add(person["dob_known"])
+    assert "day" in seen and seen - {"day"}
