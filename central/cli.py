@@ -15,6 +15,7 @@ import getpass
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -185,6 +186,10 @@ def broker_sync(args: argparse.Namespace) -> int:
     return 1 if result.skipped else 0
 
 
+_INGEST_CN = re.compile(r"^collector(?:-[0-9]+)?$")
+"""The ingest workers' certificate CNs (docs/operations.md §1): never for device-config."""
+
+
 def _certificate_cn(path: Path) -> str:
     try:
         cert = x509.load_pem_x509_certificate(path.read_bytes())
@@ -218,12 +223,14 @@ def device_config(args: argparse.Namespace) -> int:
     if not collector_name(cn):
         raise CentralCliError(f"{cert}: CN {cn!r} is not a collector identity "
                               "(collector or collector-<n>)")
-    if cn == settings.broker.client_id and not args.allow_ingest_identity:
+    if (cn == settings.broker.client_id or _INGEST_CN.match(cn)) \
+            and not args.allow_ingest_identity:
         raise CentralCliError(
-            f"{cert}: CN {cn!r} is the ingest worker's broker.client_id; the broker would "
-            "take over its session. Use another collector identity (central broker-identity "
-            "collector-config, granted by central broker-sync --collector collector-config), "
-            "or --allow-ingest-identity when no ingest worker runs")
+            f"{cert}: CN {cn!r} is an ingest worker's name (collector, collector-<digits>) and "
+            "the broker would take over that worker's session. Use a collector identity of "
+            "its own (central broker-identity collector-config, granted once by central "
+            "broker-sync --collector collector-config), or --allow-ingest-identity when no "
+            "ingest worker uses this certificate")
     sessions = make_sessionmaker(make_engine(settings.database_url))
     with sessions() as session:
         device = session.get(Device, args.device_id)
@@ -271,7 +278,7 @@ def _device_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cert", help="a collector client certificate (default broker.cert)")
     parser.add_argument("--key", help="its private key (default broker.key)")
     parser.add_argument("--allow-ingest-identity", action="store_true",
-                        help="allow broker.client_id's certificate (no ingest worker running)")
+                        help="allow an ingest worker's certificate (when no worker uses it)")
     parser.add_argument("--timeout", type=float, default=10.0)
 
 

@@ -175,6 +175,10 @@ def test_device_config_applies_live_survives_restart_and_ignores_lower_or_forged
     assert device_config(config, broker, OLD, "--language", "en") == 2
     assert device_config(config, broker, DESK, "--direction", "exit") == 2
     assert device_config(config, broker, GATE) == 2  # nothing to set
+    ingest = broker.pki.collector("collector-2")  # an ingest worker's session is not taken
+    assert central_main(["device-config", "--config", str(config), "--cert", str(ingest.cert),
+                         "--key", str(ingest.key), GATE, "--language", "en"]) == 2
+    assert "ingest worker's name" in capsys.readouterr().err
 
     agent = create_agent(load_config(toml), outputs=SimulatedOutputs())
     agent.start()
