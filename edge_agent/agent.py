@@ -492,7 +492,10 @@ class Agent:
                                      name_display=device.name_display,
                                      capacity_policy=config.capacity.policy,
                                      dedupe_window_s=config.capacity.dedupe_window_s)
-        self.both_way = device.direction is Direction.BOTH
+        both_way = device.direction is Direction.BOTH
+        if both_way and not self.both_way:
+            self.chosen_direction = Direction.ENTRY  # as at start: until the gatekeeper chooses
+        self.both_way = both_way
         self.kiosk.update(language=device.language.value, direction=self._direction_label(),
                           choose_direction=self.both_way)
         self.uplink.set_heartbeat_s(config.broker.heartbeat_s)

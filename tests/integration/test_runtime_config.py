@@ -252,6 +252,16 @@ def test_device_config_applies_live_survives_restart_and_ignores_lower_or_forged
                               retain=True).wait_for_publish(10)
             wait(lambda: f"revision {third - 1} is not above the revision held ({third})"
                  in caplog.text)
+            # Malformed, and addressed to another device: ignored with their reasons.
+            for bad, reason in (
+                    (dict(lower, revision=third + 5, settings={"broker": "mqtt://elsewhere"}),
+                     "not a valid config.v1 message: $.settings"),
+                    (dict(lower, revision=third + 6, device_id=NEIGHBOUR),
+                     f"addressed to device '{NEIGHBOUR}', not to this device '{GATE}'")):
+                collector.publish(CONFIG_TOPIC, json.dumps(bad), qos=1,
+                                  retain=True).wait_for_publish(10)
+                wait(lambda reason=reason: f"configuration message ignored: {reason}"
+                     in caplog.text)
         finally:
             collector.disconnect()
             collector.loop_stop()
@@ -260,6 +270,8 @@ def test_device_config_applies_live_survives_restart_and_ignores_lower_or_forged
 
         # Another device forges this gate's configuration: the broker refuses it.
         forger = raw_device_client(broker, NEIGHBOUR)
+        acks: list[Any] = []
+        forger.on_publish = lambda _c, _u, _mid, reason, _p: acks.append(reason)
         forger.connect("127.0.0.1", broker.port)
         forger.loop_start()
         try:
@@ -269,8 +281,10 @@ def test_device_config_applies_live_survives_restart_and_ignores_lower_or_forged
         finally:
             forger.disconnect()
             forger.loop_stop()
-        # The command publishes after it (it reads back the lower retained one, kept as the
-        # base) and sets the heartbeat: the agent applies it, never having seen the forgery.
+        assert [reason.value for reason in acks] == [0x87]  # not authorised
+        # The command publishes after it (--reset: the retained message, another device's, is
+        # replaced whole) and sets the heartbeat: the agent applies it, never having seen the
+        # forgery.
         assert device_config(config, broker, GATE, "--reset", "--language", "en",
                              "--heartbeat-s", "5") == 0
         fourth = published_revision(capsys)
