@@ -3,7 +3,9 @@
 ``central migrate|ingest|purge --config FILE`` (storage and ingest), ``central web --config FILE``
 (the dashboard and API), ``central create-admin --config FILE --username NAME``,
 ``central broker-acl|broker-sync --config FILE`` (the broker's identities from the registry),
-``central broker-identity NAME`` (a collector's or broker-admin's certificate).
+``central broker-identity NAME`` (a collector's or broker-admin's certificate),
+``central device-config --config FILE DEVICE_ID [--language …]`` (a device's runtime
+configuration, docs/protocol.md §8).
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import getpass
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
@@ -27,7 +31,9 @@ from werkzeug.serving import run_simple
 from central.broker_acl import ADMIN, BrokerAclError, collector_name, document
 from central.broker_sync import BrokerSyncError, sync, wanted_from_registry, write_crl
 from central.db.engine import make_engine, make_sessionmaker
-from central.db.models import Role, User
+from central.db.models import AuditLog, Device, Role, Site, SiteKind, User
+from central.device_config import SETTINGS, DeviceConfigError
+from central.device_config import publish as publish_device_config
 from central.enrol import DeviceCA, EnrolmentError, issue_certificate
 from central.ingest.cli import register as register_ingest
 from central.settings import CentralSettings, SettingsError, load_settings
@@ -180,6 +186,102 @@ def broker_sync(args: argparse.Namespace) -> int:
     return 1 if result.skipped else 0
 
 
+_INGEST_CN = re.compile(r"^collector(?:-[0-9]+)?$")
+"""The ingest workers' certificate CNs (docs/operations.md §1): never for device-config."""
+
+
+def _certificate_cn(path: Path) -> str:
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise CentralCliError(f"{path}: {exc}") from None
+    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
+def device_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line (docs/configuration.md, "Set by the centre")."""
+    return {name: getattr(args, name) for name in SETTINGS
+            if getattr(args, name, None) is not None}
+
+
+def device_config(args: argparse.Namespace) -> int:
+    """Publish a device's runtime configuration, retained (docs/protocol.md §8): the settings
+    given, the others kept from the retained message; refused for an unknown or revoked
+    device; one audit row."""
+    settings = _settings(args.config)
+    given = device_settings(args)
+    if not given and not args.reset:
+        raise CentralCliError("nothing to set: give at least one of "
+                              + ", ".join("--" + n.replace("_", "-") for n in SETTINGS))
+    cert = Path(args.cert) if args.cert else settings.broker.cert
+    key = Path(args.key) if args.key else settings.broker.key
+    if cert is None or key is None:
+        raise CentralCliError("no client certificate: give --cert and --key (a collector "
+                              "identity, central broker-identity collector-<n>)")
+    cn = _certificate_cn(cert)
+    if not collector_name(cn):
+        raise CentralCliError(f"{cert}: CN {cn!r} is not a collector identity "
+                              "(collector or collector-<n>)")
+    if (cn == settings.broker.client_id or _INGEST_CN.match(cn)) \
+            and not args.allow_ingest_identity:
+        raise CentralCliError(
+            f"{cert}: CN {cn!r} is an ingest worker's name (collector, collector-<digits>) and "
+            "the broker would take over that worker's session. Use a collector identity of "
+            "its own (central broker-identity collector-config, granted once by central "
+            "broker-sync --collector collector-config), or --allow-ingest-identity when no "
+            "ingest worker uses this certificate")
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    with sessions() as session:
+        device = session.get(Device, args.device_id)
+        if device is None:
+            raise CentralCliError(f"device {args.device_id!r} is not in the registry")
+        if device.revoked:
+            raise CentralCliError(f"device {args.device_id!r} is revoked")
+        site = session.get(Site, device.site_id)
+        if "direction" in given and (site is None or site.kind is not SiteKind.HERITAGE):
+            raise CentralCliError(f"--direction applies to heritage-site gates only; "
+                                  f"{args.device_id!r} is at {device.site_id!r}")
+    try:
+        result = publish_device_config(
+            settings.broker, cert, key, args.device_id, given, reset=args.reset,
+            timeout=args.timeout)
+    except DeviceConfigError as exc:
+        raise CentralCliError(f"device-config: {exc}") from None
+    message = result.message
+    with sessions() as session, session.begin():
+        session.add(AuditLog(
+            at=datetime.now(UTC), user_id=None, actor=f"cli:{getpass.getuser()}"[:100],
+            action="device.config", target=args.device_id,
+            detail={"revision": message["revision"], "settings": message["settings"],
+                    "previous_revision": (result.previous or {}).get("revision")}))
+    print(f"device-config: {args.device_id} revision {message['revision']}: "
+          f"{json.dumps(message['settings'], sort_keys=True)}")
+    return 0
+
+
+def _device_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("device_id", metavar="DEVICE_ID")
+    parser.add_argument("--direction", choices=("entry", "exit", "both"))
+    parser.add_argument("--language", choices=("vi", "en"))
+    parser.add_argument("--name-display", dest="name_display",
+                        choices=("full", "given", "initials", "none"))
+    parser.add_argument("--capacity-policy", dest="capacity_policy", choices=("warn", "refuse"))
+    parser.add_argument("--dedupe-window-s", dest="dedupe_window_s", type=int, metavar="N",
+                        help="0..3600")
+    parser.add_argument("--heartbeat-s", dest="heartbeat_s", type=int, metavar="N",
+                        help="5..3600")
+    parser.add_argument("--reset", action="store_true",
+                        help="publish exactly the settings given (the others return to the "
+                             "device's own configuration)")
+    parser.add_argument("--cert", help="a collector client certificate (default broker.cert)")
+    parser.add_argument("--key", help="its private key (default broker.key)")
+    parser.add_argument("--allow-ingest-identity", action="store_true",
+                        help="allow an ingest worker's certificate (when no worker uses it)")
+    parser.add_argument("--timeout", type=float, default=10.0)
+
+
 def _crl_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crl", type=Path,
                         help="also rewrite this CRL of revoked devices (the broker's crlfile)")
@@ -232,6 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     bsync.add_argument("--timeout", type=float, default=10.0)
     _crl_arguments(bsync)
     bsync.set_defaults(handler=broker_sync)
+    dconf = commands.add_parser("device-config",
+                                help="publish a device's runtime configuration (retained)")
+    _device_config_arguments(dconf)
+    dconf.set_defaults(handler=device_config)
     return parser
 
 

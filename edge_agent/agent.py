@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -83,8 +84,11 @@ from edge_agent.presentation import (
     PromptKind,
     ReadChip,
 )
+from edge_agent.private_files import replace_private_file
 from edge_agent.reading import KeyMaterial, NoKeyMaterialError, ReadPolicy, read_chip
 from edge_agent.reading.policy import CloneCheck
+from edge_agent.runtime_config import RuntimeConfigError, accept, parse_config_message
+from edge_agent.runtime_config import apply as apply_runtime
 from edge_agent.signals import plan_for
 from edge_agent.stay_register import StayRegister
 from edge_agent.trust_folder import load_trust_folder
@@ -166,6 +170,15 @@ class Agent:
                  insurance: InsuranceAdapter | None = None,
                  vneid: VneidDecoder | None = None,
                  insurance_retry_s: Sequence[float] = RETRY_DELAYS_S) -> None:
+        self.base_config = config
+        """The device's own (TOML) configuration; the centre's runtime settings are laid over
+        it (docs/protocol.md §8)."""
+        self.runtime_path = config.outbox.path.with_name(config.outbox.path.name
+                                                         + ".runtime.json")
+        """The last runtime configuration applied (0600, beside the outbox)."""
+        self.runtime_revision = 0
+        """The revision of the runtime configuration held (0: none)."""
+        config = self._restore_runtime(config)
         self.config = config
         self.keys = load_keys(config.keys)
         self.clock = clock
@@ -424,8 +437,69 @@ class Agent:
             return
         self._refresh_screen()
 
+    # -- runtime configuration from the centre (docs/protocol.md §8) ----------------------------
+
+    def _restore_runtime(self, base: Config) -> Config:
+        """``base`` with the runtime configuration persisted by an earlier run laid over it."""
+        try:
+            raw = self.runtime_path.read_bytes()
+        except FileNotFoundError:
+            return base
+        except OSError as exc:
+            log.warning("runtime configuration %s not read (%s): the local configuration "
+                        "applies until the centre's arrives", self.runtime_path, exc)
+            return base
+        try:
+            runtime = parse_config_message(_json_object(raw), base.device.id)
+            config = apply_runtime(base, runtime.settings)
+        except RuntimeConfigError as exc:
+            log.warning("runtime configuration %s ignored: %s", self.runtime_path, exc.reason)
+            return base
+        self.runtime_revision = runtime.revision
+        log.info("runtime configuration revision %d restored: %s", runtime.revision,
+                 runtime.settings.as_dict())
+        return config
+
     def _on_config(self, message: dict[str, Any]) -> None:
-        log.info("configuration revision %s received", message.get("revision"))
+        """The centre's retained configuration: applied live if it is valid, for this device
+        and newer than the revision held; persisted first so a restart keeps it."""
+        with self._lock:
+            try:
+                runtime = parse_config_message(message, self.config.device.id)
+                accept(runtime, self.runtime_revision)
+                config = apply_runtime(self.base_config, runtime.settings)
+            except RuntimeConfigError as exc:
+                log.warning("configuration message ignored: %s", exc.reason)
+                return
+            try:
+                replace_private_file(self.runtime_path, json.dumps(
+                    runtime.message, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+            except OSError as exc:
+                log.error("runtime configuration revision %d not saved (%s): applied until "
+                          "the next restart only", runtime.revision, exc)
+            self.runtime_revision = runtime.revision
+            self._apply_config(config)
+        log.info("runtime configuration revision %d applied: %s", runtime.revision,
+                 runtime.settings.as_dict())
+
+    def _apply_config(self, config: Config) -> None:
+        """Carry a new configuration (only the keys of docs/protocol.md §8 differ) into the
+        flow, the kiosk and the uplink (under the flow's lock)."""
+        self.config = config
+        device = config.device
+        self.flow.settings = replace(self.flow.settings, direction=device.direction,
+                                     language=device.language,
+                                     name_display=device.name_display,
+                                     capacity_policy=config.capacity.policy,
+                                     dedupe_window_s=config.capacity.dedupe_window_s)
+        both_way = device.direction is Direction.BOTH
+        if both_way and not self.both_way:
+            self.chosen_direction = Direction.ENTRY  # as at start: until the gatekeeper chooses
+        self.both_way = both_way
+        self.kiosk.update(language=device.language.value, direction=self._direction_label(),
+                          choose_direction=self.both_way)
+        self.uplink.set_heartbeat_s(config.broker.heartbeat_s)
+        self._refresh_screen()
 
     def _health(self) -> DeviceHealth:
         starting = Health(HealthState.STARTING)
@@ -888,6 +962,14 @@ def _assurance(verdict: Verdict) -> str | None:
         if draft.kind is not EventKind.REJECTED:
             return draft.assurance.value
     return None
+
+
+def _json_object(raw: bytes) -> Any:
+    """A persisted message's JSON (anything undecodable becomes a refusal with a reason)."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RuntimeConfigError(f"not JSON ({exc})") from None
 
 
 def _one_lane(config: Config) -> LaneConfig:

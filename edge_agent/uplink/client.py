@@ -149,6 +149,7 @@ class Uplink:
         self._outbox = outbox
         self._inflight = inflight
         self._heartbeat_s = heartbeat_s
+        self._heartbeat_changed = threading.Event()
         self._status_provider = status_provider
         self._on_occupancy = on_occupancy
         self._on_config = on_config
@@ -210,6 +211,15 @@ class Uplink:
             if self._thread.is_alive():
                 log.warning("uplink thread did not stop within %.1f s", timeout)
             self._thread = None
+
+    def set_heartbeat_s(self, seconds: float) -> None:
+        """A new status interval (the centre's runtime configuration, docs/protocol.md §8):
+        the next status goes out at once and carries it, the following ones at the new pace."""
+        if seconds <= 0:
+            raise ValueError("the heartbeat must be positive")
+        self._heartbeat_s = seconds
+        self._heartbeat_changed.set()
+        self._signal.set()
 
     def wake(self) -> None:
         """Drain now (call after :meth:`Outbox.commit`)."""
@@ -446,6 +456,9 @@ class Uplink:
                         free -= 1
                         with self._stats_lock:
                             self._published += 1
+                if self._heartbeat_changed.is_set():
+                    self._heartbeat_changed.clear()
+                    next_heartbeat = now
                 if now >= next_heartbeat:
                     self._publish_status(conn)
                     next_heartbeat = now + self._heartbeat_s

@@ -19,6 +19,7 @@ from central.private_files import (
     private_dir,
     write_private,
 )
+from edge_agent.private_files import replace_private_file
 
 
 @pytest.fixture(autouse=True)
@@ -151,3 +152,13 @@ def test_simulator_pki_and_card_keys_are_private(tmp_path: Path) -> None:
     issue_cards(tmp_path / "cards", 1, seed=1)
     keys = [p for p in (tmp_path / "cards").rglob("*.key.pem")]
     assert keys and all(mode(p) == 0o600 for p in keys), [(p.name, oct(mode(p))) for p in keys]
+
+
+def test_agent_runtime_configuration_file_is_replaced_whole_and_private(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3.runtime.json"
+    replace_private_file(path, b'{"revision":1}')
+    path.with_name(path.name + ".tmp").write_bytes(b"left by a power cut")
+    replace_private_file(path, b'{"revision":2}')
+    assert path.read_bytes() == b'{"revision":2}'
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
