@@ -3,7 +3,8 @@
 ``central migrate|ingest|purge --config FILE`` (storage and ingest), ``central web --config FILE``
 (the dashboard and API), ``central create-admin --config FILE --username NAME``,
 ``central broker-acl|broker-sync --config FILE`` (the broker's identities from the registry),
-``central broker-identity NAME`` (a collector's or broker-admin's certificate).
+``central broker-identity NAME`` (a collector's or broker-admin's certificate),
+``central rekey-subjects --config FILE`` (stored subjects to the centre subject key).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from central.db.engine import make_engine, make_sessionmaker
 from central.db.models import Role, User
 from central.enrol import DeviceCA, EnrolmentError, issue_certificate
 from central.ingest.cli import register as register_ingest
+from central.rekey import rekey_subjects
 from central.settings import CentralSettings, SettingsError, load_settings
+from central.subjects import SubjectError, load_subject_keys
 from central.web import create_app
 from central.web.security import hash_password
 
@@ -180,6 +183,23 @@ def broker_sync(args: argparse.Namespace) -> int:
     return 1 if result.skipped else 0
 
 
+def rekey(args: argparse.Namespace) -> int:
+    """Convert stored legacy subjects to the centre's (central/rekey.py); idempotent."""
+    settings = _settings(args.config)
+    if settings.centre_subject_key is None:
+        raise CentralCliError("rekey-subjects needs keys.centre_subject_key in the settings")
+    try:
+        keys = load_subject_keys(settings.centre_subject_key, settings.subject_key)
+    except SubjectError as exc:
+        raise CentralCliError(str(exc)) from None
+    assert keys is not None
+    report = rekey_subjects(make_engine(settings.database_url), keys, batch=args.batch)
+    print("rekey-subjects: " + ", ".join(
+        f"{table} {n} converted ({report.already[table]} already keyed)"
+        for table, n in report.converted.items()))
+    return 0
+
+
 def _crl_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crl", type=Path,
                         help="also rewrite this CRL of revoked devices (the broker's crlfile)")
@@ -232,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     bsync.add_argument("--timeout", type=float, default=10.0)
     _crl_arguments(bsync)
     bsync.set_defaults(handler=broker_sync)
+    rk = commands.add_parser("rekey-subjects",
+                             help="key stored subjects with the centre subject key (idempotent)")
+    rk.add_argument("--config", required=True, type=Path)
+    rk.add_argument("--batch", type=int, default=5000, help="rows per transaction")
+    rk.set_defaults(handler=rekey)
     return parser
 
 
