@@ -1,9 +1,10 @@
 """The restricted, audited person search (docs/privacy.md §3): "was this person at this site
 between these dates". The officer types the ID number; the centre turns it into the person's
-``subject`` with the province's and the centre's subject keys (:mod:`central.subjects`) and looks for events and
-stays of that subject at one site in the principal's scope. The ID number is never stored,
-logged or shown back: the audit log and the page carry only its masked form (last 4 digits).
-Only :data:`~central.web.security.SEARCH_ROLES` may search, always with a stated purpose.
+``subject`` with the province's and the centre's subject keys (:mod:`central.subjects`) and
+looks for events and stays of that subject at one site in the principal's scope. The ID number
+is never stored, logged or shown back: the audit log and the page carry only its masked form
+(last 4 digits). Only :data:`~central.web.security.SEARCH_ROLES` may search, always with a
+stated purpose.
 """
 
 from __future__ import annotations
