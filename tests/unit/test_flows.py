@@ -26,7 +26,6 @@ from edge_agent.cccd.qr import format_card_qr
 from edge_agent.config import CapacityPolicy, Direction, Language, NameDisplay, QrExpiryPolicy
 from edge_agent.events.ids import Uuid7Generator
 from edge_agent.events.model import EventDraft, build_event
-from edge_agent.events.subject import subject_for
 from edge_agent.flows import (
     AccommodationFlow,
     ChipPresentation,
@@ -47,7 +46,7 @@ from edge_agent.insurance import InsuranceState, InsuranceStatus
 from edge_agent.reading import Assurance, ChipIdentity, FailureReason, ReadResult
 from tests.synthetic import Person, id_for
 from wire import validate
-from wire.sealing import SealedBox, open_sealed
+from wire.sealing import SealedBox, open_sealed, open_subject_box
 
 ICT = timezone(timedelta(hours=7))
 SUBJECT_KEY = b"s" * 32
@@ -63,6 +62,12 @@ BINH = Person(id_number=id_for("001", date(1958, 2, 1), Sex.MALE, 424242), surna
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+def sealed_ref(event: dict[str, Any]) -> str:
+    """What the centre opens from the event's sealed subject."""
+    return open_subject_box(event["subject_sealed"], CENTRE, event["event_id"],
+                            event["device_id"])
+
 
 class Clock:
     def __init__(self, start: datetime) -> None:
@@ -162,7 +167,8 @@ def test_gate_chip_entry_produces_a_valid_identified_event() -> None:
     event = outbox.events[0]
     assert event["kind"] == "entry" and event["method"] == "chip"
     assert event["assurance"] == "chip-anchored" and event["seq"] == 1
-    assert event["subject"] == subject_for(MAI.id_number, SUBJECT_KEY)
+    # No subject in clear: the ID number sealed to the centre (docs/protocol.md §4.7.1).
+    assert event["subject"] is None and sealed_ref(event) == MAI.id_number
     assert event["demographics"] == {"age_band": "15-24", "sex": "F", "birth_province": "079"}
     assert event["sealed"] is None and event["reason"] is None
     assert event["occurred_at"] == "2025-04-30T09:00:00.000+07:00"
@@ -349,7 +355,7 @@ def test_vneid_token_verified_gives_vneid_assurance_and_level() -> None:
     event = outbox.events[-1]
     assert (event["method"], event["assurance"]) == ("vneid-qr", "vneid-qr")
     assert event["details"] == {"vneid_level": 2}
-    assert event["subject"] == subject_for(MAI.id_number, SUBJECT_KEY)
+    assert event["subject"] is None and sealed_ref(event) == MAI.id_number
 
 
 @pytest.mark.parametrize("reason", ["expired", "replayed", "revoked", "unknown"])
@@ -668,8 +674,7 @@ def test_bhyt_card_qr_is_a_visit_by_insurance_card() -> None:
     assert (event["kind"], event["method"], event["assurance"]) == ("visit", "bhyt-qr", "qr")
     assert event["details"] == {"insurance": "valid", "department": "Khoa Nội"}
     assert event["demographics"] == {"age_band": "15-24", "sex": "F", "birth_province": None}
-    assert event["subject"] == subject_for("bhyt:7930012345", SUBJECT_KEY)
-    assert event["subject"] != subject_for(MAI.id_number, SUBJECT_KEY)
+    assert event["subject"] is None and sealed_ref(event) == "bhyt:7930012345"
     again = flow.visit(QrPresentation(BHYT.encode()))
     assert again.outcome is Outcome.ALREADY_COUNTED and len(outbox.events) == 1
     clock.advance(3600 * 24 * 300)  # 2026: the card's validity has ended
