@@ -148,6 +148,12 @@ class IngestWorker:
                                  limiter=RejectionLimiter(),
                                  subjects=load_subject_keys(settings.centre_subject_key,
                                                             settings.subject_key))
+        if self.ctx.subjects is None:
+            log.warning("keys.centre_subject_key is not set: subjects are stored as the devices "
+                        "send them and sealed subjects are refused (docs/protocol.md §4.7.1)")
+        elif self.ctx.subjects.province is None:
+            log.warning("keys.subject_key is not set: sealed subjects are refused "
+                        "(docs/protocol.md §4.7.1)")
         self.periodic_s = periodic_s
         self.on_batch = on_batch
         self.queue: queue.Queue[Incoming] = queue.Queue()
