@@ -11,7 +11,9 @@ import json
 import re
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +27,7 @@ from edge_agent.cccd.mrz import build_td1
 from edge_agent.cccd.qr import format_card_qr
 from edge_agent.config import CapacityPolicy, Direction, Language, NameDisplay, QrExpiryPolicy
 from edge_agent.events.ids import Uuid7Generator
+from edge_agent.events.local_subject import SubjectKeyring
 from edge_agent.events.model import EventDraft, build_event
 from edge_agent.flows import (
     AccommodationFlow,
@@ -41,6 +44,7 @@ from edge_agent.flows import (
     StayReason,
     display_name,
 )
+from edge_agent.flows.model import UNKNOWN_SUBJECT
 from edge_agent.identity import IdentityAnswer, IdentityState, VerifiedIdentity
 from edge_agent.insurance import InsuranceState, InsuranceStatus
 from edge_agent.reading import Assurance, ChipIdentity, FailureReason, ReadResult
@@ -656,6 +660,41 @@ def test_stays_restore_after_restart() -> None:
     second.restore_stays(first.open_stays)
     clock.advance(60)
     assert second.check_out(chip(MAI)).accepted
+
+
+def test_a_stay_restored_without_its_local_subject_ends_by_its_stay_id() -> None:
+    """A crash between the outbox and the stay register: the stay comes back with the unknown
+    subject (the event carries none in clear); no card matches it, its stay_id ends it."""
+    clock, outbox = Clock(datetime(2025, 4, 30, 12, 0, tzinfo=ICT)), Outbox()
+    first = AccommodationFlow(settings(), clock=clock, commit=outbox)
+    first.check_in(chip(MAI), room="101", expected_departure=date(2025, 5, 1))
+    (stay,) = first.open_stays
+    second = AccommodationFlow(settings(), clock=clock, commit=outbox)
+    second.restore_stays([replace(stay, subject=UNKNOWN_SUBJECT)])
+    clock.advance(60)
+    assert second.check_out(chip(MAI)).reason == "stay-not-found"
+    out = second.check_out(chip(MAI), stay_id=stay.stay_id)
+    assert out.accepted and outbox.kinds == ["stay.start", "stay.end"]
+    assert sealed_ref(outbox.events[-1]) == MAI.id_number
+
+
+def test_local_subjects_match_across_a_key_rotation(tmp_path: Path) -> None:
+    """The device-local key rotates daily; a guest checked in under yesterday's key still
+    checks out by card, and a repeat tap across the rotation is still a repeat."""
+    clock = Clock(datetime(2025, 4, 30, 12, 0, tzinfo=ICT))
+    ring = SubjectKeyring(tmp_path / "keys", clock=clock)
+    outbox = Outbox()
+    desk = AccommodationFlow(settings(subjects=ring), clock=clock, commit=outbox)
+    desk.check_in(chip(MAI), room="101", expected_departure=date(2025, 5, 2))
+    gate_flow = HeritageGateFlow(settings(direction=Direction.ENTRY, subjects=ring),
+                                 clock=clock, commit=outbox)
+    clock.advance(24 * 3600 - 1)
+    assert gate_flow.present(chip(BINH)).outcome is Outcome.ACCEPTED
+    assert ring.generations == [1]
+    clock.advance(2)  # the next key is due
+    assert gate_flow.present(chip(BINH)).outcome is Outcome.ALREADY_COUNTED
+    assert ring.generations == [1, 2]
+    assert desk.check_out(chip(MAI)).accepted
 
 
 # -- BHYT card QR at the desk, QR expiry policy ---------------------------------------------
