@@ -5,7 +5,8 @@
 ``central broker-acl|broker-sync --config FILE`` (the broker's identities from the registry),
 ``central broker-identity NAME`` (a collector's or broker-admin's certificate),
 ``central device-config --config FILE DEVICE_ID [--language …]`` (a device's runtime
-configuration, docs/protocol.md §8).
+configuration, docs/protocol.md §8), ``central rekey-subjects --config FILE`` (stored subjects
+to the centre subject key).
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from central.device_config import SETTINGS, DeviceConfigError
 from central.device_config import publish as publish_device_config
 from central.enrol import DeviceCA, EnrolmentError, issue_certificate
 from central.ingest.cli import register as register_ingest
+from central.rekey import rekey_subjects
 from central.settings import CentralSettings, SettingsError, load_settings
+from central.subjects import SubjectError, load_subject_keys
 from central.web import create_app
 from central.web.security import hash_password
 
@@ -282,6 +285,23 @@ def _device_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=10.0)
 
 
+def rekey(args: argparse.Namespace) -> int:
+    """Convert stored legacy subjects to the centre's (central/rekey.py); idempotent."""
+    settings = _settings(args.config)
+    if settings.centre_subject_key is None:
+        raise CentralCliError("rekey-subjects needs keys.centre_subject_key in the settings")
+    try:
+        keys = load_subject_keys(settings.centre_subject_key, settings.subject_key)
+    except SubjectError as exc:
+        raise CentralCliError(str(exc)) from None
+    assert keys is not None
+    report = rekey_subjects(make_engine(settings.database_url), keys, batch=args.batch)
+    print("rekey-subjects: " + ", ".join(
+        f"{table} {n} converted ({report.already[table]} already keyed)"
+        for table, n in report.converted.items()))
+    return 0
+
+
 def _crl_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crl", type=Path,
                         help="also rewrite this CRL of revoked devices (the broker's crlfile)")
@@ -338,6 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="publish a device's runtime configuration (retained)")
     _device_config_arguments(dconf)
     dconf.set_defaults(handler=device_config)
+    rk = commands.add_parser("rekey-subjects",
+                             help="key stored subjects with the centre subject key (idempotent)")
+    rk.add_argument("--config", required=True, type=Path)
+    rk.add_argument("--batch", type=int, default=5000, help="rows per transaction")
+    rk.set_defaults(handler=rekey)
     return parser
 
 

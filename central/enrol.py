@@ -8,7 +8,9 @@
   stored in :attr:`Device.signing_public_key` through :func:`central.registry.enrol_device`;
 * a zip bundle: ``agent.toml`` (docs/configuration.md; readers, scanners and paths to adjust on
   the device), ``tls/ca.pem``, ``tls/<id>.crt``, ``tls/<id>.key``, ``keys/device-ed25519.pem``,
-  ``keys/centre-x25519.pub.pem`` and, when configured, ``keys/subject.key``.
+  ``keys/centre-x25519.pub.pem``. No subject key: a device seals the ID number to the centre
+  and keys its own dedupe locally (docs/privacy.md §3), so the province's subject key is no
+  longer issued.
 
 The private keys exist only in the returned bundle: the collector keeps the public halves.
 """
@@ -187,7 +189,6 @@ def agent_toml(device_id: str, site: Site, name: str, broker_url: str,
         "[keys]",
         'signing_key = "keys/device-ed25519.pem"',
         'centre_public_key = "keys/centre-x25519.pub.pem"',
-        'subject_key = "keys/subject.key"  # the province\'s HMAC key (not issued here if absent)',
         "",
         "[readers]",
         'uris = ["pcsc"]',
@@ -215,7 +216,7 @@ def agent_toml(device_id: str, site: Site, name: str, broker_url: str,
 
 def enrol(db: Session, *, device_id: str, site: Site, ca: DeviceCA, centre_public: bytes,
           broker_url: str, name: str = "", direction: str | None = None,
-          broker_ca_pem: bytes | None = None, subject_key: bytes | None = None,
+          broker_ca_pem: bytes | None = None,
           now: datetime | None = None) -> Enrolment:
     """Create the device's keys and certificate, register it, and build its bundle.
 
@@ -267,8 +268,6 @@ def enrol(db: Session, *, device_id: str, site: Site, ca: DeviceCA, centre_publi
                                                          nocrypt),
         "keys/centre-x25519.pub.pem": centre_public_pem(centre_public),
     }
-    if subject_key is not None:
-        files["keys/subject.key"] = subject_key
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for path, data in files.items():

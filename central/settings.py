@@ -19,6 +19,7 @@ Example (every key optional; the defaults are shown)::
     centre_private_key = "/etc/central/centre-x25519.key"   # raw 32 bytes or PEM PKCS#8
     data_key = "/etc/central/data.key"                      # AES-256 key (central.at_rest)
     subject_key = "/etc/central/subject.key"  # optional: the province's subject key (person search)
+    centre_subject_key = "/etc/central/centre-subject.key"  # optional: held by the centre only
 
     [ingest]
     max_future_skew_s = 600      # occurred_at later than receipt + this → "clock-skew"
@@ -111,7 +112,12 @@ class CentralSettings:
     data_key: Path | None = None
     subject_key: Path | None = None
     """The province's subject key (the devices' HMAC key): enables the audited person search
-    and goes into enrolment bundles; unset, neither (docs/privacy.md §3)."""
+    and computes a sealed subject's legacy value at ingest; unset, neither (docs/privacy.md
+    §3). Enrolment no longer puts it into device bundles."""
+    centre_subject_key: Path | None = None
+    """The centre subject key (at least 16 bytes, no device holds it): the stored subject is
+    keyed with it (:mod:`central.subjects`). Unset, the collector stores legacy subjects as they
+    come and refuses sealed ones (``sealed-subject-unopenable``)."""
     max_future_skew: timedelta = timedelta(minutes=10)
     batch_size: int = 500
     batch_ms: int = 50
@@ -194,7 +200,8 @@ def settings_from_dict(data: dict[str, Any], base: Path = Path()) -> CentralSett
         keepalive_s=_int(b, "keepalive_s", "broker.", 30, low=5, high=3600))
     if broker.tls and (broker.cert is None) != (broker.key is None):
         raise SettingsError("broker.key", "broker.cert and broker.key go together")
-    k = _take(_table(data, "keys"), "keys.", {"centre_private_key", "data_key", "subject_key"})
+    k = _take(_table(data, "keys"), "keys.", {"centre_private_key", "data_key", "subject_key",
+                                                  "centre_subject_key"})
     i = _take(_table(data, "ingest"), "ingest.",
               {"max_future_skew_s", "batch_size", "batch_ms", "heartbeat_s",
                "offline_after_heartbeats", "seq_gap_grace_s", "publish_occupancy",
@@ -217,6 +224,7 @@ def settings_from_dict(data: dict[str, Any], base: Path = Path()) -> CentralSett
         centre_private_key=_path(k, "centre_private_key", "keys.", base),
         data_key=_path(k, "data_key", "keys.", base),
         subject_key=_path(k, "subject_key", "keys.", base),
+        centre_subject_key=_path(k, "centre_subject_key", "keys.", base),
         max_future_skew=timedelta(seconds=_int(i, "max_future_skew_s", "ingest.", 600,
                                                low=0, high=86400)),
         batch_size=_int(i, "batch_size", "ingest.", 500, high=10000),

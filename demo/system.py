@@ -283,7 +283,7 @@ def wait_port(port: int, what: str, timeout: float = 30) -> None:
 
 
 def seed_collector(root: Path, database_url: str, ca: DeviceCA, centre: X25519PrivateKey,
-                   broker_url: str, subject_key: bytes, password: str,
+                   broker_url: str, password: str,
                    stations: tuple[StationSpec, ...] = STATIONS) -> dict[str, Path]:
     """Migrate, create units, sites, the administrator, and enrol every device."""
     upgrade(database_url)
@@ -313,8 +313,7 @@ def seed_collector(root: Path, database_url: str, ca: DeviceCA, centre: X25519Pr
             enrolment = enrol(session, device_id=spec.device_id, site=site, ca=ca,
                               centre_public=centre.public_key().public_bytes(
                                   serialization.Encoding.Raw, serialization.PublicFormat.Raw),
-                              broker_url=broker_url, direction=spec.direction,
-                              subject_key=subject_key, now=now)
+                              broker_url=broker_url, direction=spec.direction, now=now)
             target = root / "devices"
             extract_private_zip(enrolment.bundle, target)  # keys 0600, folders 0700
             bundles[spec.device_id] = target / spec.device_id
@@ -335,7 +334,6 @@ site_kind = "{spec.kind}"
 [keys]
 signing_key = "keys/device-ed25519.pem"
 centre_public_key = "keys/centre-x25519.pub.pem"
-subject_key = "keys/subject.key"
 
 [readers]
 uris = {readers}
@@ -526,7 +524,10 @@ def _run_system(*, root: Path, duration: float | None, check: bool, web_port: in
             serialization.NoEncryption()))
         new_data_key(root / "data.key")
         write_private(root / "web-secret", secrets.token_bytes(32))
-        subject_key = secrets.token_bytes(32)
+        # The subject keys live at the centre only (docs/privacy.md §3): the province key
+        # keys a sealed subject's legacy value, the centre subject key the stored one.
+        write_private(root / "subject.key", secrets.token_bytes(32))
+        write_private(root / "centre-subject.key", secrets.token_bytes(32))
         broker_port = free_port()
         broker_url = f"mqtts://127.0.0.1:{broker_port}"
         database_url = database_url or f"sqlite:///{root / 'central.sqlite3'}"
@@ -545,6 +546,8 @@ client_id = "{name}"
 [keys]
 centre_private_key = "{root / 'centre-x25519.key'}"
 data_key = "{root / 'data.key'}"
+subject_key = "{root / 'subject.key'}"
+centre_subject_key = "{root / 'centre-subject.key'}"
 
 [ingest]
 publish_occupancy = {"true" if name == "collector" else "false"}
@@ -556,8 +559,8 @@ publish_occupancy = {"true" if name == "collector" else "false"}
         stations_spec = STATIONS + ((StationSpec("gate-ngo-mon-3", HERITAGE, "entry", True,
                                                   "heritage-gate", "entry", reader="pcsc"),)
                                      if pcsc_slot is not None else ())
-        bundles = seed_collector(root, database_url, ca, centre, broker_url, subject_key,
-                                 password, stations_spec)
+        bundles = seed_collector(root, database_url, ca, centre, broker_url, password,
+                                 stations_spec)
         sync_broker(system, central_toml, pki)
         ingest_argv = {name: [str(bin_dir / "central"), "ingest", "--config", str(config)]
                        for name, config in configs.items()}

@@ -45,6 +45,7 @@ from edge_agent.config import (
     load_keys,
 )
 from edge_agent.desk import parse_department, parse_manual, parse_stay
+from edge_agent.events.local_subject import SubjectKeyring
 from edge_agent.events.model import EventDraft, EventKind
 from edge_agent.flows import (
     AccommodationFlow,
@@ -155,6 +156,10 @@ def create_agent(config: Config, *, outputs: Outputs | None = None,
                  insurance_retry_s=insurance_retry_s)
 
 
+PRUNE_KEYS_S = 3600.0
+"""How often the running agent deletes retired local subject keys."""
+
+
 class Agent:
     """Everything one device runs. ``start()`` then ``stop()``; safe to stop twice.
 
@@ -181,6 +186,9 @@ class Agent:
         config = self._restore_runtime(config)
         self.config = config
         self.keys = load_keys(config.keys)
+        if self.keys.subject_key is not None:
+            log.warning("keys.subject_key (the province subject key) is configured but no longer "
+                        "used: remove it and delete the file from this device")
         self.clock = clock
         self._open_reader = reader_opener
         self._open_scanner = scanner_opener
@@ -217,7 +225,11 @@ class Agent:
         """The department the desk set for the next visits (``details.department``)."""
         self._for_stay: tuple[str, float] | None = None
         """The desk's "next card is for" choice (admit / discharge) and when it was made."""
-        self.flow: FlowBase = make_flow(config, self.keys.subject_key, clock=clock,
+        self.subject_keys = SubjectKeyring(
+            config.outbox.path.with_name(config.outbox.path.name + ".subject-keys"),
+            clock=clock)
+        """The device-local subject keys (docs/privacy.md §3): never sent anywhere."""
+        self.flow: FlowBase = make_flow(config, self.subject_keys, clock=clock,
                                         commit=self._commit, insurance=self.insurance,
                                         vneid=vneid, recheck=self._recheck)
         self.stays: StayRegister | None = None
@@ -228,6 +240,7 @@ class Agent:
             self.flow.restore_stays(self.stays.open_stays())
         if isinstance(self.flow, HospitalFlow):
             self.flow.restore_visits(self._visits_today())
+        self._prune_subject_keys()
         self.trust = (load_trust_folder(config.chip.trust_dir)
                       if config.chip.trust_dir else None)
         self.policy = ReadPolicy(read_dg2=config.chip.dg2,
@@ -366,19 +379,31 @@ class Agent:
         self._committed = [(draft, str(entry.event_id))
                            for draft, entry in zip(drafts, entries, strict=True)]
         if self.stays is not None:
-            for entry in entries:
+            for draft, entry in zip(drafts, entries, strict=True):
                 if entry.is_stay:
-                    self.stays.apply(entry.seq, json.loads(entry.payload))
+                    self.stays.apply(entry.seq, json.loads(entry.payload), draft.subject)
+                elif draft.kind is EventKind.VISIT and draft.subject is not None:
+                    self.stays.add_visit(entry.seq, draft.subject,
+                                         entry.committed_at.astimezone(
+                                             self.clock().tzinfo).date())
         for draft in drafts:
             self.metrics.events_committed.labels(kind=draft.kind.value).inc()
         self.uplink.wake()
 
+    def _prune_subject_keys(self) -> None:
+        """Delete local subject keys no longer needed (edge_agent/events/local_subject.py)."""
+        in_use = self.stays.subjects_in_use() if self.stays is not None else []
+        dropped = self.subject_keys.prune(in_use)
+        if dropped:
+            log.info("local subject keys retired and deleted: generations %s", dropped)
+
     def _visits_today(self, limit: int = 20_000) -> list[str]:
-        """The subjects of today's visits still in the outbox, newest first (one visit per
-        person and day survives a restart, docs/presentations.md)."""
+        """The local subjects of today's visits (the stay register), and the clear subjects of
+        older agents' visits still in the outbox (one visit per person and day survives a
+        restart, docs/presentations.md)."""
         now = self.clock()
         today = now.date()
-        subjects: list[str] = []
+        subjects: list[str] = self.stays.visits(today) if self.stays is not None else []
         seq = self.outbox.last_seq()
         while seq > 0 and limit > 0:
             entry = self.outbox.get(seq)
@@ -412,7 +437,8 @@ class Agent:
         assert isinstance(visit, EventDraft) and isinstance(training, bool)
         follow_up = EventDraft(
             kind=EventKind.VISIT_INSURANCE, method=visit.method, assurance=visit.assurance,
-            occurred_at=self.clock(), subject=visit.subject, count=1,
+            occurred_at=self.clock(), subject=visit.subject, subject_ref=visit.subject_ref,
+            count=1,
             demographics=visit.demographics, reason=None,
             details={"insurance": status.state.value, "visit_event_id": recheck.event_id})
         with self._lock:  # marked like the visit it answers, whatever the mode is now
@@ -824,8 +850,15 @@ class Agent:
         return {"lane": lane}
 
     def _tick_loop(self) -> None:
+        next_prune = time.monotonic() + PRUNE_KEYS_S
         while not self._stop.wait(TICK_S):
             self._feed(self.presentations.tick)
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_KEYS_S
+                try:
+                    self._prune_subject_keys()
+                except Exception:  # a full disk must not end the tick loop
+                    log.exception("pruning the local subject keys failed")
 
     def _reader_loop(self, uri: str) -> None:
         name = f"reader {uri}"

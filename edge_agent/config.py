@@ -166,8 +166,11 @@ class KeysConfig:
     """Ed25519 private key, PKCS#8 PEM: signs every event (docs/design.md §3)."""
     centre_public_key: Path
     """X25519 public key, SubjectPublicKeyInfo PEM: seals stay.* personal data."""
-    subject_key: Path
-    """Raw bytes (at least 16) of the province's HMAC key for ``subject``."""
+    subject_key: Path | None = None
+    """Deprecated: the province's HMAC key older agents computed ``subject`` with. This agent
+    seals the ID number to the centre instead and keys its own dedupe with a device-local key
+    (docs/privacy.md §3); a configured file is still checked, never used, and should be
+    deleted from the device (docs/operations.md, retiring the province subject key)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -683,7 +686,7 @@ def parse_config(text: str, base_dir: Path | str = ".", *, source: Path | None =
     k = _table(root, "keys", {"signing_key", "centre_public_key", "subject_key"}, required=True)
     keys = KeysConfig(signing_key=k.req_path("signing_key", base),
                       centre_public_key=k.req_path("centre_public_key", base),
-                      subject_key=k.req_path("subject_key", base))
+                      subject_key=k.path("subject_key", base))
 
     readers = _table(root, "readers", {"uris"}).uris("uris")
     scanners = _table(root, "scanners", {"uris"}).uris("uris")
@@ -752,7 +755,8 @@ class LoadedKeys:
 
     signing_key: Ed25519PrivateKey
     centre_public_key: X25519PublicKey
-    subject_key: bytes
+    subject_key: bytes | None
+    """The deprecated province key when still configured (unused; see :class:`KeysConfig`)."""
 
 
 def _read(path: Path, key: str) -> bytes:
@@ -779,6 +783,8 @@ def load_keys(keys: KeysConfig) -> LoadedKeys:
         raise ConfigError("keys.centre_public_key", f"not a PEM public key ({exc})") from None
     if not isinstance(centre, X25519PublicKey):
         raise ConfigError("keys.centre_public_key", "must be an X25519 public key")
+    if keys.subject_key is None:
+        return LoadedKeys(signing, centre, None)
     subject = _read(keys.subject_key, "keys.subject_key")
     if len(subject) < 16:
         raise ConfigError("keys.subject_key", f"holds {len(subject)} bytes, at least 16 needed")

@@ -4,6 +4,12 @@ A hospital desk restarted overnight must still discharge the patients it admitte
 is updated after each outbox commit; at start-up it replays every stay event the outbox stored
 after the register's last applied ``seq``, which closes the window between the two commits (the
 outbox keeps rows far longer than a restart takes).
+
+It holds device-local subjects only (:mod:`edge_agent.events.local_subject`): the open stays'
+and, for a hospital desk, today's visits (one visit per person and day survives a restart).
+The events themselves carry no subject in clear (the centre gets it sealed), so a stay replayed
+from the outbox after a crash between the two commits is restored with :data:`UNKNOWN_SUBJECT`:
+the desk lists it and ends it when a card is tapped for that stay, without matching the card.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from edge_agent.flows.model import OpenStay, StayReason
+from edge_agent.flows.model import UNKNOWN_SUBJECT, OpenStay, StayReason
 from edge_agent.outbox import Outbox
 from edge_agent.private_files import ensure_private_file
 
@@ -25,6 +31,8 @@ CREATE TABLE IF NOT EXISTS open_stays (
     stay_id TEXT PRIMARY KEY, subject TEXT NOT NULL, ward_or_room TEXT NOT NULL,
     expected_departure TEXT NOT NULL, reason_code TEXT NOT NULL, started_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS visits (seq INTEGER PRIMARY KEY, subject TEXT NOT NULL,
+    day TEXT NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('last_seq', 0);
 """
 
@@ -52,16 +60,19 @@ class StayRegister:
             row = self._conn.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
         return int(row[0])
 
-    def apply(self, seq: int, event: dict[str, Any]) -> None:
-        """Record a committed stay event (the wire object; only its clear fields are used)."""
+    def apply(self, seq: int, event: dict[str, Any], local: str | None = None) -> None:
+        """Record a committed stay event (the wire object; only its clear fields are used) with
+        the local subject of its draft (``local``; an older event's clear ``subject`` serves
+        when replaying, else :data:`UNKNOWN_SUBJECT`)."""
         kind, details = event.get("kind"), event.get("details") or {}
+        subject = local or event.get("subject") or UNKNOWN_SUBJECT
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 if kind == "stay.start":
                     self._conn.execute(
                         "INSERT OR REPLACE INTO open_stays VALUES (?, ?, ?, ?, ?, ?)",
-                        (details["stay_id"], event["subject"], details["ward_or_room"],
+                        (details["stay_id"], subject, details["ward_or_room"],
                          details["expected_departure"], details["reason_code"],
                          event["occurred_at"]))
                 elif kind == "stay.end":
@@ -84,6 +95,29 @@ class StayRegister:
             self.apply(seq, json.loads(entry.payload))
             applied += 1
         return applied
+
+    def add_visit(self, seq: int, subject: str, day: date) -> None:
+        """Remember a committed visit's local subject for ``day``; older days are forgotten."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("DELETE FROM visits WHERE day < ?", (day.isoformat(),))
+            self._conn.execute("INSERT OR REPLACE INTO visits VALUES (?, ?, ?)",
+                               (seq, subject, day.isoformat()))
+            self._conn.execute("COMMIT")
+
+    def visits(self, day: date) -> list[str]:
+        """The local subjects of the visits remembered for ``day``."""
+        with self._lock:
+            rows = self._conn.execute("SELECT subject FROM visits WHERE day = ? ORDER BY seq",
+                                      (day.isoformat(),)).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def subjects_in_use(self) -> list[str]:
+        """Every local subject the register still holds (the keyring keeps their keys)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT subject FROM open_stays UNION SELECT subject FROM visits").fetchall()
+        return [str(r[0]) for r in rows]
 
     def open_stays(self) -> list[OpenStay]:
         with self._lock:

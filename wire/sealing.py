@@ -16,11 +16,17 @@ nor the broker holds them in clear:
 A fresh ephemeral key per message makes the all-zero nonce safe (each key seals one message).
 The associated data binds the sealed box to its event (``event_id`` and ``device_id``), so a box
 cannot be moved into another event.
+
+The sealed subject (docs/protocol.md §4.7.1) is a second box in ``subject_sealed`` holding
+``{"ref": "<ID number>"}`` (or ``bhyt:`` and a BHYT card's number): the centre computes the
+stored subject from it with a key no device holds. Its associated data is
+:func:`subject_aad` (``"subject|" ‖`` the event's), so it cannot be swapped with ``sealed``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +39,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from wire.errors import WireError
 from wire.signing import b64url, b64url_decode
 
-__all__ = ["ALGORITHM", "INFO", "NONCE", "SealError", "SealedBox", "event_aad", "key_id",
-           "open_event_box", "open_sealed", "seal"]
+__all__ = ["ALGORITHM", "INFO", "NONCE", "SUBJECT_REF", "SealError", "SealedBox", "event_aad",
+           "key_id", "open_event_box", "open_sealed", "open_subject_box", "seal", "seal_subject",
+           "subject_aad"]
 
 ALGORITHM = "X25519-HKDF-SHA256-CHACHA20POLY1305"
 """The ``alg`` of every sealed box of wire v1."""
@@ -46,15 +53,24 @@ NONCE = bytes(12)
 
 class SealError(WireError):
     """A sealed box that cannot be opened (wrong key, tampered, malformed); the reason carries no
-    plaintext. ``path`` is ``$.sealed``."""
+    plaintext. ``path`` is ``$.sealed`` (``$.subject_sealed`` for a sealed subject)."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__("$.sealed", reason)
+    def __init__(self, reason: str, path: str = "$.sealed") -> None:
+        super().__init__(path, reason)
 
 
 def event_aad(event_id: str, device_id: str) -> bytes:
     """The associated data binding a box to its event: ``"<event_id>|<device_id>"``."""
     return f"{event_id}|{device_id}".encode()
+
+
+def subject_aad(event_id: str, device_id: str) -> bytes:
+    """The associated data of a sealed subject: ``"subject|<event_id>|<device_id>"``."""
+    return b"subject|" + event_aad(event_id, device_id)
+
+
+SUBJECT_REF = re.compile(r"^(?:[0-9]{12}|bhyt:[0-9]{10})$")
+"""What a sealed subject holds: a 12-digit ID number, or ``bhyt:`` and a 10-digit BHYT number."""
 
 
 def _raw(key: X25519PublicKey) -> bytes:
@@ -135,3 +151,27 @@ def open_event_box(sealed: Any, centre_key: X25519PrivateKey, event_id: str,
                    device_id: str) -> dict[str, Any]:
     """The JSON object inside an event's ``sealed`` member (the collector's side)."""
     return open_sealed(SealedBox.from_json(sealed), centre_key, event_aad(event_id, device_id))
+
+
+def seal_subject(ref: str, recipient: X25519PublicKey, event_id: str,
+                 device_id: str) -> SealedBox:
+    """Seal a subject reference (:data:`SUBJECT_REF`) to the centre for one event."""
+    if not SUBJECT_REF.fullmatch(ref):
+        raise ValueError("a subject reference is 12 digits, or bhyt: and 10 digits")
+    return seal({"ref": ref}, recipient, subject_aad(event_id, device_id))
+
+
+def open_subject_box(sealed: Any, centre_key: X25519PrivateKey, event_id: str,
+                     device_id: str) -> str:
+    """The reference inside an event's ``subject_sealed`` member (the collector's side);
+    :class:`SealError` (path ``$.subject_sealed``, no plaintext in the reason) otherwise."""
+    try:
+        data = open_sealed(SealedBox.from_json(sealed), centre_key,
+                           subject_aad(event_id, device_id))
+    except SealError as exc:
+        raise SealError(exc.reason, "$.subject_sealed") from None
+    ref = data.get("ref")
+    if set(data) != {"ref"} or not isinstance(ref, str) or not SUBJECT_REF.fullmatch(ref):
+        raise SealError("sealed subject is not {\"ref\": an ID number or bhyt: number}",
+                        "$.subject_sealed")
+    return ref

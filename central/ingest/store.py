@@ -58,6 +58,7 @@ from central.ingest.validate import (
     parse_date,
     parse_time,
 )
+from central.subjects import SubjectKeys
 from wire.signing import SignatureError, ed25519_public, verify_signature
 from wire.topics import TOPIC_PREFIX, split_topic
 
@@ -136,6 +137,9 @@ class IngestContext:
     retention horizon in the worker: older events would be purged at once)."""
     limiter: RejectionLimiter | None = None
     """Rate limit of rejection rows and log lines (None: every rejection recorded)."""
+    subjects: SubjectKeys | None = None
+    """The centre's subject keys (:mod:`central.subjects`); None: subjects stored as sent and
+    sealed subjects refused."""
 
 
 @dataclass(frozen=True)
@@ -555,7 +559,7 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
             continue
         checked = check_event(item, views.get(item.device_id),
                               max_future_skew=ctx.max_future_skew, centre_key=ctx.centre_key,
-                              max_age=ctx.max_age)
+                              max_age=ctx.max_age, subjects=ctx.subjects)
         if isinstance(checked, Rejection):
             rejections.append((incoming, checked))
             if checked.reason in SETTLING:
@@ -635,7 +639,7 @@ def process(session: Session, batch: Sequence[Incoming], ctx: IngestContext,
 
 SETTLING = frozenset({Reason.SITE_MISMATCH, Reason.CLOCK_SKEW, Reason.TOO_OLD,
                       Reason.KIND_NOT_FOR_SITE, Reason.SEALED_STAY_UNOPENABLE,
-                      Reason.STAY_OWNER_MISMATCH})
+                      Reason.SEALED_SUBJECT_UNOPENABLE, Reason.STAY_OWNER_MISMATCH})
 """Refusals of an event whose signature verified: the device did sign that seq, and it will
 never be accepted, so the seq is settled for the gap alarm (a ``replay`` seq is settled by the
 stored event, a bad signature proves nothing, a revoked device's gaps do not matter)."""

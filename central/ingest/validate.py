@@ -4,7 +4,8 @@ Stage 1 (:func:`decode`, no database): topic, size (docs/protocol.md §9: 16 KiB
 schema (with the JSON path of the first problem), topic device = payload ``device_id``
 (§2). Stage 2 (:func:`check_event`, :func:`check_status`, with the device registry): known and
 not revoked, Ed25519 signature (§4.8), registered site = ``site_id``, time bounds both ways
-and the site kind (§4.10), sealed box (§4.7) for ``stay.*``. Times and dates that match their
+and the site kind (§4.10), sealed box (§4.7) for ``stay.*``, the subject (§4.7.1: a sealed
+one opened, every one keyed with the centre subject key). Times and dates that match their
 pattern but are no real instant (31 February, year 0, an offset past year 9999) are ``schema``
 rejections naming the device, like integers too long to convert (``malformed-json``).
 
@@ -25,8 +26,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from nacl.signing import VerifyKey
 
+from central.subjects import SubjectError, SubjectKeys
 from wire import MAX_PAYLOAD_BYTES, WireError, validate
-from wire.sealing import SealError, open_event_box
+from wire.sealing import SealError, open_event_box, open_subject_box
 from wire.signing import SignatureError, verify_signature
 from wire.topics import split_topic
 
@@ -49,6 +51,7 @@ class Reason(StrEnum):
     KIND_NOT_FOR_SITE = "kind-not-for-site"
     STAY_OWNER_MISMATCH = "stay-owner-mismatch"
     SEALED_STAY_UNOPENABLE = "sealed-stay-unopenable"
+    SEALED_SUBJECT_UNOPENABLE = "sealed-subject-unopenable"
     DEAD_LETTER = "dead-letter"
     RATE_LIMITED = "rate-limited"
     INTERNAL_ERROR = "internal-error"
@@ -116,7 +119,9 @@ class DeviceView:
 
 @dataclass(frozen=True)
 class ValidEvent:
-    """An event that passed every check; ``personal`` only for ``stay.*``."""
+    """An event that passed every check; ``personal`` only for ``stay.*``. ``message`` is the
+    event as stored: its ``subject`` is the centre's (:mod:`central.subjects`) when the collector
+    has the centre subject key, and a sealed subject's box is gone."""
 
     message: dict[str, Any]
     occurred_at: datetime
@@ -330,9 +335,45 @@ def _time_bounds(member: str, at: datetime, received: datetime, max_future_skew:
     return None
 
 
+def stored_subject(msg: dict[str, Any], centre_key: X25519PrivateKey | None,
+                   subjects: SubjectKeys | None) -> dict[str, Any] | Rejection:
+    """The event with the subject the centre stores (docs/protocol.md §4.7.1).
+
+    A sealed subject is opened (centre key), its legacy value computed (province key) and keyed
+    with the centre subject key; a clear legacy subject is keyed the same way, so both land on
+    the same stored value. Without the centre subject key a clear subject is kept as it came (a
+    collector not yet upgraded) and a sealed one is refused. The opened ID number is never
+    stored, returned or logged.
+    """
+    device_id = str(msg["device_id"])
+    sealed = msg.get("subject_sealed")
+    if sealed is not None:
+        if centre_key is None or subjects is None or subjects.province is None:
+            missing = ("keys.centre_private_key" if centre_key is None else
+                       "keys.centre_subject_key" if subjects is None else "keys.subject_key")
+            return Rejection(Reason.SEALED_SUBJECT_UNOPENABLE, f"collector has no {missing}",
+                             device_id)
+        try:
+            ref = open_subject_box(sealed, centre_key, str(msg["event_id"]), device_id)
+            subject = subjects.for_reference(ref)
+        except SealError as exc:
+            return Rejection(Reason.SEALED_SUBJECT_UNOPENABLE, exc.reason, device_id)
+        except SubjectError:  # the box's pattern check makes this unreachable; no plaintext
+            return Rejection(Reason.SEALED_SUBJECT_UNOPENABLE, "no subject for the reference",
+                             device_id)
+        del ref
+        out = {k: v for k, v in msg.items() if k != "subject_sealed"}
+        out["subject"] = subject
+        return out
+    if subjects is not None and msg.get("subject") is not None:
+        return {**msg, "subject": subjects.stored(str(msg["subject"]))}
+    return msg
+
+
 def check_event(decoded: Decoded, device: DeviceView | None, *, max_future_skew: timedelta,
                 centre_key: X25519PrivateKey | None,
-                max_age: timedelta | None = None) -> ValidEvent | Rejection:
+                max_age: timedelta | None = None,
+                subjects: SubjectKeys | None = None) -> ValidEvent | Rejection:
     """Stage 2 for an event."""
     rejected = _device_checks(decoded, device, signed=True)
     if rejected is not None:
@@ -367,7 +408,10 @@ def check_event(decoded: Decoded, device: DeviceView | None, *, max_future_skew:
             return Rejection(Reason.SEALED_STAY_UNOPENABLE,
                              f"plaintext breaks stay-personal.v1 at {exc.path}",
                              decoded.device_id)
-    return ValidEvent(msg, occurred, received, personal, decoded.incoming)
+    keyed = stored_subject(msg, centre_key, subjects)
+    if isinstance(keyed, Rejection):
+        return keyed
+    return ValidEvent(keyed, occurred, received, personal, decoded.incoming)
 
 
 def check_status(decoded: Decoded, device: DeviceView | None, *,

@@ -59,6 +59,7 @@ from central.ingest.store import (
 from central.ingest.store import raise_offline_alarm as _raise_offline
 from central.ingest.validate import Incoming
 from central.settings import CentralSettings
+from central.subjects import load_subject_keys
 
 log = logging.getLogger("central.ingest")
 
@@ -144,7 +145,15 @@ class IngestWorker:
             data_key = load_data_key(settings.data_key)
         self.ctx = IngestContext(centre_key, data_key, settings.max_future_skew,
                                  settings.seq_gap_grace, max_age=settings.retention.events,
-                                 limiter=RejectionLimiter())
+                                 limiter=RejectionLimiter(),
+                                 subjects=load_subject_keys(settings.centre_subject_key,
+                                                            settings.subject_key))
+        if self.ctx.subjects is None:
+            log.warning("keys.centre_subject_key is not set: subjects are stored as the devices "
+                        "send them and sealed subjects are refused (docs/protocol.md §4.7.1)")
+        elif self.ctx.subjects.province is None:
+            log.warning("keys.subject_key is not set: sealed subjects are refused "
+                        "(docs/protocol.md §4.7.1)")
         self.periodic_s = periodic_s
         self.on_batch = on_batch
         self.queue: queue.Queue[Incoming] = queue.Queue()

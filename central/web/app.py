@@ -87,6 +87,7 @@ class ConfigurationError(ValueError):
 _SETTINGS_NAMES = {"database_url": "DATABASE_URL", "data_key": "DATA_KEY_PATH",
                    "centre_private_key": "CENTRE_X25519_PRIVATE",
                    "subject_key": "SUBJECT_KEY_PATH",
+                   "centre_subject_key": "CENTRE_SUBJECT_KEY_PATH",
                    "web_trusted_proxy_hops": "TRUSTED_PROXY_HOPS"}
 
 

@@ -361,8 +361,7 @@ def device_enrol() -> Response:
         result = enrol(db, device_id=device_id, site=site, ca=ca, centre_public=centre,
                        broker_url=str(current_app.config["BROKER_URL"]),
                        name=str(form.name.data or ""), direction=direction,
-                       broker_ca_pem=_optional_file("BROKER_CA_CERT"),
-                       subject_key=_optional_file("SUBJECT_KEY_PATH"))
+                       broker_ca_pem=_optional_file("BROKER_CA_CERT"))
     except EnrolmentError as exc:
         db.rollback()
         raise BadRequest(str(exc)) from None

@@ -1,9 +1,10 @@
 """The restricted, audited person search (docs/privacy.md §3): "was this person at this site
 between these dates". The officer types the ID number; the centre turns it into the person's
-``subject`` with the province's subject key (:mod:`central.subjects`) and looks for events and
-stays of that subject at one site in the principal's scope. The ID number is never stored,
-logged or shown back: the audit log and the page carry only its masked form (last 4 digits).
-Only :data:`~central.web.security.SEARCH_ROLES` may search, always with a stated purpose.
+``subject`` with the province's and the centre's subject keys (:mod:`central.subjects`) and
+looks for events and stays of that subject at one site in the principal's scope. The ID number
+is never stored, logged or shown back: the audit log and the page carry only its masked form
+(last 4 digits). Only :data:`~central.web.security.SEARCH_ROLES` may search, always with a
+stated purpose.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from flask import Blueprint, current_app, render_template, request
 from sqlalchemy import select
 
 from central.db.models import Event, Stay
-from central.subjects import SubjectError, subject_for
+from central.subjects import SubjectError, SubjectKeys, subject_for
 from central.web.errors import PersonalDataUnavailable
 from central.web.forms import PURPOSES, PersonSearchForm, bind
 from central.web.security import (
@@ -51,6 +52,30 @@ def subject_key() -> bytes:
     raise PersonalDataUnavailable("SUBJECT_KEY")
 
 
+def centre_subject_key() -> bytes | None:
+    """The centre subject key (``CENTRE_SUBJECT_KEY`` bytes or the file
+    ``CENTRE_SUBJECT_KEY_PATH``); None when the collector stores legacy subjects."""
+    value: Any = current_app.config.get("CENTRE_SUBJECT_KEY")
+    if isinstance(value, bytes) and value:
+        return value
+    path = current_app.config.get("CENTRE_SUBJECT_KEY_PATH")
+    if path:
+        try:
+            return Path(path).read_bytes()
+        except OSError:
+            raise PersonalDataUnavailable("CENTRE_SUBJECT_KEY") from None
+    return None
+
+
+def stored_subject(id_number: str) -> str:
+    """The subject the database holds for ``id_number`` (:mod:`central.subjects`): keyed with
+    the centre subject key when there is one, else the legacy value."""
+    province, centre = subject_key(), centre_subject_key()
+    if centre is None:
+        return subject_for(id_number, province)
+    return SubjectKeys(centre, province).for_id_number(id_number)
+
+
 @bp.route("/search", methods=["GET", "POST"])
 @require_roles(*SEARCH_ROLES)
 def search() -> str:
@@ -67,7 +92,7 @@ def search() -> str:
     id_number = str(form.id_number.data)
     masked = mask_id(id_number)
     try:
-        subject = subject_for(id_number, subject_key())
+        subject = stored_subject(id_number)
     except SubjectError:
         raise PersonalDataUnavailable("SUBJECT_KEY") from None
     del id_number

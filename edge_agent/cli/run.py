@@ -96,8 +96,12 @@ def _healthy(health: dict[str, Any]) -> str:
 
 def doctor_checks(config: Config) -> list[dict[str, Any]]:
     """The checks, each ``{"check", "ok", "detail"}``."""
-    results = [_check("keys", lambda: (load_keys(config.keys), "signing, sealing and subject "
-                                                                "keys readable")[1])]
+    results = [_check("keys", lambda: (load_keys(config.keys), "signing and sealing keys "
+                                                                "readable")[1])]
+    if config.keys.subject_key is not None:
+        results.append({"check": "keys.subject_key", "ok": True, "detail": (
+            "warning: the province subject key is no longer used: remove keys.subject_key "
+            "and delete the file (docs/operations.md, retiring the province subject key)")})
     for uri in config.readers:
         def reader_check(uri: str = uri) -> str:
             with open_reader(uri) as reader:

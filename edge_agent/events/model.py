@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from edge_agent.cccd.dates import BirthDate
 from wire.kinds import EventAssurance, EventKind, Method
-from wire.sealing import event_aad, seal
+from wire.sealing import event_aad, seal, seal_subject
 from wire.signing import sign_event
 
 __all__ = [
@@ -73,6 +73,11 @@ class EventDraft:
     details: dict[str, Any] = field(default_factory=dict)
     personal: dict[str, Any] | None = None
     """For ``stay.*`` only: sealed to the centre, never stored or sent in clear."""
+    subject_ref: str | None = field(default=None, repr=False)
+    """What the centre keys the subject from (the ID number, or ``bhyt:`` and a BHYT number):
+    sealed to the centre in ``subject_sealed`` (docs/protocol.md §4.7.1), never sent or stored
+    in clear. ``subject`` is then the device-local subject and is not sent. A draft without it
+    (older tools, tests) sends ``subject`` in clear as the legacy wire v1 value."""
 
     def __post_init__(self) -> None:
         if self.occurred_at.tzinfo is None:
@@ -107,6 +112,12 @@ def build_event(draft: EventDraft, *, device_id: str, site_id: str, seq: int,
     }
     if training:
         event["training"] = True
+    if draft.subject_ref is not None:
+        if centre_key is None:
+            raise ValueError("an identified event needs the centre's sealing key")
+        event["subject"] = None
+        event["subject_sealed"] = seal_subject(draft.subject_ref, centre_key, str(event_id),
+                                               device_id).to_json()
     if draft.personal is not None:
         if centre_key is None:
             raise ValueError("a stay event needs the centre's sealing key")

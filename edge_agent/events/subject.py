@@ -1,8 +1,12 @@
-"""The pseudonymous ``subject`` of an event: a keyed HMAC of the ID number (docs/design.md §3).
+"""The legacy ``subject``: a keyed HMAC of the ID number under the province's subject key
+(docs/design.md §3; docs/protocol.md §4.7.1).
 
-It lets the centre pair an entry with its exit and count unique people without holding the ID
-number. The key is the deployment's subject key, shared by the devices of one province; without
-it the value cannot be linked back to a person (HMAC-SHA-256, RFC 2104, truncated to 128 bits).
+Agents before the sealed subject computed it on the device and sent it in clear; every device of
+a province held the key, so a stolen device could reverse it by search. The current agent no
+longer computes it (it seals the ID number to the centre and keys its own dedupe with
+:mod:`edge_agent.events.local_subject`); the centre still derives this value from a sealed ID
+number so old and new events of one person meet. Kept for the tools and tests that play an
+older agent (HMAC-SHA-256, RFC 2104, truncated to 128 bits).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from edge_agent.flows.model import (
     FlowError,
     FlowInputError,
     FlowSettings,
+    LocalSubjects,
     ManualPresentation,
     ManualReason,
     OpenStay,
@@ -47,19 +48,20 @@ from edge_agent.insurance import InsuranceAdapter
 __all__ = [
     "AccommodationFlow", "ChipPresentation", "Clock", "Commit", "Counts", "FlowBase",
     "FlowError", "FlowInputError", "FlowSettings", "HeritageGateFlow", "HospitalFlow",
+    "LocalSubjects",
     "ManualPresentation", "ManualReason", "OpenStay", "Outcome", "Person", "Presentation",
     "QrPresentation", "StayFlow", "StayReason", "Text", "Unidentified", "Verdict",
     "VneidDecoder", "display_name", "make_flow",
 ]
 
 
-def make_flow(config: Config, subject_key: bytes, *, clock: Clock, commit: Commit,
+def make_flow(config: Config, subjects: LocalSubjects, *, clock: Clock, commit: Commit,
               insurance: InsuranceAdapter | None = None,
               vneid: VneidDecoder | None = None,
               recheck: Callable[[EventDraft, Person], None] | None = None) -> FlowBase:
     """The flow for ``config.device.site_kind`` (``recheck``: hospital visits recorded with
     an unknown insurance answer)."""
-    settings = FlowSettings.from_config(config, subject_key)
+    settings = FlowSettings.from_config(config, subjects)
     kind = config.device.site_kind
     if kind is SiteKind.HERITAGE_GATE:
         return HeritageGateFlow(settings, clock=clock, commit=commit, vneid=vneid)

@@ -23,7 +23,6 @@ from edge_agent.events.model import (
     EventKind,
     Method,
 )
-from edge_agent.events.subject import subject_for
 from edge_agent.flows import messages as msg
 from edge_agent.flows.identify import Person, Unidentified, from_chip, from_qr
 from edge_agent.flows.messages import Text
@@ -160,14 +159,24 @@ class FlowBase:
         return from_qr(presentation, self._vneid, now.date(), self.settings.qr_expiry)
 
     def _subject(self, person: Person) -> str:
-        return subject_for(person.id_number, self.settings.subject_key)
+        """The device-local subject under the current local key (never sent)."""
+        return self.settings.local.subject(person.id_number, self._clock())
 
-    def _is_repeat(self, subject: str, kind: EventKind, now: datetime) -> bool:
-        """The same card for the same kind within ``dedupe_window_s`` counts once."""
+    def _subjects(self, person: Person) -> frozenset[str]:
+        """``person`` under every retained local key: what a remembered subject may equal."""
+        return self.settings.local.candidates(person.id_number, self._clock())
+
+    def _last_seen(self, subjects: frozenset[str], kind: EventKind) -> datetime | None:
+        times = [at for s in subjects if (at := self._recent.get((s, kind))) is not None]
+        return max(times, default=None)
+
+    def _is_repeat(self, subjects: frozenset[str], kind: EventKind, now: datetime) -> bool:
+        """The same card for the same kind within ``dedupe_window_s`` counts once (whichever
+        retained local key it was remembered under)."""
         window = timedelta(seconds=self.settings.dedupe_window_s)
         for key in [k for k, at in self._recent.items() if now - at >= window]:
             del self._recent[key]
-        last = self._recent.get((subject, kind))
+        last = self._last_seen(subjects, kind)
         return last is not None and now - last < window
 
     def _check_count(self, count: int, *, allow_group: bool) -> None:
@@ -263,4 +272,5 @@ class FlowBase:
                           occurred_at=now, subject=subject, count=count,
                           demographics=person.demographics(now.date()), reason=None,
                           details=body,
-                          personal=person.sealed_payload() if personal else None)
+                          personal=person.sealed_payload() if personal else None,
+                          subject_ref=person.id_number)

@@ -132,7 +132,7 @@ class HeritageGateFlow(FlowBase):
             return self._reject(person.reason, person.method, now, attempted=kind,
                                 count=presentation.count)
         subject = self._subject(person)
-        if self._is_repeat(subject, kind, now):
+        if self._is_repeat(self._subjects(person), kind, now):
             return self._verdict(Outcome.ALREADY_COUNTED, msg.T_DUPLICATE, msg.M_DUPLICATE,
                                  person=person, reason="already-counted")
         details: dict[str, object] = {}

@@ -26,7 +26,7 @@ replace the BHYT card; docs/cccd.md §9 — in-patients are accommodation notice
   it is committed, and a later answer travels as a ``visit.insurance`` follow-up.
 - A BHYT card QR scanned for a visit (docs/cccd.md §5): a ``visit`` with method ``bhyt-qr`` and
   assurance ``qr`` (the code is unsigned); ``details.insurance`` is ``valid`` when the card's
-  validity covers today, else ``invalid``. The subject is the keyed HMAC of ``bhyt:`` and the
+  validity covers today, else ``invalid``. The subject is keyed from ``bhyt:`` and the
   card's 10-digit social-insurance number (never the same value as an ID number's subject);
   the demographics are the age band and sex, with no birth province (the card has no ID
   number). Admission and discharge need an identity document and refuse it.
@@ -49,7 +49,6 @@ from edge_agent.events.model import (
     Method,
     age_band,
 )
-from edge_agent.events.subject import subject_for
 from edge_agent.flows import messages as msg
 from edge_agent.flows.base import display_name
 from edge_agent.flows.identify import Person, Unidentified
@@ -109,13 +108,13 @@ class HospitalFlow(StayFlow):
         if self._insurance is None:
             return False
         now = self._clock()
-        subject = self._subject(person)
-        last = self._recent.get((subject, EventKind.VISIT))
+        known = self._subjects(person)
+        last = self._last_seen(known, EventKind.VISIT)
         if last is not None and now - last < timedelta(seconds=self.settings.dedupe_window_s):
             return False
         visited = self._visited[1] if self._visited[0] == now.date() else set()
-        return subject not in visited and not any(
-            s.subject == subject for s in list(self._open.values()))
+        return not (known & visited) and not any(
+            s.subject in known for s in list(self._open.values()))
 
     def restore_visits(self, subjects: list[str]) -> None:
         """Put back the subjects whose visit this desk recorded today (after a restart)."""
@@ -145,20 +144,20 @@ class HospitalFlow(StayFlow):
             return self._bhyt_visit(person, now, department)
         if isinstance(person, Unidentified):
             return self._reject(person.reason, person.method, now, attempted=EventKind.VISIT)
-        subject = self._subject(person)
-        stay = next((s for s in self.open_stays if s.subject == subject), None)
+        subject, known = self._subject(person), self._subjects(person)
+        stay = next((s for s in self.open_stays if s.subject in known), None)
         if stay is not None:  # shown for the discharge, not a new visit: the patient is selected
             return self._verdict(Outcome.SELECTED, msg.T_INPATIENT,
                                  msg.M_INPATIENT.format(room=stay.ward_or_room), person=person,
                                  reason="in-patient")
-        if self._is_repeat(subject, EventKind.VISIT, now):
+        if self._is_repeat(known, EventKind.VISIT, now):
             return self._verdict(Outcome.ALREADY_COUNTED, msg.T_DUPLICATE, msg.M_DUPLICATE,
                                  person=person, reason="already-counted")
         visited = self._visited_today(now)
         why = (("selected-for-stay", msg.M_SELECTED_FOR_STAY) if for_stay
                else ("in-patient", msg.M_SELECTED_IN_PATIENT)
-               if any(s.subject == subject for s in self._open.values())
-               else ("visited-today", msg.M_SELECTED_VISITED) if subject in visited else None)
+               if any(s.subject in known for s in self._open.values())
+               else ("visited-today", msg.M_SELECTED_VISITED) if known & visited else None)
         if why is not None:  # the reason says why no visit was recorded
             return self._verdict(Outcome.SELECTED, msg.T_SELECTED, why[1], person=person,
                                  reason=why[0])
@@ -180,10 +179,11 @@ class HospitalFlow(StayFlow):
         return verdict
 
     def _bhyt_visit(self, card: BhytCard, now: datetime, department: str | None) -> Verdict:
-        subject = subject_for("bhyt:" + card.social_insurance_number, self.settings.subject_key)
+        ref = "bhyt:" + card.social_insurance_number
+        subject = self.settings.local.subject(ref, now)
         masked = mask_id(card.card_number)
         name = display_name(card.full_name, self.settings.name_display)
-        if self._is_repeat(subject, EventKind.VISIT, now):
+        if self._is_repeat(self.settings.local.candidates(ref, now), EventKind.VISIT, now):
             return replace(self._verdict(Outcome.ALREADY_COUNTED, msg.T_DUPLICATE,
                                          msg.M_DUPLICATE, reason="already-counted"),
                            masked_id=masked, name=name)
@@ -193,7 +193,7 @@ class HospitalFlow(StayFlow):
             details["department"] = department
         draft = EventDraft(
             kind=EventKind.VISIT, method=Method.BHYT_QR, assurance=EventAssurance.QR,
-            occurred_at=now, subject=subject, count=1,
+            occurred_at=now, subject=subject, subject_ref=ref, count=1,
             demographics=Demographics(age_band=age_band(card.birth_date, now.date()),
                                       sex=card.sex.value, birth_province=None),
             reason=None, details=details)

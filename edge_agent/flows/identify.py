@@ -43,8 +43,9 @@ NATIONALITY_VN = "VNM"
 
 @dataclass(frozen=True, slots=True)
 class Person:
-    """An identified holder. Personal data: only demographics and the subject leave the device
-    in clear; the rest only inside a sealed ``stay.*`` box."""
+    """An identified holder. Personal data: only demographics leave the device in clear; the ID
+    number only sealed to the centre (``subject_sealed``), the rest only inside a sealed
+    ``stay.*`` box."""
 
     id_number: str
     full_name: str

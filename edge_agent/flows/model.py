@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Protocol
 
 from edge_agent.cccd import QrIdentity
 from edge_agent.config import (
@@ -21,6 +22,7 @@ from edge_agent.config import (
     NameDisplay,
     QrExpiryPolicy,
 )
+from edge_agent.events.local_subject import StaticSubjects
 from edge_agent.events.model import EventDraft
 from edge_agent.flows.messages import Text
 from edge_agent.identity import IdentityVerifier
@@ -101,12 +103,24 @@ class ManualPresentation:
 Presentation = ChipPresentation | QrPresentation | ManualPresentation
 
 
+class LocalSubjects(Protocol):
+    """The device-local subject (:mod:`edge_agent.events.local_subject`): recognises the same
+    person again on this device only; never sent."""
+
+    def subject(self, ref: str, now: datetime) -> str: ...
+
+    def candidates(self, ref: str, now: datetime) -> frozenset[str]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class FlowSettings:
-    """What the flows need from the configuration (docs/configuration.md)."""
+    """What the flows need from the configuration (docs/configuration.md).
+
+    ``subjects`` is the device's local keyring; without one, ``subject_key`` (at least 16
+    bytes) is used as a fixed local key (tests and tools)."""
 
     site_id: str
-    subject_key: bytes
+    subject_key: bytes = b""
     direction: Direction | None = None
     language: Language = Language.VI
     name_display: NameDisplay = NameDisplay.FULL
@@ -116,16 +130,24 @@ class FlowSettings:
     qr_expiry: QrExpiryPolicy = QrExpiryPolicy.FLAG
     """A card QR whose derived expiry has passed, or whose issue date is in the future:
     ``flag`` (accept, warn, ``details.qr_flags``) or ``refuse`` (a rejected event)."""
+    subjects: LocalSubjects | None = None
 
     def __post_init__(self) -> None:
-        if len(self.subject_key) < 16:
-            raise FlowError("the subject key must be at least 16 bytes")
+        if self.subjects is None:
+            if len(self.subject_key) < 16:
+                raise FlowError("the subject key must be at least 16 bytes")
+            object.__setattr__(self, "subjects", StaticSubjects(self.subject_key))
         if self.dedupe_window_s < 0:
             raise FlowError("dedupe_window_s must not be negative")
 
+    @property
+    def local(self) -> LocalSubjects:
+        assert self.subjects is not None  # __post_init__ sets it
+        return self.subjects
+
     @classmethod
-    def from_config(cls, config: Config, subject_key: bytes) -> FlowSettings:
-        return cls(site_id=config.device.site_id, subject_key=subject_key,
+    def from_config(cls, config: Config, subjects: LocalSubjects) -> FlowSettings:
+        return cls(site_id=config.device.site_id, subjects=subjects,
                    direction=config.device.direction, language=config.device.language,
                    name_display=config.device.name_display,
                    capacity_policy=config.capacity.policy,
@@ -214,6 +236,12 @@ class Verdict:
     def message_in(self, language: Language | str) -> str:
         return (self.text_message.en if Language(language) is Language.EN
                 else self.text_message.vi)
+
+
+UNKNOWN_SUBJECT = "?"
+"""The local subject of a stay restored from the outbox alone, after a crash between the outbox
+and the stay register commits (:mod:`edge_agent.stay_register`): it matches no card, and the
+stay ends when a card is tapped for it by ``stay_id``."""
 
 
 @dataclass(frozen=True, slots=True)

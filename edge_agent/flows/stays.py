@@ -22,6 +22,7 @@ from edge_agent.flows.base import FlowBase, display_name
 from edge_agent.flows.identify import Person, Unidentified
 from edge_agent.flows.messages import Text
 from edge_agent.flows.model import (
+    UNKNOWN_SUBJECT,
     ChipPresentation,
     Clock,
     Commit,
@@ -138,9 +139,9 @@ class StayFlow(FlowBase):
         if isinstance(person, Unidentified):
             return self._reject(person.reason, person.method, now,
                                 attempted=EventKind.STAY_START)
-        subject = self._subject(person)
-        if self._is_repeat(subject, EventKind.STAY_START, now) or any(
-                stay.subject == subject for stay in self._open.values()):
+        subject, known = self._subject(person), self._subjects(person)
+        if self._is_repeat(known, EventKind.STAY_START, now) or any(
+                stay.subject in known for stay in self._open.values()):
             return self._verdict(Outcome.REFUSED, msg.T_STAY_PROBLEM, msg.M_STAY_ALREADY_OPEN,
                                  person=person, reason="stay-already-open")
         stay_id = self._new_stay_id()
@@ -166,19 +167,19 @@ class StayFlow(FlowBase):
         if isinstance(person, Unidentified):
             return self._reject(person.reason, person.method, now,
                                 attempted=EventKind.STAY_END)
-        subject = self._subject(person)
+        known = self._subjects(person)
         stay: OpenStay | None
         if stay_id is not None:
             try:
                 stay = self._open.get(uuid.UUID(str(stay_id)))
             except ValueError:
                 raise FlowInputError("stay_id", "is not a UUID") from None
-            if stay is not None and stay.subject != subject:
+            if stay is not None and stay.subject != UNKNOWN_SUBJECT and stay.subject not in known:
                 return self._verdict(Outcome.REFUSED, msg.T_STAY_PROBLEM,
                                      msg.M_STAY_OTHER_PERSON, person=person,
                                      reason="stay-other-person")
         else:
-            stay = next((s for s in self.open_stays if s.subject == subject), None)
+            stay = next((s for s in self.open_stays if s.subject in known), None)
         if stay is None:
             return self._verdict(Outcome.REFUSED, msg.T_STAY_PROBLEM, msg.M_STAY_NOT_FOUND,
                                  person=person, reason="stay-not-found")
@@ -186,7 +187,9 @@ class StayFlow(FlowBase):
 
     def _end_person(self, person: Person, stay: OpenStay, now: datetime, *, title: Text,
                     message: Text) -> Verdict:
-        subject = self._subject(person)
+        # The local subject the stay was opened under (the card's, for a stay restored
+        # without one).
+        subject = stay.subject if stay.subject != UNKNOWN_SUBJECT else self._subject(person)
         details: dict[str, object] = {
             "stay_id": str(stay.stay_id), "ward_or_room": stay.ward_or_room,
             "expected_departure": stay.expected_departure.isoformat(),

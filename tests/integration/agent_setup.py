@@ -11,15 +11,15 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 KEYS_TOML = """[keys]
 signing_key = "keys/device.pem"
 centre_public_key = "keys/centre.pub.pem"
-subject_key = "keys/subject.key"
 """
 """The ``[keys]`` table naming what :func:`write_device_keys` writes (paths relative to the
 configuration file's folder)."""
 
 
-def write_device_keys(config_dir: Path, subject_key: bytes = b"s" * 32) -> X25519PrivateKey:
-    """The device's Ed25519 signing key, the centre's X25519 public key and the subject key in
-    ``config_dir/keys``; returns the centre's private key (to open sealed stays)."""
+def write_device_keys(config_dir: Path) -> X25519PrivateKey:
+    """The device's Ed25519 signing key and the centre's X25519 public key in
+    ``config_dir/keys`` (no province subject key: a device no longer holds one, docs/privacy.md
+    §3); returns the centre's private key (to open sealed stays and subjects)."""
     keys = config_dir / "keys"
     keys.mkdir()
     (keys / "device.pem").write_bytes(Ed25519PrivateKey.generate().private_bytes(
@@ -28,5 +28,4 @@ def write_device_keys(config_dir: Path, subject_key: bytes = b"s" * 32) -> X2551
     centre = X25519PrivateKey.generate()
     (keys / "centre.pub.pem").write_bytes(centre.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    (keys / "subject.key").write_bytes(subject_key)
     return centre

@@ -159,7 +159,10 @@ class FakeDevice:
     def event(self, kind: str = "entry", *, seq: int | None = None,
               occurred_at: datetime | None = None, subject: str | None = "a" * 32,
               count: int = 1, event_id: uuid.UUID | None = None, site_id: str | None = None,
-              details: dict[str, Any] | None = None) -> dict[str, Any]:
+              details: dict[str, Any] | None = None, ref: str | None = None) -> dict[str, Any]:
+        """An event of ``kind``; ``subject`` travels in clear (an older agent) unless ``ref``
+        is given, which is sealed to the centre as the current agent does (docs/protocol.md
+        §4.7.1)."""
         if seq is None:
             self.seq += 1
             seq = self.seq
@@ -177,7 +180,7 @@ class FakeDevice:
                                       "reason_code": "tourism"}
             draft = EventDraft(k, Method.CHIP, EventAssurance.CHIP_ANCHORED, at, subject,
                                count, Demographics("15-24", "F", "079"), None, details or {},
-                               personal)
+                               personal, subject_ref=ref)
         return build_event(draft, device_id=self.device_id, site_id=site_id or self.site_id,
                            seq=seq, event_id=event_id or _UUID7(), signing_key=self.key,
                            centre_key=self.centre_public)

@@ -46,7 +46,7 @@ def assert_private_tree(root: Path) -> None:
     assert open_to_others == [], open_to_others
     for secret in ("centre-x25519.key", "web-secret", "data.key", "central.sqlite3",
                    "pki/ca.key", "devices/gate-ngo-mon-1/keys/device-ed25519.pem",
-                   "devices/gate-ngo-mon-1/keys/subject.key",
+                   "subject.key", "centre-subject.key",
                    "devices/gate-ngo-mon-1/tls/gate-ngo-mon-1.key", "cards/pki/csca.key.pem"):
         assert secret in seen, secret
     assert any(p.endswith("outbox.sqlite3") for p in seen), sorted(seen)[:50]

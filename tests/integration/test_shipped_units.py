@@ -559,7 +559,6 @@ def test_collector_and_agent_units_start_as_shipped(collector: Collector) -> Non
         pi_etc = pi.path("/etc/cccd-checkin")
         pi_etc.parent.mkdir(parents=True, exist_ok=True)
         agent_etc.rename(pi_etc)
-        (pi_etc / "keys" / "subject.key").write_bytes(os.urandom(32))
         issue_cards(pi.base / "cards", 2, seed=11)
         (pi.base / "cards" / "trust").rename(pi_etc / "trust")
         card = pi.base / "cards" / "cards" / "0001"

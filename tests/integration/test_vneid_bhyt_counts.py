@@ -9,10 +9,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sqlalchemy.orm import Session
 
 from central.ingest.store import IngestContext, process
 from central.ingest.validate import Incoming
+from central.subjects import SubjectKeys
 from central.web.periods import resolve
 from central.web.reports import build_report
 from central.web.security import Scope
@@ -59,7 +61,8 @@ class Wire:
 
 def test_vneid_and_bhyt_visits_reach_the_insured_visit_ratio(db_url: str) -> None:  # noqa: F811
     engine = migrated_engine(db_url)
-    devices = seed(engine, sites={SITE: "hospital"}, devices={DESK: SITE})
+    centre = X25519PrivateKey.generate()
+    devices = seed(engine, sites={SITE: "hospital"}, devices={DESK: SITE}, centre_key=centre)
     wire = Wire(devices[DESK])
     now = datetime.now(VN).replace(microsecond=0)
     today = now.date()
@@ -108,7 +111,9 @@ def test_vneid_and_bhyt_visits_reach_the_insured_visit_ratio(db_url: str) -> Non
                      ("visit", "card-qr", None), ("visit", "bhyt-qr", None)]
     assert wire.events[0]["details"]["vneid_level"] == 2
 
-    ctx = IngestContext(None, None, timedelta(minutes=10))
+    # The centre opens the sealed subjects (docs/protocol.md §4.7.1).
+    ctx = IngestContext(centre, None, timedelta(minutes=10),
+                        subjects=SubjectKeys(b"c" * 32, b"p" * 32))
     batch = [Incoming(f"checkin/v1/{DESK}/events", wire_bytes(e), received_at=datetime.now(UTC))
              for e in wire.events]
     with Session(engine) as session, session.begin():

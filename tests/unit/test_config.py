@@ -26,6 +26,7 @@ from edge_agent.config import (
     load_keys,
     parse_config,
 )
+from edge_agent.events.local_subject import StaticSubjects
 from edge_agent.flows import FlowSettings, HospitalFlow, make_flow
 from edge_agent.reading.policy import CloneCheck
 
@@ -214,11 +215,22 @@ def test_load_keys(tmp_path: Path) -> None:
     (tmp_path / "agent.toml").write_text(MINIMAL, encoding="utf-8")
     config = load_config(tmp_path / "agent.toml")
     keys = load_keys(config.keys)
-    assert keys.subject_key == b"\x01" * 32
-    flow = make_flow(config, keys.subject_key, clock=lambda: None,  # type: ignore[arg-type,return-value]
+    assert keys.subject_key == b"\x01" * 32  # deprecated: checked, not used by the flows
+    local = StaticSubjects(b"\x02" * 32)
+    flow = make_flow(config, local, clock=lambda: None,  # type: ignore[arg-type,return-value]
                      commit=lambda drafts: None)
     assert isinstance(flow, HospitalFlow)
-    assert FlowSettings.from_config(config, keys.subject_key).site_id == "bv-cho-ray"
+    assert FlowSettings.from_config(config, local).site_id == "bv-cho-ray"
+
+
+def test_the_province_subject_key_is_optional(tmp_path: Path) -> None:
+    _write_keys(tmp_path / "k")
+    text = "\n".join(line for line in MINIMAL.splitlines()
+                     if not line.startswith("subject_key"))
+    (tmp_path / "agent.toml").write_text(text, encoding="utf-8")
+    config = load_config(tmp_path / "agent.toml")
+    assert config.keys.subject_key is None
+    assert load_keys(config.keys).subject_key is None
 
 
 @pytest.mark.parametrize(("file", "content", "key", "words"), [

@@ -125,7 +125,9 @@ def test_follow_up_and_training_events_match_the_wire_schema() -> None:
     visit = outbox.events[0]
     follow = EventDraft(kind=EventKind.VISIT_INSURANCE, method=outbox.drafts[0].method,
                         assurance=outbox.drafts[0].assurance, occurred_at=clock(),
-                        subject=visit["subject"], demographics=outbox.drafts[0].demographics,
+                        subject=outbox.drafts[0].subject,
+                        subject_ref=outbox.drafts[0].subject_ref,
+                        demographics=outbox.drafts[0].demographics,
                         details={"insurance": "valid", "visit_event_id": visit["event_id"]})
     ids = Uuid7Generator()
     event = build_event(follow, device_id="desk-01", site_id="bv-hue", seq=2,

@@ -18,9 +18,10 @@ from central.ingest.crypto import load_centre_key
 from central.ingest.validate import DeviceView, Incoming, Reason, check_event, decode, scrub
 from central.registry import raw_public_key
 from central.settings import SettingsError, load_settings
+from central.subjects import subject_for
 from wire.sealing import SealError as SealedBoxError
 from wire.sealing import open_event_box as open_sealed
-from wire.sealing import seal
+from wire.sealing import open_subject_box, seal
 from wire.signing import SignatureError as BadSignatureError
 from wire.signing import ed25519_public, sign_event, verify_signature
 
@@ -39,9 +40,14 @@ def test_doc_examples_verify_and_the_stay_opens_with_the_test_key() -> None:
     public = ed25519_public(bytes.fromhex(DEVICE))
     centre = X25519PrivateKey.from_private_bytes(bytes.fromhex(ALICE))
     examples = doc_examples()
-    assert len(examples) == 6
+    assert len(examples) == 7
     for ev in examples:
         verify_signature(ev, public)
+    sealed = next(e for e in examples if e.get("subject_sealed"))
+    assert open_subject_box(sealed["subject_sealed"], centre, str(sealed["event_id"]),
+                            str(sealed["device_id"])) == "079303001234"
+    assert subject_for("079303001234", bytes(range(16))) == next(
+        e for e in examples if e["kind"] == "entry" and e["subject"])["subject"]
     stay = next(e for e in examples if e["kind"] == "stay.start")
     personal = open_sealed(stay["sealed"], centre, str(stay["event_id"]), str(stay["device_id"]))
     assert personal["full_name"] == "Nguyễn Thị Mai" and personal["id_number"] == "079303001234"

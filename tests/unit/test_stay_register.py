@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from edge_agent.events.model import EventAssurance, EventDraft, EventKind, Method
@@ -45,3 +45,31 @@ def test_register_replays_what_the_outbox_committed(tmp_path: Path) -> None:
     assert reopened.last_seq == 3
     assert [s.ward_or_room for s in reopened.open_stays()] == ["204"]
     reopened.close()
+
+
+def test_register_keeps_local_subjects_and_today_s_visits(tmp_path: Path) -> None:
+    """The events carry no subject in clear (docs/protocol.md §4.7.1): the register keeps the
+    device-local subject of each open stay and today's visits; a stay replayed from the outbox
+    alone is restored with the unknown subject."""
+    from edge_agent.flows.model import UNKNOWN_SUBJECT
+
+    first, second = uuid.uuid4(), uuid.uuid4()
+    with Outbox(tmp_path / "o.db") as outbox:
+        register = StayRegister(tmp_path / "o.db.stays")
+        start = stay(EventKind.STAY_START, first)
+        entry = outbox.commit(start, builder(start))
+        register.apply(entry.seq, {**json.loads(entry.payload), "subject": None}, "g1." + "cd" * 16)
+        lost = stay(EventKind.STAY_START, second)
+        outbox.commit(lost, lambda seq, event_id: json.dumps(
+            {"seq": seq, "kind": "stay.start", "subject": None, "details": lost.details,
+             "occurred_at": NOW.isoformat()}).encode())
+        assert register.reconcile(outbox) == 1  # crashed before the register's commit
+        subjects = {s.stay_id: s.subject for s in register.open_stays()}
+        assert subjects == {first: "g1." + "cd" * 16, second: UNKNOWN_SUBJECT}
+        register.add_visit(7, "g1." + "ef" * 16, NOW.date())
+        register.add_visit(8, "g2." + "aa" * 16, NOW.date() + timedelta(days=1))  # next day
+        assert register.visits(NOW.date()) == []  # yesterday's are forgotten
+        assert register.visits(NOW.date() + timedelta(days=1)) == ["g2." + "aa" * 16]
+        assert set(register.subjects_in_use()) == {"g1." + "cd" * 16, UNKNOWN_SUBJECT,
+                                                   "g2." + "aa" * 16}
+        register.close()

@@ -57,6 +57,7 @@ WALK: list[tuple[dict[str, Any], str, Any]] = [
     (EVENT, "/properties/training", JSON),  # stored as details.training (protocol §4.13)
     (EVENT, "/properties/v", UNSTORED),
     (EVENT, "/properties/sealed", UNSTORED),
+    (EVENT, "/properties/subject_sealed", UNSTORED),  # opened, keyed into subject
     (EVENT, "/$defs/manual_reason", Event.reason),
     (EVENT, "/$defs/rejected_reason", Event.reason),
     (EVENT, "/$defs/details_stay/properties/stay_id", Stay.stay_id),
