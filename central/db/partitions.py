@@ -1,4 +1,4 @@
-"""Monthly partitions of ``events`` on PostgreSQL (docs/operations.md §7, docs/scaling.md).
+"""Monthly partitions of ``events`` on PostgreSQL (docs/operations.md §6, docs/scaling.md).
 
 ``events`` is partitioned by RANGE on ``occurred_at``, one partition per calendar month in UTC
 (``events_pYYYYMM``, bounds ``[first instant of the month, first instant of the next)``), plus

@@ -10,7 +10,7 @@
   events in place.
 
 The rows are copied in place (a rename, a new table, ``INSERT … SELECT``, the old table
-dropped): the migration holds the table for the time of the copy (docs/operations.md §7).
+dropped): the migration holds the table for the time of the copy (docs/operations.md §6).
 
 Revision ID: 0007
 Revises: 0006
