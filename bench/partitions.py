@@ -33,6 +33,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from central.db.models import Event
-from central.db.partitions import add_months, ensure_partitions, month, month_start
+from central.db.partitions import (
+    add_months,
+    drop_partitions_before,
+    ensure_partitions,
+    is_partitioned,
+    month,
+    month_start,
+)
 from central.ingest.store import IngestContext, process
 from central.ingest.validate import Incoming
 from central.purge import purge
@@ -194,33 +202,37 @@ def load(engine: Engine, total: int, devices: int, sites: int, now: datetime) ->
     return took
 
 
-def ingest(engine: Engine, fakes: dict[str, Any], centre: X25519PrivateKey, batches: int,
-           size: int) -> dict[str, float]:
-    ctx = IngestContext(centre, None, timedelta(minutes=10))
+def prepare(fakes: dict[str, Any], batches: int, size: int) -> list[list[Incoming]]:
+    """Signed batches (edge_agent's builder), built before anything is timed."""
     names = sorted(fakes)
-    prepared = []
+    out = []
     for b in range(batches):
         now = datetime.now(UTC)
-        prepared.append([Incoming(f"checkin/v1/{names[(b * size + k) % len(names)]}/events",
-                                  wire_bytes(fakes[names[(b * size + k) % len(names)]].event(
-                                      "entry" if k % 2 == 0 else "exit",
-                                      subject=uuid.uuid4().hex)),
-                                  received_at=now) for k in range(size)])
-    times = []
-    stored = 0
-    for batch in prepared:
-        t0 = time.perf_counter()
-        with Session(engine) as session, session.begin():
-            report = process(session, batch, ctx)
-        times.append(time.perf_counter() - t0)
-        stored += report.count("stored")
-    assert stored == batches * size, stored
+        out.append([Incoming(f"checkin/v1/{names[(b * size + k) % len(names)]}/events",
+                             wire_bytes(fakes[names[(b * size + k) % len(names)]].event(
+                                 "entry" if k % 2 == 0 else "exit",
+                                 subject=uuid.uuid4().hex)),
+                             received_at=now) for k in range(size)])
+    return out
+
+
+def store(engine: Engine, ctx: IngestContext, batch: list[Incoming]) -> float:
+    """One batch through the store, in one transaction as the worker does; seconds."""
+    t0 = time.perf_counter()
+    with Session(engine) as session, session.begin():
+        report = process(session, batch, ctx)
+    took = time.perf_counter() - t0
+    assert report.count("stored") == len(batch), report.count("stored")
+    return took
+
+
+def summary(times: list[float], events: int) -> dict[str, float]:
     return {"p50 ms": statistics.median(times) * 1000, "p99 ms": pct(times, 0.99) * 1000,
-            "events/s": stored / sum(times)}
+            "events/s": events / sum(times)}
 
 
-def reads(engine: Engine, requests: int, sites: int, now: datetime) -> dict[str, tuple[float,
-                                                                                      float]]:
+def reads(engine: Engine, sites: int, now: datetime) -> dict[str, Callable[[Session], object]]:
+    """The queries measured, by name."""
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     last_month = month(add_months(month_start(now), -1))
     site_ids = [f"site-{s}" for s in range(sites)]
@@ -237,7 +249,7 @@ def reads(engine: Engine, requests: int, sites: int, now: datetime) -> dict[str,
                    Event.occurred_at >= now - timedelta(days=30), Event.occurred_at < now)
             .order_by(Event.occurred_at).limit(201)))
 
-    queries = {
+    return {
         "counts today by hour × method (rollups)":
             lambda s: counts(s, None, today, now, ("hour", "method")),
         "counts this week by day (rollups)":
@@ -248,44 +260,45 @@ def reads(engine: Engine, requests: int, sites: int, now: datetime) -> dict[str,
             lambda s: refusals(s, site_ids, today - timedelta(days=6), now),
         "people search, one site, 30 days (events)": people_search,
     }
-    out = {}
-    with Session(engine) as session:
-        for name, query in queries.items():
-            query(session)  # warm
-            times = []
-            for _ in range(requests):
-                t0 = time.perf_counter()
-                query(session)
-                times.append(time.perf_counter() - t0)
-            session.rollback()
-            out[name] = (statistics.median(times) * 1000, pct(times, 0.99) * 1000)
-    return out
 
 
 def purges(engine: Engine, now: datetime) -> dict[str, float]:
-    """Everything up to the end of the oldest whole month by DELETE, then the next month by
-    the purge."""
+    """One month's events removed by DELETE, the next month's by the purge's DETACH + DROP
+    (flat: its DELETE), each month's keys by DELETE; then a daily purge run (one more day)."""
     first = month(add_months(month_start(now - SPAN), 1))  # the oldest whole month loaded
     second = month(first.end)
     out: dict[str, float] = {}
     with engine.connect() as conn:
         people = conn.execute(text("SELECT sum(people) FROM rollups")).scalar()
-        out["rows of the month purged"] = float(conn.execute(text(
-            "SELECT count(*) FROM events WHERE occurred_at >= :a AND occurred_at < :b"),
-            {"a": second.start, "b": second.end}).scalar_one())
-    t0 = time.perf_counter()
-    with engine.begin() as conn:
-        deleted = conn.execute(text("DELETE FROM events WHERE occurred_at < :b"),
-                               {"b": first.end}).rowcount
-        conn.execute(text("DELETE FROM event_keys WHERE occurred_at < :b"), {"b": first.end})
-    out["rows DELETEd (oldest month and a half)"] = float(deleted)
-    out["DELETE of them, events + keys (s)"] = time.perf_counter() - t0
+    with engine.begin() as conn:  # the partial month before: out of the way, not timed
+        conn.execute(text("DELETE FROM events WHERE occurred_at < :b"), {"b": first.start})
+        conn.execute(text("DELETE FROM event_keys WHERE occurred_at < :b"), {"b": first.start})
+    for part, label in ((first, "A"), (second, "B")):
+        rows = {"a": part.start, "b": part.end}
+        with engine.connect() as conn:
+            out[f"month {label}: events"] = float(conn.execute(text(
+                "SELECT count(*) FROM events WHERE occurred_at >= :a AND occurred_at < :b"),
+                rows).scalar_one())
+        t0 = time.perf_counter()
+        with engine.begin() as conn:
+            if label == "B" and is_partitioned(conn):
+                dropped, _n = drop_partitions_before(conn, part.end)
+                assert part.name in dropped
+            else:
+                conn.execute(text("DELETE FROM events WHERE occurred_at >= :a "
+                                  "AND occurred_at < :b"), rows)
+        how = "DELETE" if label == "A" else "the purge's way: DETACH + DROP, flat DELETE"
+        out[f"month {label}: events removed by {how} (s)"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM event_keys WHERE occurred_at >= :a "
+                              "AND occurred_at < :b"), rows)
+        out[f"month {label}: their keys removed by DELETE (s)"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     with Session(engine) as session, session.begin():
-        report = purge(session, now, Retention(events=now - second.end))
-    out["purge() of the next month (s)"] = time.perf_counter() - t0
-    out["purge() events removed"] = float(report.events)
-    out["partitions dropped"] = float(len(report.partitions_dropped))
+        report = purge(session, now, Retention(events=now - second.end - timedelta(days=1)))
+    out["daily purge() run: events removed"] = float(report.events)
+    out["daily purge() run (s)"] = time.perf_counter() - t0
     with engine.connect() as conn:
         assert conn.execute(text("SELECT sum(people) FROM rollups")).scalar() == people
     return out
@@ -295,7 +308,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--devices", type=int, default=3000)
-    parser.add_argument("--sites", type=int, default=100)
+    parser.add_argument("--sites", type=int, default=20)
     parser.add_argument("--layouts", nargs="+", choices=("partitioned", "flat"),
                         default=["partitioned", "flat"])
     parser.add_argument("--batches", type=int, default=200)
@@ -304,22 +317,25 @@ def main() -> int:
     args = parser.parse_args()
     server = start_postgres()
     results: dict[str, dict[str, Any]] = {}
+    engines: dict[str, Engine] = {}
+    batches: dict[str, list[list[Incoming]]] = {}
+    contexts: dict[str, IngestContext] = {}
     try:
+        now = datetime.now(UTC)
         for layout in args.layouts:
-            url = fresh_database(server)
-            engine = migrated_engine(url)
+            engine = engines[layout] = migrated_engine(fresh_database(server))
             centre = X25519PrivateKey.generate()
             fakes = seed(engine, sites={"bench-site": "heritage"},
                          devices={f"bench-{i:02d}": "bench-site" for i in range(50)},
                          centre_key=centre)
+            contexts[layout] = IngestContext(centre, None, timedelta(minutes=10))
             if layout == "flat":
                 flatten(engine)
-            now = datetime.now(UTC)
             log(f"{layout}: loading {args.events:,} events")
             t0 = time.perf_counter()
             took = load(engine, args.events, args.devices, args.sites, now)
             took["total"] = time.perf_counter() - t0
-            log(f"{layout}: loaded in {took['total']:.0f} s {took}")
+            log(f"{layout}: loaded in {took['total']:.0f} s")
             with engine.connect() as conn:
                 size = conn.execute(text(
                     "SELECT pg_total_relation_size('events') + coalesce((SELECT"
@@ -330,19 +346,44 @@ def main() -> int:
                 parts = conn.execute(text(
                     "SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass")
                 ).scalar_one()
-            results[layout] = {"load": took, "size": size, "keys": keys, "parts": parts}
-            log(f"{layout}: ingest")
-            results[layout]["ingest"] = ingest(engine, fakes, centre, args.batches,
-                                               args.batch_size)
-            log(f"{layout}: reads")
-            results[layout]["reads"] = reads(engine, args.requests, args.sites, now)
+                rollups = conn.execute(text("SELECT count(*) FROM rollups")).scalar_one()
+            results[layout] = {"load": took, "size": size, "keys": keys, "parts": parts,
+                               "rollups": rollups}
+            batches[layout] = prepare(fakes, args.batches, args.batch_size)
+        # The layouts in turn, batch by batch and request by request, so that the load of the
+        # (shared) machine falls on both alike.
+        log("ingest")
+        times: dict[str, list[float]] = {layout: [] for layout in args.layouts}
+        for b in range(args.batches):
+            for layout in args.layouts:
+                times[layout].append(store(engines[layout], contexts[layout],
+                                           batches[layout][b]))
+        for layout in args.layouts:
+            results[layout]["ingest"] = summary(times[layout], args.batches * args.batch_size)
+        log("reads")
+        queries = {layout: reads(engines[layout], args.sites, now) for layout in args.layouts}
+        sessions = {layout: Session(engines[layout]) for layout in args.layouts}
+        for layout in args.layouts:
+            results[layout]["reads"] = {}
+        for name in queries[args.layouts[0]]:
+            samples: dict[str, list[float]] = {layout: [] for layout in args.layouts}
+            for layout in args.layouts:
+                queries[layout][name](sessions[layout])  # warm
+            for _ in range(args.requests):
+                for layout in args.layouts:
+                    t0 = time.perf_counter()
+                    queries[layout][name](sessions[layout])
+                    samples[layout].append(time.perf_counter() - t0)
+            for layout in args.layouts:
+                sessions[layout].rollback()
+                results[layout]["reads"][name] = (statistics.median(samples[layout]) * 1000,
+                                                  pct(samples[layout], 0.99) * 1000)
+        for session in sessions.values():
+            session.close()
+        for layout in args.layouts:
             log(f"{layout}: purge")
-            results[layout]["purge"] = purges(engine, datetime.now(UTC))
-            engine.dispose()
-            drop = create_engine(server.url(), isolation_level="AUTOCOMMIT")
-            with drop.connect() as conn:  # the disk for the next layout
-                conn.execute(text(f'DROP DATABASE "{url.rsplit("/", 1)[1]}"'))
-            drop.dispose()
+            results[layout]["purge"] = purges(engines[layout], datetime.now(UTC))
+            engines[layout].dispose()
     finally:
         stop_postgres(server)
     report(args, results)
@@ -363,6 +404,7 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None
     row("month partitions (+ default)", lambda r: str(r["parts"]))
     row("events size (table + indexes)", lambda r: f"{r['size'] / 2**30:.2f} GiB")
     row("event_keys size", lambda r: f"{r['keys'] / 2**30:.2f} GiB")
+    row("rollup rows", lambda r: f"{r['rollups']:,}")
     for step in results[layouts[0]]["load"]:
         row(f"load: {step} (s)", lambda r, s=step: f"{r['load'][s]:.0f}")
     row("ingest per batch p50 / p99 (ms)",
