@@ -8,6 +8,8 @@ events, in place, on both databases."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -149,6 +151,40 @@ def test_events_of_several_months_land_in_their_partitions_and_copies_are_refuse
     assert pg.scalar("SELECT count(*) FROM events WHERE device_id = :d AND seq = 10",
                      d=GATE) == 1
     assert pg.people() == 5  # counted once each
+
+
+def test_two_workers_storing_one_seq_in_two_months_at_once_store_it_once(pg: Centre) -> None:
+    """The second transaction waits on the first one's key in ``event_keys`` (a lock, seen in
+    pg_locks), and once the first commits its copy of the seq is refused: the partitions,
+    each with its own index, could not have seen each other."""
+    pg.worker.maintain_partitions()
+    gate = pg.devices[GATE]
+    first = gate.event(seq=5, occurred_at=months_ago(3))
+    second = gate.event(seq=5, occurred_at=months_ago(1))
+    ctx = pg.worker.ctx
+    now = datetime.now(UTC)
+    outcome: dict[str, list[str]] = {}
+
+    def other() -> None:
+        with Session(pg.engine) as session, session.begin():
+            outcome["second"] = results(process(session, [Incoming(
+                f"checkin/v1/{GATE}/events", wire_bytes(second), received_at=now)], ctx))
+
+    with Session(pg.engine) as session:
+        session.begin()
+        assert results(process(session, [Incoming(
+            f"checkin/v1/{GATE}/events", wire_bytes(first), received_at=now)], ctx)) == \
+            ["stored"]
+        thread = threading.Thread(target=other)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not pg.scalar("SELECT count(*) FROM pg_locks WHERE NOT granted"):
+            assert time.monotonic() < deadline, "the second worker never waited"
+            time.sleep(0.05)
+        session.commit()
+    thread.join(30)
+    assert outcome["second"] == ["replay"]
+    assert pg.where() == {5: month(months_ago(3)).name}
 
 
 def test_an_event_of_a_month_without_partition_is_kept_and_moved_into_its_month(
