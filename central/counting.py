@@ -41,7 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from central.db.bulk import insert_rows
-from central.db.models import Event, Presence, Rollup, Site, SiteOccupancy
+from central.db.models import Event, EventKey, Presence, Rollup, Site, SiteOccupancy
 from central.readside import CountRow, ReadError, counts
 
 __all__ = ["CountRow", "counts"]  # the one implementation lives in central.readside
@@ -143,8 +143,12 @@ def move_insurance(session: Session, follow_ups: Sequence[tuple[str, dict[str, A
         lambda: [0, 0])
     for device_id, message in follow_ups:
         visit_id = str(message["details"]["visit_event_id"])
-        visit = session.execute(select(Event).where(
-            Event.device_id == device_id, Event.event_id == visit_id)).scalar_one_or_none()
+        # The ledger gives the visit's key and time: only its month's partition is read.
+        key = session.execute(select(EventKey.seq, EventKey.occurred_at).where(
+            EventKey.device_id == device_id, EventKey.event_id == visit_id)).first()
+        visit = None if key is None else session.execute(select(Event).where(
+            Event.device_id == device_id, Event.seq == key.seq,
+            Event.occurred_at == key.occurred_at)).scalar_one_or_none()
         if visit is None or visit.kind != "visit" or (visit.details or {}).get(
                 "insurance") != "unknown" or (visit.details or {}).get("training"):
             continue

@@ -1,8 +1,12 @@
 """Retention purge per data class (docs/design.md §4: retention per data class; Decree 13/2023).
 
-* events: rows whose ``occurred_at`` is older than ``retention.events`` are deleted; their
-  rollups stay (counts are not personal and reports must keep working), and closed presences
-  of the same age go with them (they carry the pseudonymous subject);
+* events: rows whose ``occurred_at`` is older than ``retention.events`` are deleted, and their
+  keys in the dedupe ledger (``event_keys``); their rollups stay (counts are not personal and
+  reports must keep working), and closed presences of the same age go with them (they carry the
+  pseudonymous subject). On a partitioned PostgreSQL ``events`` (central.db.partitions) the
+  months entirely older than the horizon are detached and dropped whole, rows are deleted only
+  in the boundary month and the DEFAULT partition, and the months ahead are created (the same
+  maintenance as at ingest start);
 * stays: the guest's personal data (``personal_sealed``) and the subject are erased once the stay
   ended (or, never ended, started) more than ``retention.stays`` ago; the row stays for the
   notice register, marked by ``personal_erased_at``;
@@ -17,23 +21,35 @@ storing a redelivered purged event again (it is refused as a replay).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, func, or_, update
+from sqlalchemy import ColumnElement, and_, delete, func, literal_column, or_, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from central.counting import rowcount, utc
 from central.db.models import (
     AuditLog,
     Event,
+    EventKey,
     IngestRejection,
     LoginThrottle,
     Presence,
     RefusedSeq,
     Stay,
 )
+from central.db.partitions import (
+    DEFAULT,
+    drop_partitions_before,
+    ensure_partitions,
+    is_partitioned,
+    month,
+)
 from central.settings import Retention
+
+log = logging.getLogger("central.purge")
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,9 @@ class PurgeReport:
     audit: int
     rejections: int
     throttle: int = 0
+    partitions_dropped: tuple[str, ...] = ()
+    """Month partitions of ``events`` dropped whole (their rows are counted in ``events``)."""
+    partitions_created: tuple[str, ...] = ()
 
 
 THROTTLE_KEEP = timedelta(days=1)
@@ -54,7 +73,17 @@ def purge(session: Session, now: datetime, retention: Retention) -> PurgeReport:
     """Apply the retention rules as of ``now``; the caller commits."""
     now = utc(now)
     events_before = now - retention.events
-    events = rowcount(session, delete(Event).where(Event.occurred_at < events_before))
+    conn = session.connection()
+    partitioned = is_partitioned(conn)
+    if partitioned:  # rows of the boundary month, and any the DEFAULT partition caught
+        boundary = month(events_before)
+        events = rowcount(session, delete(Event).where(
+            Event.occurred_at >= boundary.start, Event.occurred_at < events_before))
+        events += rowcount(session, delete(Event).where(
+            Event.occurred_at < boundary.start, *_in_default()))
+    else:
+        events = rowcount(session, delete(Event).where(Event.occurred_at < events_before))
+    session.execute(delete(EventKey).where(EventKey.occurred_at < events_before))
     # Refused seqs settle gaps like stored events fill them: they go with the events' horizon.
     session.execute(delete(RefusedSeq).where(RefusedSeq.at < events_before))
     presences = rowcount(session, delete(Presence).where(
@@ -70,7 +99,28 @@ def purge(session: Session, now: datetime, retention: Retention) -> PurgeReport:
         IngestRejection.at < now - retention.rejections))
     throttle = rowcount(session, delete(LoginThrottle).where(
         LoginThrottle.window_start < now - THROTTLE_KEEP))
-    return PurgeReport(events, presences, stays, audit, rejections, throttle)
+    dropped: list[str] = []
+    created: list[str] = []
+    if partitioned:
+        # Last: detaching a month locks ``events`` until the caller commits, so it is held
+        # only for the end of the transaction; a lock not granted in time skips this part
+        # (the rows stay until the next run: they are never counted again).
+        try:
+            with session.begin_nested():
+                conn.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
+                created = ensure_partitions(conn, now, back=retention.events)
+                dropped, rows = drop_partitions_before(conn, events_before)
+                events += rows
+        except OperationalError as exc:
+            log.warning("partition maintenance skipped: %s", type(exc.orig).__name__)
+    return PurgeReport(events, presences, stays, audit, rejections, throttle, tuple(dropped),
+                       tuple(created))
+
+
+def _in_default() -> tuple[ColumnElement[bool], ...]:
+    """Restricts a statement on ``events`` to its DEFAULT partition (PostgreSQL's
+    ``tableoid``): the months older than the boundary are dropped whole, not deleted."""
+    return (literal_column("events.tableoid") == literal_column(f"'{DEFAULT}'::regclass"),)
 
 
 def oldest_event(session: Session) -> datetime | None:

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from central.broker_acl import reserved
-from central.db.models import Alarm, Device, DeviceGeneration, Event, RefusedSeq, Site
+from central.db.models import Alarm, Device, DeviceGeneration, EventKey, RefusedSeq, Site
 
 DEVICE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
@@ -149,7 +149,8 @@ def reenrol_device(session: Session, device_id: str, public_key: bytes | str | E
         retired_at=device.revoked_at or now, seq_base=device.seq_base,
         last_seq=device.last_seq))
     highest = [device.seq_base + device.last_seq,
-               session.scalar(select(func.max(Event.seq)).where(Event.device_id == device.id)),
+               session.scalar(select(func.max(EventKey.seq)).where(
+                   EventKey.device_id == device.id)),
                session.scalar(select(func.max(RefusedSeq.seq)).where(
                    RefusedSeq.device_id == device.id))]
     device.seq_base = max(int(h) for h in highest if h is not None)

@@ -20,19 +20,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Column, bindparam, select, update
+from sqlalchemy import Column, and_, bindparam, select, tuple_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.schema import Table
 
 from central.db.models import Event, Presence, Stay
 from central.subjects import LEGACY, SubjectKeys
 
-TABLES: tuple[tuple[Table, str], ...] = (
-    (cast(Table, Event.__table__), "id"),
-    (cast(Table, Presence.__table__), "id"),
-    (cast(Table, Stay.__table__), "stay_id"),
+TABLES: tuple[tuple[Table, tuple[str, ...]], ...] = (
+    # (device_id, seq) is unique in events: the dedupe ledger event_keys holds it once.
+    (cast(Table, Event.__table__), ("device_id", "seq")),
+    (cast(Table, Presence.__table__), ("id",)),
+    (cast(Table, Stay.__table__), ("stay_id",)),
 )
-"""Every table that stores a subject, with the key the walk orders by."""
+"""Every table that stores a subject, with the unique key the walk orders by."""
 
 
 @dataclass(frozen=True)
@@ -52,24 +53,30 @@ def rekey_subjects(engine: Engine, keys: SubjectKeys, *, batch: int = 5000,
     """Convert every legacy subject to the centre's; see the module docstring."""
     converted: dict[str, int] = {}
     already: dict[str, int] = {}
-    for table, key_name in TABLES:
-        key: Column[Any] = table.c[key_name]
+    for table, key_names in TABLES:
+        key: list[Column[Any]] = [table.c[name] for name in key_names]
         subject: Column[Any] = table.c.subject
         converted[table.name] = already[table.name] = 0
-        last: Any = None
-        stmt = (update(table).where(key == bindparam("k"), subject == bindparam("old"))
+        last: tuple[Any, ...] | None = None
+        stmt = (update(table)
+                .where(and_(*(k == bindparam(f"k{i}") for i, k in enumerate(key))),
+                       subject == bindparam("old"))
                 .values(subject=bindparam("new")))
+        width = len(key)
         while True:
-            query = select(key, subject).where(subject.is_not(None)).order_by(key).limit(batch)
+            query = (select(*key, subject).where(subject.is_not(None)).order_by(*key)
+                     .limit(batch))
             if last is not None:
-                query = query.where(key > last)
+                query = query.where(tuple_(*key) > tuple_(*last) if width > 1
+                                    else key[0] > last[0])
             with engine.begin() as conn:
                 rows = conn.execute(query).all()
                 if not rows:
                     break
-                last = rows[-1][0]
-                todo = [{"k": k, "old": s, "new": keys.stored(s)} for k, s in rows
-                        if LEGACY.fullmatch(s)]
+                last = tuple(rows[-1][:width])
+                todo = [{**{f"k{i}": row[i] for i in range(width)}, "old": row[width],
+                         "new": keys.stored(row[width])} for row in rows
+                        if LEGACY.fullmatch(row[width])]
                 if todo:
                     conn.execute(stmt, todo)
             converted[table.name] += len(todo)

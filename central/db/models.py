@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    DDL,
     JSON,
     BigInteger,
     Boolean,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -165,24 +167,28 @@ class RefusedSeq(Base):
 
 
 class Event(Base):
-    """One check-in event as the device signed it (no personal data: see :class:`Stay`)."""
+    """One check-in event as the device signed it (no personal data: see :class:`Stay`).
+
+    On PostgreSQL the table is partitioned by month on ``occurred_at`` (the time the reports
+    count by, the purge ages by and the ingest bounds, :mod:`central.db.partitions`), so the
+    primary key carries it: ``(device_id, seq, occurred_at)``. Uniqueness of ``(device_id,
+    event_id)`` and ``(device_id, seq)`` across months is kept by :class:`EventKey`, which is
+    not partitioned. SQLite (tests, small sites) has the same columns and keys, unpartitioned.
+    """
 
     __tablename__ = "events"
     __table_args__ = (
-        UniqueConstraint("device_id", "event_id", name="uq_events_device_event"),
-        UniqueConstraint("device_id", "seq", name="uq_events_device_seq"),
-        # The only other reader of events is the purge (by age); the counts come from rollups
-        # (bench/counts.py checks no request reads this table). Each index here is paid for
-        # on every ingested event, so there are no others.
+        # The purge's boundary month and the people search read by time; the counts come from
+        # rollups (bench/counts.py checks no request reads this table). Each index here is paid
+        # for on every ingested event, so there are no others.
         Index("ix_events_occurred_at", "occurred_at"),
+        {"postgresql_partition_by": "RANGE (occurred_at)"},
     )
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
-                                    primary_key=True, autoincrement=True)
-    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(36))
-    seq: Mapped[int] = mapped_column(BigInteger)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"))
-    occurred_at: Mapped[datetime]
+    occurred_at: Mapped[datetime] = mapped_column(primary_key=True)
     received_at: Mapped[datetime]
     kind: Mapped[str] = mapped_column(String(16))
     method: Mapped[str] = mapped_column(String(16))
@@ -197,6 +203,34 @@ class Event(Base):
     sig: Mapped[str | None] = mapped_column(String(86))
     """The device's signature: a second copy with the same key but another ``sig`` is a replay
     (docs/protocol.md §4.9); Ed25519 is deterministic, so equal content gives equal ``sig``."""
+
+
+# A table created from the models (tests, the benches) gets the DEFAULT partition the migration
+# creates, so no event is ever refused for want of a month (central.db.partitions).
+sa_event.listen(Event.__table__, "after_create", DDL(  # type: ignore[no-untyped-call]
+    "CREATE TABLE events_default PARTITION OF events DEFAULT").execute_if(dialect="postgresql"))
+
+
+class EventKey(Base):
+    """The dedupe ledger of :class:`Event` (docs/protocol.md §4.9): one narrow row per stored
+    event, in a table that is NOT partitioned, so ``(device_id, seq)`` and ``(device_id,
+    event_id)`` stay unique whatever month the events fall in (a partitioned table can only
+    enforce keys that contain its partition key). The ingest inserts here first with
+    ``ON CONFLICT DO NOTHING`` and writes the event only when its key went in; a conflict is
+    told apart (duplicate or replay) by ``sig`` without reading the events. The purge deletes
+    the keys with their events (``occurred_at``; BRIN on PostgreSQL: rows arrive in time order).
+    """
+
+    __tablename__ = "event_keys"
+    __table_args__ = (
+        UniqueConstraint("device_id", "event_id", name="uq_event_keys_device_event"),
+        Index("ix_event_keys_occurred_at", "occurred_at", postgresql_using="brin"),
+    )
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    event_id: Mapped[str] = mapped_column(String(36))
+    occurred_at: Mapped[datetime]
+    sig: Mapped[str | None] = mapped_column(String(86))
 
 
 class Rollup(Base):

@@ -49,6 +49,9 @@ def cmd_purge(args: argparse.Namespace) -> int:
     print(f"purged: {report.events} events, {report.presences} presences, "
           f"{report.stays_erased} stays erased, {report.audit} audit entries, "
           f"{report.rejections} rejections, {report.throttle} login throttle rows")
+    if report.partitions_dropped or report.partitions_created:
+        print(f"events partitions dropped: {', '.join(report.partitions_dropped) or '-'}; "
+              f"created: {', '.join(report.partitions_created) or '-'}")
     engine.dispose()
     return 0
 

@@ -1,8 +1,10 @@
 """Storing a batch of messages in ONE transaction: events, counting, stays, seq, status.
 
-Exactly once, in effect (docs/protocol.md §4.9): events are inserted with
+Exactly once, in effect (docs/protocol.md §4.9): the events' keys are inserted with
 ``INSERT … ON CONFLICT DO NOTHING`` on the unique keys ``(device_id, event_id)`` and
-``(device_id, seq)``; a conflicting copy with the same ``sig`` (Ed25519 is deterministic: same
+``(device_id, seq)`` of the ledger :class:`~central.db.models.EventKey` (not partitioned, so
+exact across the months of the partitioned ``events``), then the events whose key went in; a
+conflicting copy with the same ``sig`` (Ed25519 is deterministic: same
 content, same signature) is a duplicate and is acknowledged; another ``sig`` under the same
 ``event_id``, or another ``event_id`` under a stored ``seq``, is a ``replay``. Counting
 (:mod:`central.counting`) runs only for rows actually inserted, in the same transaction, so a
@@ -44,7 +46,16 @@ from central.counting import (
     utc,
 )
 from central.db.bulk import insert_rows
-from central.db.models import Alarm, Device, Event, IngestRejection, RefusedSeq, Site, Stay
+from central.db.models import (
+    Alarm,
+    Device,
+    Event,
+    EventKey,
+    IngestRejection,
+    RefusedSeq,
+    Site,
+    Stay,
+)
 from central.ingest.validate import (
     Decoded,
     DeviceView,
@@ -279,9 +290,14 @@ def _insert_events(session: Session, candidates: list[tuple[ValidEvent, Device]]
     inserted: set[tuple[str, str]] = set()
     if fresh:
         rows = [_event_row(candidates[i][0], candidates[i][1].seq_base) for i in fresh]
+        # The keys first, in the unpartitioned ledger whose unique keys hold across months
+        # (a concurrent copy waits here for the other transaction, then is skipped); the event
+        # only for a key that went in.
         inserted = {(r[0], r[1]) for r in insert_rows(
-            session, cast(Table, Event.__table__), rows, returning=("device_id", "event_id"),
-            skip_conflicts=True)}
+            session, cast(Table, EventKey.__table__), [_key_row(row) for row in rows],
+            returning=("device_id", "event_id"), skip_conflicts=True)}
+        insert_rows(session, cast(Table, Event.__table__),
+                    [row for row in rows if (row["device_id"], row["event_id"]) in inserted])
     lookup = below + [i for i in fresh
                       if (candidates[i][0].device_id, candidates[i][0].event_id) not in inserted]
     stored: dict[tuple[str, str], str | None] = {}
@@ -289,11 +305,11 @@ def _insert_events(session: Session, candidates: list[tuple[ValidEvent, Device]]
     if lookup:
         wanted = [candidates[i][0] for i in lookup]
         for d, e, q, g in session.execute(select(
-                Event.device_id, Event.event_id, Event.seq, Event.sig).where(
-                Event.device_id.in_(sorted({ev.device_id for ev in wanted})),
-                or_(Event.event_id.in_(sorted({ev.event_id for ev in wanted})),
-                    Event.seq.in_(sorted({candidates[i][0].seq + candidates[i][1].seq_base
-                                          for i in lookup}))))):
+                EventKey.device_id, EventKey.event_id, EventKey.seq, EventKey.sig).where(
+                EventKey.device_id.in_(sorted({ev.device_id for ev in wanted})),
+                or_(EventKey.event_id.in_(sorted({ev.event_id for ev in wanted})),
+                    EventKey.seq.in_(sorted({candidates[i][0].seq + candidates[i][1].seq_base
+                                             for i in lookup}))))):
             stored[(d, e)] = g
             taken.add((d, q))
     for index in fresh:
@@ -347,6 +363,11 @@ def _event_row(ev: ValidEvent, seq_base: int = 0) -> dict[str, Any]:
         "birth_province": demo["birth_province"], "reason": msg["reason"],
         "details": ({**msg["details"], "training": True} if is_training(msg)
                     else msg["details"]), "sig": msg["sig"]}
+
+
+def _key_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The ledger row (:class:`~central.db.models.EventKey`) of an event row."""
+    return {name: row[name] for name in ("device_id", "seq", "event_id", "occurred_at", "sig")}
 
 
 def is_training(message: dict[str, Any]) -> bool:
@@ -405,7 +426,7 @@ def _advance_seq(session: Session, device: Device, seqs: list[int], now: datetim
     contiguous, base = device.contiguous_seq, device.seq_base
     if device.last_seq > contiguous:
         above = set(seqs)
-        for model in (Event, RefusedSeq):
+        for model in (EventKey, RefusedSeq):
             above.update(int(q) - base for q in session.execute(select(model.seq).where(
                 model.device_id == device.id, model.seq > base + contiguous)
                 .order_by(model.seq).limit(100_000)).scalars())

@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from central.at_rest import load_data_key
 from central.counting import close_out, utc
 from central.db.models import Device
+from central.db.partitions import ensure_partitions
 from central.ingest import metrics
 from central.ingest.crypto import load_centre_key
 from central.ingest.receipts import ReceiptPublisher
@@ -162,6 +163,7 @@ class IngestWorker:
         self.subscribed = threading.Event()
         self.stopping = threading.Event()
         self.generation = 0
+        self._partitions_day: str | None = None
         self._threads: list[threading.Thread] = []
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
@@ -304,9 +306,32 @@ class IngestWorker:
             if self.on_batch is not None:
                 self.on_batch(report)
 
-    def periodic(self, now: datetime | None = None) -> None:
-        """Stale-device check and close-out (safe to run in every worker)."""
+    def maintain_partitions(self, now: datetime | None = None) -> list[str]:
+        """The month partitions of ``events`` the ingest may need: from the retention horizon
+        (``too-old`` below it) to three months ahead (central.db.partitions); nothing on SQLite.
+        A failure (a lock not granted in time) is logged: the DEFAULT partition catches the
+        events meanwhile, and the next run moves them into their month."""
         now = utc(now or datetime.now(UTC))
+        try:
+            with self.sessions() as session, session.begin():
+                conn = session.connection()
+                if conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
+                created = ensure_partitions(conn, now, back=self.settings.retention.events)
+        except DBAPIError as exc:
+            log.warning("events partitions not created: %s", type(exc.orig).__name__)
+            return []
+        self._partitions_day = now.date().isoformat()
+        for name in created:
+            log.info("events partition %s created", name)
+        return created
+
+    def periodic(self, now: datetime | None = None) -> None:
+        """Stale-device check and close-out (safe to run in every worker); once a day, the
+        events partitions."""
+        now = utc(now or datetime.now(UTC))
+        if self._partitions_day != now.date().isoformat():
+            self.maintain_partitions(now)
         # Devices, then presences, in separate transactions: a batch takes presences before
         # devices, so holding both here in the other order could deadlock with it.
         with self.sessions() as session, session.begin():
@@ -336,6 +361,7 @@ class IngestWorker:
 
     def start(self, timeout: float = 15.0) -> IngestWorker:
         b = self.settings.broker
+        self.maintain_partitions()
         self.client.connect(b.host, b.port, keepalive=b.keepalive_s, clean_start=False,
                             properties=connect_properties(self.settings))
         self.client.loop_start()

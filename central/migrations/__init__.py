@@ -8,12 +8,14 @@ the programmatic :class:`alembic.config.Config` (script location inside this pac
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
 from central.db.engine import make_engine
+from central.db.partitions import is_partition_name
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 
@@ -27,6 +29,14 @@ def alembic_config(engine: Engine | None = None) -> Config:
     if engine is not None:
         config.attributes["engine"] = engine
     return config
+
+
+def include_name(name: str | None, type_: str, _parents: Any) -> bool:
+    """Schema comparison filter: the month partitions of ``events`` (and their indexes) are
+    made by central.db.partitions, not by the models."""
+    if type_ == "table":
+        return not is_partition_name(name)
+    return True
 
 
 def upgrade(engine_or_url: Engine | str, revision: str = "head") -> None:

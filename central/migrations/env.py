@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import Engine
 
 from central.db.models import Base
+from central.migrations import include_name
 
 config = context.config
 engine = config.attributes.get("engine")
@@ -14,7 +15,8 @@ if not isinstance(engine, Engine):
 
 with engine.connect() as connection:
     context.configure(connection=connection, target_metadata=Base.metadata,
-                      render_as_batch=engine.dialect.name == "sqlite", compare_type=True)
+                      render_as_batch=engine.dialect.name == "sqlite", compare_type=True,
+                      include_name=include_name)
     with context.begin_transaction():
         context.run_migrations()
     connection.commit()

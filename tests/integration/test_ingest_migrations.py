@@ -8,17 +8,18 @@ from sqlalchemy import inspect
 
 from central.db.engine import make_engine
 from central.db.models import Base
-from central.migrations import current, upgrade
+from central.migrations import current, include_name, upgrade
 from tests.integration.pg_fixtures import db_url, postgres_server  # noqa: F401
 
 
 def test_fresh_database_migrates_to_head_and_matches_models(db_url: str) -> None:  # noqa: F811
     engine = make_engine(db_url)
     upgrade(engine)
-    assert current(engine) == "0006"
+    assert current(engine) == "0007"
     assert set(inspect(engine).get_table_names()) >= set(Base.metadata.tables)
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True,
+                                                             "include_name": include_name})
         diff = compare_metadata(ctx, Base.metadata)
     assert diff == [], diff
     upgrade(engine)  # idempotent at head
@@ -57,7 +58,7 @@ def test_upgrade_keeps_rollups_and_downgrade_merges_the_insurance_dimension(
         names = {i["name"] for i in inspect(conn).get_indexes("events")}
     assert {"ix_events_device_seq", "ix_events_site_time", "ix_events_subject"} <= names
     upgrade(engine)
-    assert current(engine) == "0006"
+    assert current(engine) == "0007"
     engine.dispose()
 
 
@@ -89,8 +90,9 @@ def test_device_version_widened_to_the_schema_and_cut_back_on_downgrade(
         assert conn.execute(text("SELECT version FROM devices")).scalar_one() == \
             (long_version + "1")[:32]
     upgrade(engine)
-    assert current(engine) == "0006"
+    assert current(engine) == "0007"
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True,
+                                                             "include_name": include_name})
         assert compare_metadata(ctx, Base.metadata) == []
     engine.dispose()

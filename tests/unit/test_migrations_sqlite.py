@@ -9,16 +9,17 @@ from alembic.migration import MigrationContext
 
 from central.db.engine import make_engine
 from central.db.models import Base
-from central.migrations import current, upgrade
+from central.migrations import current, include_name, upgrade
 
 
 def test_sqlite_migrates_to_head_without_diff(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
     upgrade(url)
     engine = make_engine(url)
-    assert current(engine) == "0006"
+    assert current(engine) == "0007"
     with engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        assert compare_metadata(MigrationContext.configure(
+            conn, opts={"include_name": include_name}), Base.metadata) == []
     engine.dispose()
 
 
@@ -44,7 +45,7 @@ def test_0005_downgrade_drops_snapshots_and_notice_refs(tmp_path: Path) -> None:
     assert "notice_ref" not in {c["name"] for c in inspector.get_columns("stays")}
     assert "acked_at" not in {c["name"] for c in inspector.get_columns("alarms")}
     upgrade(engine)
-    assert current(engine) == "0006"
+    assert current(engine) == "0007"
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM report_snapshots")).scalar() == 0
     engine.dispose()
