@@ -26,7 +26,8 @@ TRAFFIC_S = 10.0
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    w = World(tmp_path_factory.mktemp("chaos") / "world", seed=SEED)
+    keep = os.environ.get("CHAOS_WORKDIR")  # a folder that outlives the run, for its logs
+    w = World(Path(keep) if keep else tmp_path_factory.mktemp("chaos") / "world", seed=SEED)
     try:
         w.start()
     except ChaosError as exc:
