@@ -486,18 +486,20 @@ class Outbox:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 changed = 0
-                for lo, hi in ranges:
-                    changed += self._conn.execute(
-                        "UPDATE events SET receipted_ms = ?, receipt = 'committed',"
-                        " delivered_ms = coalesce(delivered_ms, ?)"
-                        " WHERE receipted_ms IS NULL AND seq BETWEEN ? AND ?",
-                        (now, now, lo, hi)).rowcount
+                # Refusals first: the centre's prefix passes a seq refused for good, and the
+                # row must say why, not "committed".
                 for receipt, seq, event_id in refused:
                     changed += self._conn.execute(
                         "UPDATE events SET receipted_ms = ?, receipt = ?,"
                         " delivered_ms = coalesce(delivered_ms, ?)"
                         " WHERE receipted_ms IS NULL AND seq = ? AND event_id = ?",
                         (now, receipt, now, seq, event_id)).rowcount
+                for lo, hi in ranges:
+                    changed += self._conn.execute(
+                        "UPDATE events SET receipted_ms = ?, receipt = 'committed',"
+                        " delivered_ms = coalesce(delivered_ms, ?)"
+                        " WHERE receipted_ms IS NULL AND seq BETWEEN ? AND ?",
+                        (now, now, lo, hi)).rowcount
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()

@@ -154,3 +154,13 @@ def test_version_1_outbox_is_migrated_in_place(tmp_path: Path) -> None:
     check.close()
     with Outbox(path) as ob:  # reopening a migrated file changes nothing
         assert ob.unreceipted() == 3
+
+
+def test_a_refusal_inside_the_prefix_is_recorded_as_refused(tmp_path: Path) -> None:
+    """The centre's prefix passes a seq it refused for good (``too-old``); the receipt names it
+    in ``rejected`` and the row says so, not "committed" (found by the chaos suite)."""
+    with Outbox(tmp_path / "o.db") as ob:
+        ids = fill(ob, 3)
+        assert ob.settle(3, rejected=[(2, str(ids[1]), "too-old")]) == 3
+        assert [ob.get(s).receipt for s in (1, 2, 3)] == [  # type: ignore[union-attr]
+            "committed", "rejected:too-old", "committed"]
