@@ -51,7 +51,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -105,6 +104,7 @@ MAX_FUTURE_SKEW_S = 30
 EVENTS_DAYS = 1
 BROKER_AUTOSAVE_S = 2
 BROKER_DISK = "256k"
+SETTLED_S = 20.0
 
 FAULTS = ("broker-kill-collector-down", "broker-kill-collector-lagging", "ingest-kill",
           "postgres-kill", "broker-disk-full", "agent-kill", "clock-step")
@@ -138,7 +138,7 @@ class Postgres:
     @property
     def argv(self) -> list[str]:
         opts = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                "-c fsync=off -c synchronous_commit=off -c max_connections=60 "
+                "-c fsync=off -c synchronous_commit=on -c max_connections=60 "
                 "-c shared_buffers=32MB")
         return [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"),
                 "-o", opts, "-w", "-t", "120", "start"]
@@ -148,7 +148,13 @@ class Postgres:
 
     @classmethod
     def create(cls) -> Postgres:
-        """A new cluster in a folder of its own under the system's temp dir (the postgres
+        """``synchronous_commit`` on, as in production: a receipt says the event is committed,
+        and with it off PostgreSQL acknowledges commits whose WAL is still in its shared memory,
+        which a crash of the postmaster loses (observed: 1 receipted event of 299). ``fsync``
+        off only spares the disk: a killed process loses nothing already written to the
+        kernel.
+
+        A new cluster in a folder of its own under the system's temp dir (the postgres
         user must reach it; test folders are the running user's alone)."""
         import pwd
         import tempfile
@@ -596,11 +602,13 @@ events_days = {EVENTS_DAYS}
         (SIGTERM: it tries to save once more) and started with the disk still full; then the
         space is freed."""
         filler = self.broker_disk / "filler"
-        with filler.open("wb") as out:
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
             with contextlib.suppress(OSError):
                 while True:
-                    out.write(b"\0" * 4096)
-                    out.flush()
+                    os.write(fd, b"\0" * 4096)
+        finally:
+            os.close(fd)
         note(f"broker disk full ({filler.stat().st_size // 1024} KiB filler)")
         time.sleep(BROKER_AUTOSAVE_S * 2 + self.rng.uniform(0, 2))
         self.kill("mosquitto", signal.SIGTERM)
@@ -619,7 +627,7 @@ events_days = {EVENTS_DAYS}
         at = self.rng.uniform(0.2, 0.6) * traffic_s
         rnd = Round(number, fault, at, traffic_s)
         generator = TrafficGenerator(self.stations, self.people,
-                                     seed=self.rng.randrange(1 << 30), verdict_timeout=10)
+                                     seed=self.rng.randrange(1 << 30), verdict_timeout=30)
         generator.start(pause=(0.05, 0.4))
         started = time.monotonic()
         try:
@@ -629,6 +637,10 @@ events_days = {EVENTS_DAYS}
         finally:
             generator.stop()
         stopped = time.monotonic()
+        unseen = [f for f in generator.failures if f.endswith("(no verdict)")]
+        if unseen:  # a gate that decided later than the visitor waited: the truth is unsure
+            rnd.notes.append(f"{len(unseen)} presentations without a verdict in 30 s: "
+                             + "; ".join(unseen[:3]))
         restarted = self.ensure_running()
         if restarted:
             rnd.notes.append("restarted " + ", ".join(restarted))
@@ -679,15 +691,19 @@ events_days = {EVENTS_DAYS}
 
     def converge(self, timeout: float) -> None:
         """Until every outbox is fully receipted and the database holds exactly what the
-        outboxes hold less the final refusals, twice in a row (a late duplicate would show)."""
+        outboxes hold less the final refusals, three polls in a row (a late duplicate would
+        show); or, every outbox receipted, the database has not changed for
+        :data:`SETTLED_S` (then :meth:`check` names what is lost or doubled)."""
         deadline = time.monotonic() + timeout
         steady = 0
         last = ""
+        previous: tuple[Counter[tuple[str, str]], int] | None = None
+        unchanged_since = time.monotonic()
         while time.monotonic() < deadline:
             try:
                 rows, refused, _reasons, open_ = self.outbox_state()
                 stored, distinct = self.stored()
-            except Exception as exc:  # noqa: BLE001 - a restarting database: try again
+            except Exception as exc:
                 last = f"reading: {exc}"
                 time.sleep(0.5)
                 continue
@@ -698,6 +714,10 @@ events_days = {EVENTS_DAYS}
             last = f"{open_} unreceipted; outboxes {dict(rows)}; stored {dict(stored)}"
             steady = steady + 1 if done else 0
             if steady >= 3:
+                return
+            if previous != (stored, distinct) or open_:
+                previous, unchanged_since = (stored, distinct), time.monotonic()
+            elif time.monotonic() - unchanged_since > SETTLED_S:
                 return
             time.sleep(0.5)
         raise ChaosError(f"did not converge in {timeout:g} s: {last}\n{self.log_tails()}")
@@ -723,7 +743,7 @@ events_days = {EVENTS_DAYS}
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.web_port}/api/v1/occupancy",
             headers={"Authorization": f"Bearer {self.api_token}"})
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=10) as response:
             return int(json.loads(response.read())["total"])
 
     def dashboard(self) -> dict[str, int]:
