@@ -85,13 +85,17 @@ def main() -> int:
     print()
     print(f"seed {seed}; {len(rounds)} rounds in {time.monotonic() - started:.0f} s")
     print()
-    print("| rounds | faults by type | events generated | stored | lost | doubled "
-          "| refused by design | max time to converge |")
-    print("|---|---|---|---|---|---|---|---|")
+    recorded = sum(check.outbox.values()) if check is not None else 0
+    unsure = sum(world.unsure.values())
+    print("| rounds | faults by type | events generated | recorded by the gates | stored "
+          "| lost | doubled | refused by design | max time to converge |")
+    print("|---|---|---|---|---|---|---|---|---|")
     faults = ", ".join(f"{f} {n}" for f, n in sorted(by_fault.items()))
     worst = max((r.converge_s for r in rounds), default=0.0)
-    print(f"| {len(rounds)} | {faults} | {generated} | {stored} | {lost} | {doubled} "
-          f"| {refused} | {worst:.1f} s |")
+    print(f"| {len(rounds)} | {faults} | {generated} | {recorded} | {stored} | {lost} "
+          f"| {doubled} | {refused} | {worst:.1f} s |")
+    print(f"\n{unsure} presentations failed at the gate as the visitor saw it (no verdict, a "
+          f"card-read error); the gates recorded {recorded - generated} of them.")
     if failed:
         print("\nFAILED:\n" + "\n".join(failed))
         return 1

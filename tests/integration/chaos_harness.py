@@ -20,10 +20,12 @@ agent's outbox is fully receipted (docs/protocol.md §4.11) and the database hol
 :meth:`World.check` compares, **cumulatively over all rounds**:
 
 * each agent's outbox rows per kind with what the generator saw accepted at that station (what
-  the gate committed is what the visitors were told);
-* the database's ``events`` rows per device and kind with that truth less the refusals the
-  receipts made final (``rejected:<reason>`` in the outbox; by design, docs/protocol.md §4.10);
-  no ``event_id`` twice;
+  the gate committed is what the visitors were told; only where a visitor saw a failure — no
+  verdict, a card-read error — may the gate have recorded one more, its reader retrying under
+  load: such presentations are counted and bound the difference);
+* the database's ``events`` rows per device and kind with what the gates recorded less the
+  refusals the receipts made final (``rejected:<reason>`` in the outbox; by design,
+  docs/protocol.md §4.10), exactly: none lost, none twice; no ``event_id`` twice;
 * the rollup-based counts of the JSON API (``/api/v1/counts``) and the dashboard's figures
   (``/``, fetched over HTTP after a real login, numbers parsed) with the same truth; the
   occupancy of the API and the dashboard with the presences in the database.
@@ -263,10 +265,15 @@ class Check:
     api_occupancy: int
     db_occupancy: int
     rejections_logged: Counter[str]
+    unsure: Counter[str]
+    """Device → presentations the visitor saw fail (no verdict, a card-read error) although
+    the gate may have recorded them a moment later (a reader retrying under load): the
+    generator cannot know, the gate's outbox says."""
 
     @property
     def expected(self) -> Counter[tuple[str, str]]:
-        out = Counter(self.truth)
+        """What the gates recorded (their outboxes) less what the centre refused for good."""
+        out = Counter(self.outbox)
         out.subtract(self.refused)
         return Counter({k: v for k, v in out.items() if v})
 
@@ -282,12 +289,15 @@ class Check:
     def problems(self) -> list[str]:
         out = []
         exp = self.expected
-        if Counter({k: v for k, v in self.outbox.items() if v}) != \
-                Counter({k: v for k, v in self.truth.items() if v}):
-            out.append(f"outboxes hold {dict(self.outbox)}, the gates accepted {dict(self.truth)}")
+        for key in set(self.outbox) | set(self.truth):
+            # every accepted verdict is in the outbox; more only where a visitor saw a failure
+            if not self.truth[key] <= self.outbox[key] <= self.truth[key] + self.unsure[key[0]]:
+                out.append(f"outboxes hold {dict(self.outbox)}, the gates accepted "
+                           f"{dict(self.truth)} (unsure presentations {dict(self.unsure)})")
+                break
         if Counter({k: v for k, v in self.stored.items() if v}) != exp:
             out.append(f"database holds {dict(self.stored)}, expected {dict(exp)} "
-                       f"(truth {dict(self.truth)} less refused {dict(self.refused)})")
+                       f"(outboxes {dict(self.outbox)} less refused {dict(self.refused)})")
         if self.distinct_ids != sum(self.stored.values()):
             out.append(f"{sum(self.stored.values())} event rows but {self.distinct_ids} ids")
         by_site: Counter[tuple[str, str]] = Counter()
@@ -329,6 +339,7 @@ class World:
         self.logs: dict[str, str] = {}
         self.stations: list[Station] = []
         self.truth: Counter[tuple[str, str]] = Counter()
+        self.unsure: Counter[str] = Counter()
         self.pg: Postgres | None = None
         self.engine: Engine | None = None
         self.database_url = ""
@@ -638,10 +649,12 @@ events_days = {EVENTS_DAYS}
         finally:
             generator.stop()
         stopped = time.monotonic()
-        unseen = [f for f in generator.failures if f.endswith("(no verdict)")]
-        if unseen:  # a gate that decided later than the visitor waited: the truth is unsure
-            rnd.notes.append(f"{len(unseen)} presentations without a verdict in 30 s: "
-                             + "; ".join(unseen[:3]))
+        unsure = [f for f in generator.failures if not f.endswith("(already-counted)")]
+        if unsure:  # the visitor saw a failure; the gate may still have recorded it
+            for failure in unsure:
+                self.unsure[failure.split(":", 1)[0]] += 1
+            rnd.notes.append(f"{len(unsure)} presentations failed at the gate: "
+                             + "; ".join(unsure[:3]))
         restarted = self.ensure_running()
         if restarted:
             rnd.notes.append("restarted " + ", ".join(restarted))
@@ -738,7 +751,7 @@ events_days = {EVENTS_DAYS}
         web = f"http://127.0.0.1:{self.web_port}"
         return Check(Counter(self.truth), rows, refused, reasons, stored, distinct,
                      api_counts(web, self.api_token), self.dashboard(), self.api_occupancy(),
-                     occupancy, logged)
+                     occupancy, logged, Counter(self.unsure))
 
     def api_occupancy(self) -> int:
         request = urllib.request.Request(
