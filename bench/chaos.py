@@ -94,8 +94,9 @@ def main() -> int:
     worst = max((r.converge_s for r in rounds), default=0.0)
     print(f"| {len(rounds)} | {faults} | {generated} | {recorded} | {stored} | {lost} "
           f"| {doubled} | {refused} | {worst:.1f} s |")
-    print(f"\n{unsure} presentations failed at the gate as the visitor saw it (no verdict, a "
-          f"card-read error); the gates recorded {recorded - generated} of them.")
+    print(f"\n{unsure} presentations failed as the visitor saw it (no verdict, a card-read "
+          f"error); the gates recorded {recorded - generated} events more than the visitors "
+          f"saw accepted (at most one per such presentation).")
     if failed:
         print("\nFAILED:\n" + "\n".join(failed))
         return 1
