@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["EventAssurance", "EventKind", "Method"]
+__all__ = ["FINAL_REFUSALS", "EventAssurance", "EventKind", "Method"]
 
 
 class EventKind(StrEnum):
@@ -45,3 +45,12 @@ class EventAssurance(StrEnum):
     VNEID_QR = "vneid-qr"
     MANUAL = "manual"
     NONE = "none"
+
+
+FINAL_REFUSALS = frozenset({"schema", "bad-signature", "replay", "topic-device-mismatch",
+                            "too-old", "kind-not-for-site", "stay-owner-mismatch"})
+"""The refusals a receipt names in ``rejected`` (docs/protocol.md §4.11.1): the same bytes would
+meet them whenever they were sent (an event only grows older; a site keeps its kind; a stay
+keeps its owner), so the device settles the event. The same values as the ``reason`` enum of
+``receipt.v2.schema.json``; the collector sends exactly these and the agent accepts exactly
+these (a unit test compares all four), so a receipt of one side is never ignored by the other."""

@@ -16,7 +16,12 @@ DEFAULT_URL = "sqlite:///var/central.sqlite3"
 def make_engine(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
     """An engine; for SQLite, WAL with a busy timeout so several workers can share the file,
     and the database file created 0600 before SQLite opens it (its ``-wal`` and ``-shm``
-    follow the database's mode)."""
+    follow the database's mode). A server database pings each pooled connection before
+    handing it out: after PostgreSQL restarts (a crash, a failover) every pooled connection
+    is dead, and without the ping the next request on each one fails (docs/operations.md,
+    faults and recovery)."""
+    if not url.startswith("sqlite"):
+        kwargs.setdefault("pool_pre_ping", True)
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
         database = make_url(url).database

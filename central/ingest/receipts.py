@@ -39,19 +39,21 @@ from sqlalchemy.orm import Session
 from central.db.models import Device, RefusedSeq
 from central.ingest.store import BatchReport, Outcome
 from central.ingest.validate import Reason
+from wire.kinds import FINAL_REFUSALS
 from wire.topics import receipts_topic
 
 log = logging.getLogger("central.ingest.receipts")
 
 RECEIPT_VERSION = 2
-FINAL_REASONS = frozenset({Reason.SCHEMA, Reason.BAD_SIGNATURE, Reason.REPLAY,
-                           Reason.TOPIC_DEVICE_MISMATCH, Reason.TOO_OLD,
-                           Reason.KIND_NOT_FOR_SITE, Reason.STAY_OWNER_MISMATCH})
+FINAL_REASONS = frozenset(Reason(reason) for reason in sorted(FINAL_REFUSALS))
 """Refusals that the same bytes would meet again whenever they were sent (an event only grows
 older; a site keeps its kind; a stay keeps its owner): settled by the device. The others
 (``unknown-device``, ``revoked-device``, ``site-mismatch``, ``clock-skew``,
 ``sealed-stay-unopenable``, ``dead-letter``) depend on the registry, the clock or the
-collector's configuration and may pass later, so the device keeps and resends the event."""
+collector's configuration and may pass later, so the device keeps and resends the event.
+The set is the wire package's (:data:`wire.kinds.FINAL_REFUSALS`), the one the agent accepts: a
+receipt naming a reason the agent did not know was ignored whole, commits included, and its
+events sent again until refused as ``replay`` (found by the chaos suite's clock fault)."""
 MAX_RANGES = 128
 MAX_REJECTED = 64
 """Bounds that keep a receipt well under 16 KiB; what does not fit is answered again when the

@@ -30,7 +30,7 @@ from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from nacl.signing import VerifyKey
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Table, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from central.at_rest import encrypt_personal
@@ -70,6 +70,7 @@ from central.ingest.validate import (
     parse_time,
 )
 from central.subjects import SubjectKeys
+from wire.kinds import FINAL_REFUSALS
 from wire.signing import SignatureError, ed25519_public, verify_signature
 from wire.topics import TOPIC_PREFIX, split_topic
 
@@ -287,6 +288,10 @@ def _insert_events(session: Session, candidates: list[tuple[ValidEvent, Device]]
             first_of[(d, e)] = index
             seq_owner[(d, seq)] = e
             (below if seq <= device.contiguous_seq else fresh).append(index)
+    revived = _revive_transient(session, candidates, below)
+    if revived:
+        below = [i for i in below if i not in revived]
+        fresh += sorted(revived)
     inserted: set[tuple[str, str]] = set()
     if fresh:
         rows = [_event_row(candidates[i][0], candidates[i][1].seq_base) for i in fresh]
@@ -350,6 +355,31 @@ def _insert_events(session: Session, candidates: list[tuple[ValidEvent, Device]]
             Reason.REPLAY, f"event_id {ev.event_id} stored with other content", ev.device_id)
     assert all(r is not None for r in results)
     return cast(list[str | Rejection], results)
+
+
+def _revive_transient(session: Session, candidates: list[tuple[ValidEvent, Device]],
+                      below: list[int]) -> set[int]:
+    """The indexes of ``below`` (seq at or below the device's prefix) whose seq the prefix
+    passed only because it was refused for a reason that may pass later (``clock-skew``,
+    ``site-mismatch``, ``sealed-stay-unopenable``: :data:`SETTLING` less the final refusals,
+    docs/protocol.md §4.11.1). The device kept that event and sends it again; now it is
+    inserted like a new one and its ``refused_seqs`` row goes (found by the chaos suite: a gate
+    whose clock ran ahead had those events refused ``clock-skew``, then ``replay`` when they
+    came again, lost for good)."""
+    if not below:
+        return set()
+    transient = sorted(r.value for r in SETTLING if r.value not in FINAL_REFUSALS)
+    wanted = {(candidates[i][0].device_id, candidates[i][0].seq + candidates[i][1].seq_base): i
+              for i in below}
+    found = {(d, int(q)) for d, q in session.execute(
+        select(RefusedSeq.device_id, RefusedSeq.seq).where(
+            RefusedSeq.device_id.in_(sorted({d for d, _q in wanted})),
+            RefusedSeq.seq.in_(sorted({q for _d, q in wanted})),
+            RefusedSeq.reason.in_(transient))).all()} & set(wanted)
+    for device_id, seq in sorted(found):
+        session.execute(delete(RefusedSeq).where(RefusedSeq.device_id == device_id,
+                                                 RefusedSeq.seq == seq))
+    return {wanted[key] for key in found}
 
 
 def _event_row(ev: ValidEvent, seq_base: int = 0) -> dict[str, Any]:

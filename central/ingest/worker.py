@@ -360,6 +360,7 @@ class IngestWorker:
     # -- life cycle --
 
     def start(self, timeout: float = 15.0) -> IngestWorker:
+        unsafe_commit_setting(self.engine)
         b = self.settings.broker
         self.maintain_partitions()
         self.client.connect(b.host, b.port, keepalive=b.keepalive_s, clean_start=False,
@@ -380,6 +381,25 @@ class IngestWorker:
             thread.join(5)
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def unsafe_commit_setting(engine: Engine) -> str | None:
+    """PostgreSQL's ``synchronous_commit`` when it lets a crash lose acknowledged commits
+    (``off``), logged as a warning; None otherwise. A receipt tells the device its events are
+    held once the batch committed: with ``off`` a crash of the server loses the last commits
+    the devices were already told about (docs/operations.md §8, observed by the chaos suite)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    try:
+        with engine.connect() as conn:
+            value = str(conn.exec_driver_sql("SHOW synchronous_commit").scalar())
+    except Exception:  # the batch loop reports an unreachable database
+        return None
+    if value != "off":
+        return None
+    log.warning("PostgreSQL synchronous_commit is off: a crash of the database loses commits "
+                "the devices were already receipted for; set it to on")
+    return value
 
 
 def _unavailable(exc: BaseException) -> bool:

@@ -486,18 +486,20 @@ class Outbox:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 changed = 0
-                for lo, hi in ranges:
-                    changed += self._conn.execute(
-                        "UPDATE events SET receipted_ms = ?, receipt = 'committed',"
-                        " delivered_ms = coalesce(delivered_ms, ?)"
-                        " WHERE receipted_ms IS NULL AND seq BETWEEN ? AND ?",
-                        (now, now, lo, hi)).rowcount
+                # Refusals first: the centre's prefix passes a seq refused for good, and the
+                # row must say why, not "committed".
                 for receipt, seq, event_id in refused:
                     changed += self._conn.execute(
                         "UPDATE events SET receipted_ms = ?, receipt = ?,"
                         " delivered_ms = coalesce(delivered_ms, ?)"
                         " WHERE receipted_ms IS NULL AND seq = ? AND event_id = ?",
                         (now, receipt, now, seq, event_id)).rowcount
+                for lo, hi in ranges:
+                    changed += self._conn.execute(
+                        "UPDATE events SET receipted_ms = ?, receipt = 'committed',"
+                        " delivered_ms = coalesce(delivered_ms, ?)"
+                        " WHERE receipted_ms IS NULL AND seq BETWEEN ? AND ?",
+                        (now, now, lo, hi)).rowcount
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
@@ -508,7 +510,10 @@ class Outbox:
         """Make sent-but-unreceipted events pending again, so the drain publishes them anew.
 
         All of them (after a reconnect), or those whose PUBACK is older than ``sent_before``
-        (the receipt timeout). The number requeued.
+        (the receipt timeout) — or later than now by more than that timeout: the wall clock
+        was stepped back since (NTP after a clock that ran ahead), and waiting for it to catch
+        up with the recorded time would hold those events back for as long as the step (found
+        by the chaos suite's clock fault). The number requeued.
         """
         with self._lock:
             try:
@@ -518,10 +523,12 @@ class Outbox:
                         "UPDATE events SET delivered_ms = NULL"
                         " WHERE receipted_ms IS NULL AND delivered_ms IS NOT NULL")
                 else:
+                    cutoff = _to_ms(sent_before)
+                    ahead = 2 * self._clock_ms() - cutoff  # now + the timeout
                     cur = self._conn.execute(
                         "UPDATE events SET delivered_ms = NULL WHERE receipted_ms IS NULL"
-                        " AND delivered_ms IS NOT NULL AND delivered_ms < ?",
-                        (_to_ms(sent_before),))
+                        " AND delivered_ms IS NOT NULL AND (delivered_ms < ? OR delivered_ms > ?)",
+                        (cutoff, ahead))
                 changed = cur.rowcount
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:

@@ -13,12 +13,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from wire.kinds import FINAL_REFUSALS
+
 RECEIPT_VERSION = 2
 MAX_PAYLOAD_BYTES = 16 * 1024
 MAX_SEQ = 2 ** 53 - 1
 MAX_RANGES = 128
 MAX_REJECTED = 64
-FINAL_REASONS = frozenset({"schema", "bad-signature", "replay", "topic-device-mismatch"})
+FINAL_REASONS = FINAL_REFUSALS
+"""What a receipt may name as refused for good: the wire package's set, the collector's."""
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _MEMBERS = frozenset({"v", "device_id", "at", "committed_through", "committed", "rejected"})
 

@@ -355,3 +355,31 @@ def test_a_bug_on_one_message_is_dead_lettered_with_its_device(
         row = s.execute(select(IngestRejection.device_id, IngestRejection.detail)).one()
     assert row[0] == DESK and (row[1] or "").startswith("RuntimeError")
     assert h.count(Event) == 2 and h.count(Stay) == 0
+
+
+def test_an_event_refused_for_clock_skew_is_stored_when_it_comes_again(h: Harness) -> None:
+    """``clock-skew`` may pass later (docs/protocol.md §4.11.1): the device keeps the event and
+    sends it again. Its seq closed the gap meanwhile (the prefix passed it, the alarm stays
+    quiet), yet the resend is stored, not refused as ``replay`` (found by the chaos suite: a
+    gate whose clock ran ahead lost those events for good)."""
+    now = datetime.now(UTC)
+    ahead = h.ev(GATE, occurred_at=now + timedelta(minutes=11))
+    r = h.send(h.ev(GATE), ahead, h.ev(GATE), now=now)
+    assert results(r) == ["stored", "clock-skew", "stored"]
+    with h.session() as s:
+        assert s.get(Device, GATE).contiguous_seq == 3  # type: ignore[union-attr]
+    later = now + timedelta(minutes=2)  # the centre's clock has caught up
+    assert results(h.send(ahead, now=later)) == ["stored"]
+    assert results(h.send(ahead, now=later)) == ["duplicate"]
+    with h.session() as s:
+        assert s.scalar(select(func.count()).select_from(Event)
+                        .where(Event.device_id == GATE)) == 3
+        assert s.scalar(text("SELECT count(*) FROM refused_seqs")) == 0
+    # A final refusal stays final and its seq is never revived.
+    old = h.ev(GATE, occurred_at=now - timedelta(days=401))
+    assert results(h.send(old, now=now)) == ["too-old"]
+    assert results(h.send(old, now=later)) == ["too-old"]
+    with h.session() as s:
+        assert s.scalar(text("SELECT count(*) FROM refused_seqs")) == 1
+        assert s.scalar(select(func.count()).select_from(Event)
+                        .where(Event.device_id == GATE)) == 3

@@ -154,3 +154,36 @@ def test_version_1_outbox_is_migrated_in_place(tmp_path: Path) -> None:
     check.close()
     with Outbox(path) as ob:  # reopening a migrated file changes nothing
         assert ob.unreceipted() == 3
+
+
+def test_a_refusal_inside_the_prefix_is_recorded_as_refused(tmp_path: Path) -> None:
+    """The centre's prefix passes a seq it refused for good (``too-old``); the receipt names it
+    in ``rejected`` and the row says so, not "committed" (found by the chaos suite)."""
+    with Outbox(tmp_path / "o.db") as ob:
+        ids = fill(ob, 3)
+        assert ob.settle(3, rejected=[(2, str(ids[1]), "too-old")]) == 3
+        assert [ob.get(s).receipt for s in (1, 2, 3)] == [  # type: ignore[union-attr]
+            "committed", "rejected:too-old", "committed"]
+
+
+def test_requeue_after_the_clock_was_stepped_back(tmp_path: Path) -> None:
+    """Events PUBACKed while the wall clock ran ahead are sent again once the timeout has
+    passed, not only when the clock has caught up with their recorded time (found by the chaos
+    suite's clock fault)."""
+    clock = [1_000_000]
+    with Outbox(tmp_path / "o.db", clock_ms=lambda: clock[0]) as ob:
+        fill(ob, 3)
+        clock[0] += 600_000  # ten minutes ahead
+        ob.mark_delivered_many([1, 2])
+        clock[0] -= 600_000 - 5_000  # stepped back, 5 s later in real time
+        ob.mark_delivered_many([3])
+
+        def cutoff() -> datetime:
+            return datetime.fromtimestamp((clock[0] - 20_000) / 1000, UTC)
+
+        assert ob.requeue(sent_before=cutoff()) == 2  # recorded 10 min ahead: sent again
+        assert [e.seq for e in ob.pending()] == [1, 2]
+        clock[0] += 10_000
+        assert ob.requeue(sent_before=cutoff()) == 0  # seq 3 is within its timeout
+        clock[0] += 11_000
+        assert ob.requeue(sent_before=cutoff()) == 1
