@@ -419,6 +419,9 @@ class World:
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
             serialization.NoEncryption()))
         new_data_key(root / "data.key")
+        # The subject keys live at the centre only (docs/privacy.md §3).
+        write_private(root / "subject.key", secrets.token_bytes(32))
+        write_private(root / "centre-subject.key", secrets.token_bytes(32))
         write_private(root / "web-secret", secrets.token_bytes(32))
         self.pg = Postgres.create()
         admin = create_engine(self.pg.url(), isolation_level="AUTOCOMMIT")
@@ -442,6 +445,8 @@ client_id = "collector"
 [keys]
 centre_private_key = "{root / 'centre-x25519.key'}"
 data_key = "{root / 'data.key'}"
+subject_key = "{root / 'subject.key'}"
+centre_subject_key = "{root / 'centre-subject.key'}"
 
 [ingest]
 max_future_skew_s = {MAX_FUTURE_SKEW_S}
@@ -452,7 +457,7 @@ events_days = {EVENTS_DAYS}
         self._start_broker(pki, ca)
         self.password = secrets.token_urlsafe(9)
         bundles = seed_collector(root, self.database_url, ca, centre, broker_url,
-                                 secrets.token_bytes(32), self.password, STATIONS)
+                                 self.password, STATIONS)
         sync_broker(self.system, conf, pki)
         bin_dir = Path(sys.executable).parent
         self.argv["ingest"] = [str(bin_dir / "central"), "ingest", "--config", str(conf)]
