@@ -346,7 +346,8 @@ def main() -> int:
         finally:
             if pg is not None:
                 stop_postgres(pg)
-    print(f"{args.repeat} run(s) per row; median (min – max). Ingest rate: events / time from "
+    print(f"{args.repeat} run(s) per row; median (min – max); load average at the end "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs. Ingest rate: events / time from "
           "the workers' start until every device held a receipt through its last seq.\n")
     print("| database | ingest workers | events | raw delivery (msg/s) | ingest with receipts "
           "(events/s) | ingest / raw | receipts received |")

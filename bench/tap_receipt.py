@@ -292,7 +292,8 @@ def main() -> int:
 
     print(f"Tap to receipt, {platform.machine()}, {os.cpu_count()} CPUs, Python "
           f"{platform.python_version()}; card timing {args.timing}; {args.workers} ingest "
-          f"workers; PostgreSQL; outbox timestamps in ms\n")
+          f"workers; PostgreSQL; outbox timestamps in ms; load average at the end "
+          f"{os.getloadavg()[0]:.1f}\n")
     print("| span | n | median ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|")
     print(line("tap → committed in the outbox (read, flow, sign, fsync)",
                [c - t for t, c, _, _ in rows]))
