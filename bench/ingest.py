@@ -20,6 +20,7 @@ denied subscription, a stuck worker or a missing receipt ends the bench with a m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -172,12 +173,14 @@ def _worker_process(settings: CentralSettings, go: Any, stop: Any, stored: Any) 
     (deploy/systemd/cccd-central-ingest@.service): engine, worker, frozen start-up heap."""
     engine = make_engine(settings.database_url)
     worker = IngestWorker(settings, engine, periodic_s=3600,
-                          on_batch=lambda report: stored.put(report.count("stored")))
+                          on_batch=lambda report: stored.put(("n", report.count("stored"))))
     freeze_startup_heap()
     go.wait()
+    cpu = time.process_time()
     worker.start()
     stop.wait()
     worker.stop()
+    stored.put(("cpu", time.process_time() - cpu))
     engine.dispose()
 
 
@@ -232,9 +235,10 @@ class ReceiptWatcher:
 
 def ingest_rate(broker: Broker, url: str, payloads: dict[str, list[bytes]],
                 total: int, engine: Any, workers: int,
-                batch_size: int) -> tuple[float, float, int]:
+                batch_size: int) -> tuple[float, float, int, float]:
     """Events per second stored, and receipted at the devices, by ``workers`` worker processes
-    sharing the subscription; and the number of receipts the devices received."""
+    sharing the subscription; the number of receipts the devices received; the workers' CPU
+    seconds (user + system, all processes)."""
     names = [f"collector-{i + 3}" if i else "collector" for i in range(workers)]
     settings = {name: _settings(broker, url, name, batch_size) for name in names}
     for name in names:  # the shared subscription exists, so the broker queues for the group
@@ -260,7 +264,8 @@ def ingest_rate(broker: Broker, url: str, payloads: dict[str, list[bytes]],
                                  f"{time.perf_counter() - start:.0f} s "
                                  f"(worker processes exited: {dead or 'none'})")
             try:
-                n += stored.get(timeout=min(remaining, 1.0))
+                kind, value = stored.get(timeout=min(remaining, 1.0))
+                n += value if kind == "n" else 0
             except queue.Empty:
                 continue
         stored_at = time.perf_counter()
@@ -275,11 +280,17 @@ def ingest_rate(broker: Broker, url: str, payloads: dict[str, list[bytes]],
             if proc.exitcode is None:
                 proc.kill()
         watcher.close()
+    cpu = 0.0
+    with contextlib.suppress(queue.Empty):
+        while True:
+            kind, value = stored.get(timeout=2)
+            cpu += value if kind == "cpu" else 0
     with Session(engine) as s:
         count = int(s.scalar(select(func.count()).select_from(Event)) or 0)
     if count != total:
         raise BenchError(f"ingest stored {count} of {total} events")
-    return total / (stored_at - start), total / (receipted_at - start), watcher.receipts
+    return (total / (stored_at - start), total / (receipted_at - start), watcher.receipts,
+            cpu)
 
 
 def spread(values: list[float], fmt: str = "{:,.0f}") -> str:
@@ -334,12 +345,14 @@ def main() -> int:
                                             for i in range(per)] for d, f in fakes.items()}
                             total = per * len(fakes)
                             raw = raw_rate(broker, payloads, total)
-                            stored, receipted, receipts = ingest_rate(
+                            stored, receipted, receipts, cpu = ingest_rate(
                                 broker, url, payloads, total, engine, workers, args.batch_size)
-                            rows.append((db, workers, total, raw, stored, receipted, receipts))
+                            rows.append((db, workers, total, raw, stored, receipted, receipts,
+                                         cpu / total * 1e6))
                             print(f"run {run_no + 1}: {db}, {workers} workers: raw {raw:,.0f}/s,"
                                   f" stored {stored:,.0f}/s, receipted {receipted:,.0f}/s "
-                                  f"({receipts} receipts)", file=sys.stderr, flush=True)
+                                  f"({receipts} receipts), {cpu / total * 1e6:.0f} µs CPU/event",
+                                  file=sys.stderr, flush=True)
                             engine.dispose()
                         finally:
                             broker.close()
@@ -350,8 +363,8 @@ def main() -> int:
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs. Ingest rate: events / time from "
           "the workers' start until every device held a receipt through its last seq.\n")
     print("| database | ingest workers | events | raw delivery (msg/s) | ingest with receipts "
-          "(events/s) | ingest / raw | receipts received |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "(events/s) | ingest / raw | receipts received | ingest CPU µs per event |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for db in args.db.split(","):
         for workers in counts:
             mine = [r for r in rows if r[0] == db and r[1] == workers]
@@ -359,7 +372,8 @@ def main() -> int:
             rec_v = [r[5] for r in mine]
             ratio = [r[5] / r[3] for r in mine]
             print(f"| {db} | {workers} | {mine[0][2]} | {spread(raw_v)} | {spread(rec_v)} "
-                  f"| **{spread(ratio, '{:.2f}')}** | {spread([r[6] for r in mine])} |")
+                  f"| **{spread(ratio, '{:.2f}')}** | {spread([r[6] for r in mine])} "
+                  f"| {spread([r[7] for r in mine])} |")
     return 0
 
 

@@ -36,6 +36,7 @@ import platform
 import queue
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -145,8 +146,11 @@ def device_process(spec: dict[str, Any], go: Any, stop: Any, out: Any) -> None:
         unreceipted = sum(o.unreceipted() for o in outboxes)
         out.put(("progress", spec["index"], connected, unreceipted))
     stats = [u.stats() for u in uplinks]
-    for uplink in uplinks:
-        uplink.stop(timeout=2)
+    stoppers = [threading.Thread(target=u.stop, kwargs={"timeout": 2}) for u in uplinks]
+    for stopper in stoppers:  # in parallel: each waits for its own connection to close
+        stopper.start()
+    for stopper in stoppers:
+        stopper.join()
     for outbox in outboxes:
         outbox.close()
     out.put(("device-end", spec["index"], sum(s.resent for s in stats),
