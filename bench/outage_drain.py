@@ -34,6 +34,7 @@ import multiprocessing
 import os
 import platform
 import queue
+import shutil
 import sys
 import tempfile
 import threading
@@ -171,6 +172,10 @@ def main() -> int:
                     help="seconds the uplinks retry against the stopped broker before it "
                          "starts (70 s reaches the agent's 60 s backoff ceiling)")
     ap.add_argument("--timeout", type=float, default=1800.0)
+    ap.add_argument("--outbox-dir", type=Path, default=None,
+                    help="where the devices' outboxes live (default: the run's temporary "
+                         "directory; /dev/shm takes the shared disk's fsyncs out: a real "
+                         "device fsyncs its own SD card, not one disk for all)")
     args = ap.parse_args()
     per = args.per_hour * args.outage_s // 3600
     total = per * args.devices
@@ -182,6 +187,7 @@ def main() -> int:
     go, stop, out = ctx.Event(), ctx.Event(), ctx.Queue()
     wgo, wstop = ctx.Event(), ctx.Event()
     results: dict[str, Any] = {}
+    dev_dir: Path | None = None
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t = time.perf_counter()
@@ -215,12 +221,14 @@ def main() -> int:
             broker.stop()
 
             # The outage: outboxes filled while the broker is down.
-            (root / "dev").mkdir()
+            dev_dir = Path(tempfile.mkdtemp(prefix="outboxes-", dir=args.outbox_dir)) \
+                if args.outbox_dir else root / "dev"
+            dev_dir.mkdir(exist_ok=True)
             t = time.perf_counter()
             centre_pub = centre.public_key().public_bytes(serialization.Encoding.Raw,
                                                           serialization.PublicFormat.Raw)
             specs: list[dict[str, Any]] = [
-                {"index": i, "root": str(root / "dev"), "centre": centre_pub, "events": per,
+                {"index": i, "root": str(dev_dir), "centre": centre_pub, "events": per,
                  "outage_s": args.outage_s, "url": broker.url, "devices": []}
                 for i in range(args.procs)]
             for n, (device_id, fake) in enumerate(sorted(fakes.items())):
@@ -318,6 +326,8 @@ def main() -> int:
             broker.close()
             if pg is not None:
                 stop_postgres(pg)
+            if args.outbox_dir and dev_dir is not None:
+                shutil.rmtree(dev_dir, ignore_errors=True)
     if final != total:
         raise BenchError(f"the centre holds {final} events, {total} were sent")
     resent = sum(e[2] for e in ends)
@@ -326,7 +336,8 @@ def main() -> int:
     print(f"Outage drain, {platform.machine()}, {os.cpu_count()} CPUs, Python "
           f"{platform.python_version()}, load average at the end "
           f"{os.getloadavg()[0]:.1f}; {args.devices} devices in {args.procs} processes, "
-          f"{args.workers} ingest workers, PostgreSQL\n")
+          f"{args.workers} ingest workers, PostgreSQL; outboxes in "
+          f"{args.outbox_dir or 'the temporary directory (disk)'}\n")
     print("| measure | result |\n|---|---|")
     print(f"| devices enrolled (certificates, broker roles, registry) | {args.devices} "
           f"({results['enrol_s']:.0f} s for the PKI) |")
