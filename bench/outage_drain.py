@@ -259,10 +259,11 @@ def main() -> int:
             t0 = time.perf_counter()
             wgo.set()
             connected: dict[int, int] = {}
-            unreceipted: dict[int, int] = {i: total for i in range(args.procs)}
+            unreceipted: dict[int, int] = {}
             stored = duplicates = 0
             marks: dict[str, float] = {}
             last_count = 0.0
+            next_report = 10.0
             while True:
                 now = time.perf_counter() - t0
                 if now > args.timeout:
@@ -275,6 +276,11 @@ def main() -> int:
                     msg = out.get(timeout=0.5)
                 except queue.Empty:
                     msg = ("idle",)
+                if now >= next_report:  # progress on stderr: a stalled drain shows where
+                    next_report = now + 10
+                    print(f"t={now:.0f}s: {sum(connected.values())} devices connected, "
+                          f"{stored:,} stored, {sum(unreceipted.values()):,} unreceipted",
+                          file=sys.stderr, flush=True)
                 if msg[0] == "batch":
                     stored += msg[1]
                     duplicates += msg[2]
