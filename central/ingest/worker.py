@@ -161,6 +161,8 @@ class IngestWorker:
         self.client = make_client(settings, manual_ack=True)
         self.receipts = ReceiptPublisher(self.sessions, self.client)
         self.subscribed = threading.Event()
+        self.refused: str | None = None
+        """Why the broker refused the last SUBSCRIBE (then :attr:`subscribed` stays clear)."""
         self.stopping = threading.Event()
         self.generation = 0
         self._partitions_day: str | None = None
@@ -183,7 +185,13 @@ class IngestWorker:
                           (f"$share/{group}/{STATUS_FILTER}", SubscribeOptions(qos=1))])
         log.info("connected (session present: %s)", flags.session_present)
 
-    def _on_subscribe(self, *_args: Any) -> None:
+    def _on_subscribe(self, _c: Any, _u: Any, _mid: Any, reasons: Any, _p: Any) -> None:
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:  # e.g. a share group the broker's role does not grant (docs/protocol.md §3)
+            self.refused = (f"the broker refused the subscription to "
+                            f"$share/{self.settings.broker.group}/…: {', '.join(refused)}")
+            log.error("%s", self.refused)
+            return
         self.subscribed.set()
 
     def _on_disconnect(self, *_args: Any) -> None:
@@ -370,9 +378,12 @@ class IngestWorker:
             thread = threading.Thread(target=target, daemon=True, name=target.__name__)
             thread.start()
             self._threads.append(thread)
-        if not self.subscribed.wait(timeout):
+        deadline = time.monotonic() + timeout
+        while not self.subscribed.wait(0.05):
+            if self.refused is None and time.monotonic() < deadline:
+                continue
             self.stop()
-            raise IngestError(f"no subscription to {b.url} within {timeout} s")
+            raise IngestError(self.refused or f"no subscription to {b.url} within {timeout} s")
         return self
 
     def stop(self) -> None:
