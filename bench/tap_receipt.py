@@ -103,7 +103,6 @@ direction = "entry"
 [keys]
 signing_key = "keys/device.pem"
 centre_public_key = "keys/centre.pub.pem"
-subject_key = "keys/subject.key"
 
 [readers]
 uris = ["sim:{card}"]
@@ -175,11 +174,13 @@ def main() -> int:
                 serialization.NoEncryption()))
             (keys / "centre.pub.pem").write_bytes(centre.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-            (keys / "subject.key").write_bytes(os.urandom(32))
             (root / "centre.key").write_bytes(centre.private_bytes(
                 serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
                 serialization.NoEncryption()))
             (root / "data.key").write_bytes(os.urandom(32))
+            # The subject keys live at the centre only (docs/privacy.md §3).
+            (root / "subject.key").write_bytes(os.urandom(32))
+            (root / "centre-subject.key").write_bytes(os.urandom(32))
 
             ctx = multiprocessing.get_context("spawn")
             stop, ready = ctx.Event(), ctx.Queue()
@@ -187,7 +188,8 @@ def main() -> int:
                 ident = pki.collector(name)
                 settings = CentralSettings(
                     database_url=url, centre_private_key=root / "centre.key",
-                    data_key=root / "data.key", broker=BrokerSettings(
+                    data_key=root / "data.key", subject_key=root / "subject.key",
+                    centre_subject_key=root / "centre-subject.key", broker=BrokerSettings(
                         url=broker.url, ca=pki.ca, cert=ident.cert, key=ident.key,
                         client_id=name, session_expiry_s=3600))
                 procs.append(ctx.Process(target=worker_process, args=(settings, stop, ready)))
