@@ -506,7 +506,8 @@ class Outbox:
                 raise self._translate(exc, "settle") from exc
         return changed
 
-    def requeue(self, sent_before: datetime | None = None) -> int:
+    def requeue(self, sent_before: datetime | None = None, *,
+                hold_above_receipted: bool = False) -> int:
         """Make sent-but-unreceipted events pending again, so the drain publishes them anew.
 
         All of them (after a reconnect), or those whose PUBACK is older than ``sent_before``
@@ -514,6 +515,12 @@ class Outbox:
         was stepped back since (NTP after a clock that ran ahead), and waiting for it to catch
         up with the recorded time would hold those events back for as long as the step (found
         by the chaos suite's clock fault). The number requeued.
+
+        ``hold_above_receipted`` (with ``sent_before``; the uplink sets it while receipts are
+        still advancing, docs/protocol.md §4.11.2): the timeout only requeues *gaps*, events
+        below :meth:`highest_receipted` — the centre has receipted later events, so these were
+        probably lost on the way. Events above it are most likely still queued at the broker
+        and are held back; the clock-step rule still applies to them.
         """
         with self._lock:
             try:
@@ -525,16 +532,31 @@ class Outbox:
                 else:
                     cutoff = _to_ms(sent_before)
                     ahead = 2 * self._clock_ms() - cutoff  # now + the timeout
+                    below = self._highest_receipted_locked() if hold_above_receipted else None
                     cur = self._conn.execute(
                         "UPDATE events SET delivered_ms = NULL WHERE receipted_ms IS NULL"
-                        " AND delivered_ms IS NOT NULL AND (delivered_ms < ? OR delivered_ms > ?)",
-                        (cutoff, ahead))
+                        " AND delivered_ms IS NOT NULL"
+                        " AND ((delivered_ms < ? AND (? IS NULL OR seq < ?)) OR delivered_ms > ?)",
+                        (cutoff, below, below, ahead))
                 changed = cur.rowcount
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
                 raise self._translate(exc, "requeue") from exc
         return changed
+
+    def highest_receipted(self) -> int:
+        """The highest ``seq`` a receipt has settled (committed or refused), 0 if none is left."""
+        with self._lock:
+            try:
+                return self._highest_receipted_locked()
+            except sqlite3.Error as exc:
+                raise self._translate(exc, "read") from exc
+
+    def _highest_receipted_locked(self) -> int:
+        row = self._conn.execute(
+            "SELECT max(seq) FROM events WHERE receipted_ms IS NOT NULL").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
 
     def purge(self, now: datetime | None = None) -> int:
         """Delete receipted rows older than the retention; the number deleted.

@@ -34,9 +34,11 @@ makes an event *sent*, and the event stays in the outbox until the centre's rece
 reconnect (:meth:`Outbox.requeue`) and whenever ``receipt_timeout_s`` passed since its PUBACK
 without a receipt (doubling, up to an hour, while no receipt comes: a collector down for hours
 must not get the backlog queued again every minute); the collector drops the duplicates and
-receipts them again. The status
-carries ``unreceipted`` and ``oldest_unreceipted_at``. ``receipt_timeout_s=0`` is wire v1 (a
-PUBACK settles), for a collector that sends no receipts.
+receipts them again. While receipts are still advancing (a new event settled within the last
+``receipt_timeout_s``) the timeout only resends gaps below the highest receipted ``seq``: the
+events above it are most likely still queued at the broker (§4.11.2, :class:`ReceiptProgress`).
+The status carries ``unreceipted`` and ``oldest_unreceipted_at``. ``receipt_timeout_s=0`` is
+wire v1 (a PUBACK settles), for a collector that sends no receipts.
 
 Status (MQTT 5 §3.1.2.5 will): see :mod:`edge_agent.uplink.status`. Reconnects back off
 exponentially with jitter. No personal data is logged: only ``seq``, ``event_id``, topics,
@@ -67,7 +69,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge_agent import __version__
 from edge_agent.outbox import Outbox, OutboxError
 from edge_agent.uplink.config import BrokerAddress, TlsFiles, Topics, UplinkConfigError
-from edge_agent.uplink.receipts import Receipt, ReceiptError, parse_receipt
+from edge_agent.uplink.receipts import Receipt, ReceiptError, ReceiptProgress, parse_receipt
 from edge_agent.uplink.status import (
     DeviceHealth,
     StatusProvider,
@@ -171,6 +173,7 @@ class Uplink:
         collector that is down for hours does not get the whole backlog queued again every
         minute."""
         self._on_settled = on_settled
+        self._progress = ReceiptProgress(receipt_timeout_s)
         self._receipts: queue.SimpleQueue[Receipt] = queue.SimpleQueue()
         self._receipt_count = 0
         self._settled = 0
@@ -426,10 +429,15 @@ class Uplink:
                 if self.receipts_enabled and now >= next_receipt_check:
                     next_receipt_check = now + check_every
                     cutoff = datetime.now(UTC) - timedelta(seconds=self._resend_after)
-                    requeued = self._outbox.requeue(sent_before=cutoff)
+                    # While receipts advance, only gaps below the highest receipted seq are
+                    # resent; the rest is most likely still queued at the broker (§4.11.2).
+                    hold = self._progress.advancing(now)
+                    requeued = self._outbox.requeue(sent_before=cutoff,
+                                                    hold_above_receipted=hold)
                     if requeued:
-                        log.info("%d events without a receipt for %.0f s: sent again",
-                                 requeued, self._resend_after)
+                        log.info("%d events without a receipt for %.0f s: sent again%s",
+                                 requeued, self._resend_after,
+                                 " (gaps below the highest receipted seq)" if hold else "")
                         self._count_resent(requeued)
                         self._resend_after = min(MAX_RESEND_AFTER_S, self._resend_after * 2)
                         retry_in = 0.0 if retry_in is None else min(retry_in, 0.0)
@@ -491,6 +499,7 @@ class Uplink:
                                           receipt.rejected)
             if settled:
                 self._resend_after = self._receipt_timeout
+                self._progress.settled(settled, time.monotonic())
             for seq, event_id, reason in receipt.rejected:
                 log.warning("the centre refused seq %d (%s) for good: %s", seq, event_id,
                             reason)

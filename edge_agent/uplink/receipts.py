@@ -92,3 +92,30 @@ def parse_receipt(payload: bytes, device_id: str) -> Receipt:
             raise ReceiptError(f"$.rejected[{i}].reason: not a final rejection reason")
         rejected.append((seq, event_id, reason))
     return Receipt(through, tuple(committed), tuple(rejected))
+
+
+@dataclass(slots=True)
+class ReceiptProgress:
+    """When receipts last settled a new event, for the resend hold-back (§4.11.2).
+
+    Pure (the caller passes a monotonic ``now``). Receipts are *advancing* while some receipt
+    settled a new event within the last ``timeout_s``: the centre is working through this
+    device's events, so sent events above the highest receipted ``seq`` are most likely
+    still queued at the broker and resending them would only crowd that queue. Only gaps
+    below it are resent then; after a full timeout without progress everything unreceipted
+    is. Nothing is held back forever: either receipts stop advancing, or they pass a lost
+    event's ``seq`` and it becomes a gap.
+    """
+
+    timeout_s: float
+    last_progress: float | None = None
+    """Monotonic time of the last receipt that settled something (None: none yet)."""
+
+    def settled(self, count: int, now: float) -> None:
+        """Record that a receipt settled ``count`` new events at ``now``."""
+        if count > 0:
+            self.last_progress = now
+
+    def advancing(self, now: float) -> bool:
+        """Whether receipts settled something within the last ``timeout_s``."""
+        return self.last_progress is not None and now - self.last_progress < self.timeout_s

@@ -13,6 +13,7 @@ from pathlib import Path
 from edge_agent.events.model import EventAssurance, EventDraft, EventKind, Method
 from edge_agent.outbox import Outbox
 from edge_agent.outbox.store import APPLICATION_ID
+from edge_agent.uplink.receipts import ReceiptProgress
 
 NOW = datetime(2026, 5, 1, 8, 30, tzinfo=UTC)
 
@@ -187,3 +188,91 @@ def test_requeue_after_the_clock_was_stepped_back(tmp_path: Path) -> None:
         assert ob.requeue(sent_before=cutoff()) == 0  # seq 3 is within its timeout
         clock[0] += 11_000
         assert ob.requeue(sent_before=cutoff()) == 1
+
+
+def _sent_receipted_in_part(ob: Outbox, clock: list[int]) -> datetime:
+    """Six events sent; the centre receipted 1–2 and 4 (3 is a gap, 5–6 are above); the
+    receipt timeout (20 s) has passed for all of them. Returns the timeout's cutoff."""
+    fill(ob, 6)
+    ob.mark_delivered_many(range(1, 7))
+    clock[0] += 30_000
+    assert ob.settle(2, [(4, 4)]) == 3
+    assert ob.highest_receipted() == 4
+    return datetime.fromtimestamp((clock[0] - 20_000) / 1000, UTC)
+
+
+def test_while_receipts_advance_only_gaps_below_the_highest_receipted_are_resent(
+        tmp_path: Path) -> None:
+    """docs/protocol.md §4.11.2: events above the highest receipted seq are most likely still
+    queued at the broker while the centre works through the device's events: held back."""
+    clock = [1_000_000]
+    progress = ReceiptProgress(timeout_s=20.0)
+    with Outbox(tmp_path / "o.db", clock_ms=lambda: clock[0]) as ob:
+        cutoff = _sent_receipted_in_part(ob, clock)
+        progress.settled(3, now=100.0)
+        assert progress.advancing(now=110.0)
+        assert ob.requeue(sent_before=cutoff,
+                          hold_above_receipted=progress.advancing(now=110.0)) == 1
+        assert [e.seq for e in ob.pending()] == [3]  # the gap only; 5 and 6 stay sent
+        assert ob.get(5).delivered_at is not None  # type: ignore[union-attr]
+        # Still advancing at the next check: nothing more goes out.
+        assert ob.requeue(sent_before=cutoff, hold_above_receipted=True) == 0
+
+
+def test_receipts_stalled_for_a_full_timeout_resend_everything(tmp_path: Path) -> None:
+    clock = [1_000_000]
+    progress = ReceiptProgress(timeout_s=20.0)
+    with Outbox(tmp_path / "o.db", clock_ms=lambda: clock[0]) as ob:
+        cutoff = _sent_receipted_in_part(ob, clock)
+        progress.settled(3, now=100.0)
+        assert not progress.advancing(now=120.0)  # no new event settled for 20 s
+        assert ob.requeue(sent_before=cutoff,
+                          hold_above_receipted=progress.advancing(now=120.0)) == 3
+        assert [e.seq for e in ob.pending()] == [3, 5, 6]
+
+
+def test_hold_back_keeps_the_timeout_and_the_clock_step_rule(tmp_path: Path) -> None:
+    clock = [1_000_000]
+    with Outbox(tmp_path / "o.db", clock_ms=lambda: clock[0]) as ob:
+        fill(ob, 5)
+        ob.mark_delivered_many([1, 2])
+        clock[0] += 600_000  # the wall clock ran ten minutes ahead
+        ob.mark_delivered_many([4])
+        clock[0] -= 600_000 - 5_000  # stepped back
+        ob.mark_delivered_many([3, 5])
+        ob.settle(0, [(3, 3)])
+        cutoff = datetime.fromtimestamp((clock[0] - 20_000) / 1000, UTC)
+        # seq 1–2: gaps, but sent only 5 s ago: within their timeout; seq 4: above the highest
+        # receipted but stamped in the future: sent again; seq 5: above, within its timeout.
+        assert ob.requeue(sent_before=cutoff, hold_above_receipted=True) == 1
+        assert [e.seq for e in ob.pending()] == [4]
+        clock[0] += 21_000
+        cutoff = datetime.fromtimestamp((clock[0] - 20_000) / 1000, UTC)
+        assert ob.requeue(sent_before=cutoff, hold_above_receipted=True) == 2
+        assert [e.seq for e in ob.pending()] == [1, 2, 4]
+
+
+def test_without_any_receipt_nothing_is_held_back(tmp_path: Path) -> None:
+    clock = [1_000_000]
+    with Outbox(tmp_path / "o.db", clock_ms=lambda: clock[0]) as ob:
+        fill(ob, 2)
+        ob.mark_delivered_many([1, 2])
+        clock[0] += 30_000
+        cutoff = datetime.fromtimestamp((clock[0] - 20_000) / 1000, UTC)
+        assert ob.highest_receipted() == 0
+        # hold_above_receipted with no receipt: everything is "above" — the uplink never asks
+        # for it then, since receipts cannot be advancing without one.
+        assert ob.requeue(sent_before=cutoff, hold_above_receipted=True) == 0
+        assert not ReceiptProgress(timeout_s=20.0).advancing(now=1e6)
+        assert ob.requeue(sent_before=cutoff) == 2
+
+
+def test_receipt_progress_counts_only_receipts_that_settle_something() -> None:
+    progress = ReceiptProgress(timeout_s=60.0)
+    assert not progress.advancing(now=0.0)
+    progress.settled(0, now=5.0)  # a receipt that only repeats what was settled
+    assert progress.last_progress is None
+    progress.settled(2, now=10.0)
+    assert progress.advancing(now=69.9)
+    progress.settled(0, now=60.0)
+    assert not progress.advancing(now=70.0)
