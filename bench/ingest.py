@@ -36,6 +36,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -161,9 +163,20 @@ def raw_rate(broker: Broker, payloads: dict[str, list[bytes]], total: int) -> fl
     return received / elapsed
 
 
+class Keys:
+    """The centre's keys when the events carry sealed subjects (``--subjects sealed``)."""
+
+    folder: Path | None = None
+
+
 def _settings(broker: Broker, url: str, name: str, batch_size: int) -> CentralSettings:
     ident = broker.pki.collector(name)
-    return CentralSettings(database_url=url, batch_size=batch_size, broker=BrokerSettings(
+    keys = Keys.folder
+    extra: dict[str, Any] = {} if keys is None else {
+        "centre_private_key": keys / "centre.key", "subject_key": keys / "subject.key",
+        "centre_subject_key": keys / "centre-subject.key"}
+    return CentralSettings(database_url=url, batch_size=batch_size, **extra,
+                           broker=BrokerSettings(
         url=broker.url, ca=broker.pki.ca, cert=ident.cert, key=ident.key,
         client_id=name, group=BrokerSettings.group, session_expiry_s=3600))
 
@@ -314,6 +327,9 @@ def main() -> int:
                         help="[ingest] batch_size (default: the collector's default)")
     parser.add_argument("--timeout", type=float, default=Bound.s,
                         help="bound of every wait, seconds; past it the bench fails")
+    parser.add_argument("--subjects", choices=("sealed", "clear"), default="sealed",
+                        help="sealed: the ID number sealed to the centre, as current agents "
+                             "send it (docs/protocol.md §4.7.1); clear: a legacy subject")
     args = parser.parse_args()
     Bound.s = args.timeout
     rows = []
@@ -321,6 +337,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         counts = [int(w) for w in args.workers.split(",")]
+        centre = X25519PrivateKey.generate()
+        if args.subjects == "sealed":
+            Keys.folder = root / "keys"
+            Keys.folder.mkdir()
+            (Keys.folder / "centre.key").write_bytes(centre.private_bytes(
+                serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                serialization.NoEncryption()))
+            (Keys.folder / "subject.key").write_bytes(os.urandom(32))
+            (Keys.folder / "centre-subject.key").write_bytes(os.urandom(32))
         pki = make_pki(root / "pki", devices=tuple(DEVICES), collectors=(
             "collector", "collector-2", *(f"collector-{i + 3}" for i in range(max(counts)))))
         try:
@@ -338,11 +363,15 @@ def main() -> int:
                                 url = fresh_database(pg)
                             engine = migrated_engine(url)
                             fakes = seed(engine, sites={"hue-dai-noi": "heritage"},
-                                         devices=DEVICES)
+                                         devices=DEVICES, centre_key=centre)
                             per = args.events // len(fakes)
-                            payloads = {d: [wire_bytes(f.event("entry" if i % 2 else "exit",
-                                                               subject=os.urandom(16).hex()))
-                                            for i in range(per)] for d, f in fakes.items()}
+                            sealed = args.subjects == "sealed"
+                            payloads = {d: [wire_bytes(f.event(
+                                "entry" if i % 2 else "exit",
+                                subject=None if sealed else os.urandom(16).hex(),
+                                ref=f"0791{int.from_bytes(os.urandom(4)):08d}"[:12]
+                                if sealed else None))
+                                for i in range(per)] for d, f in fakes.items()}
                             total = per * len(fakes)
                             raw = raw_rate(broker, payloads, total)
                             stored, receipted, receipts, cpu = ingest_rate(
