@@ -29,6 +29,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -429,3 +430,40 @@ def env_for_child() -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
+
+
+def ingest_config(tmp: Path, broker: Broker, url: str, name: str = "collector",
+                  metrics_port: int = 0) -> Path:
+    """A ``central ingest`` configuration for the collector identity ``name`` on ``broker``:
+    the shared group ``ingest``, small quick batches, no occupancy publishing, and the centre's
+    keys at ``tmp/centre.key`` and ``tmp/data.key`` (the caller writes them)."""
+    ident = broker.pki.collector(name)
+    path = tmp / f"{name}-{metrics_port}.toml"
+    path.write_text(f"""\
+database_url = "{url}"
+[broker]
+url = "{broker.url}"
+ca = "{broker.pki.ca}"
+cert = "{ident.cert}"
+key = "{ident.key}"
+client_id = "{name}"
+group = "ingest"
+session_expiry_s = 3600
+[keys]
+centre_private_key = "{tmp / 'centre.key'}"
+data_key = "{tmp / 'data.key'}"
+[ingest]
+batch_size = 50
+batch_ms = 20
+publish_occupancy = false
+metrics_port = {metrics_port}
+""")
+    return path
+
+
+def spawn_ingest(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``central ingest`` as its own process (its command line), output appended to ``log``."""
+    return subprocess.Popen([sys.executable, "-m", "central.ingest", "ingest", "--config",
+                             str(config)], env=env_for_child(),
+                            cwd=Path(__file__).resolve().parents[2],
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT)

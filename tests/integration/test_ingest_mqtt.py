@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -34,10 +33,11 @@ from edge_agent.outbox.builder import payload_builder, wire_bytes
 from tests.integration.broker_fixtures import (
     Broker,
     Recorder,
-    env_for_child,
+    ingest_config,
     make_pki,
     raw_device_client,
     running_broker,
+    spawn_ingest,
 )
 from tests.integration.pg_fixtures import (  # noqa: F401
     _UUID7,
@@ -208,36 +208,6 @@ def test_mosquitto_pub_worked_example_is_ingested(broker: Broker, db_url: str,  
         engine.dispose()
 
 
-def _write_config(tmp: Path, broker: Broker, url: str, name: str) -> Path:
-    ident = broker.pki.collector(name)
-    path = tmp / f"{name}.toml"
-    path.write_text(f"""\
-database_url = "{url}"
-[broker]
-url = "{broker.url}"
-ca = "{broker.pki.ca}"
-cert = "{ident.cert}"
-key = "{ident.key}"
-client_id = "{name}"
-group = "ingest"
-session_expiry_s = 3600
-[keys]
-centre_private_key = "{tmp / 'centre.key'}"
-data_key = "{tmp / 'data.key'}"
-[ingest]
-batch_size = 50
-batch_ms = 20
-publish_occupancy = false
-""")
-    return path
-
-
-def _spawn(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "central.ingest", "ingest", "--config",
-                             str(config)], env=env_for_child(), cwd=ROOT,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
-
-
 def test_two_workers_one_killed_every_event_stored_exactly_once(
         broker: Broker, db_url: str, tmp_path: Path) -> None:  # noqa: F811
     engine = migrated_engine(db_url)
@@ -245,9 +215,9 @@ def test_two_workers_one_killed_every_event_stored_exactly_once(
     (tmp_path / "centre.key").write_bytes(centre.private_bytes_raw())
     (tmp_path / "data.key").write_bytes(os.urandom(32))
     devices = seed(engine, centre_key=centre)
-    configs = [_write_config(tmp_path, broker, db_url, n) for n in ("collector", "collector-2")]
+    configs = [ingest_config(tmp_path, broker, db_url, n) for n in ("collector", "collector-2")]
     logs = [tmp_path / "w1.log", tmp_path / "w2.log"]
-    workers = [_spawn(c, log) for c, log in zip(configs, logs, strict=True)]
+    workers = [spawn_ingest(c, log) for c, log in zip(configs, logs, strict=True)]
     n_per_device = 300
     try:
         assert wait_until(lambda: _subscribed(broker) >= 2, 20), broker.log_tail()
@@ -266,7 +236,7 @@ def test_two_workers_one_killed_every_event_stored_exactly_once(
                 workers[0].wait(10)
                 killed = True
             if i == 2 * n_per_device // 3:
-                workers[0] = _spawn(configs[0], logs[0])  # back: its session is redelivered
+                workers[0] = spawn_ingest(configs[0], logs[0])  # back: its session is redelivered
         assert wait_until(lambda: total(engine, Event) >= len(sent), 90), (
             total(engine, Event), len(sent), logs[0].read_text()[-2000:],
             logs[1].read_text()[-2000:])

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -34,9 +33,10 @@ from edge_agent.outbox import Outbox, payload_builder
 from edge_agent.uplink import Uplink
 from tests.integration.broker_fixtures import (
     Broker,
-    env_for_child,
+    ingest_config,
     make_pki,
     running_broker,
+    spawn_ingest,
 )
 from tests.integration.pg_fixtures import (  # noqa: F401
     VN,
@@ -58,36 +58,6 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     pki = make_pki(tmp_path / "pki", devices=(GATE,))
     with running_broker(tmp_path / "broker", pki) as b:
         yield b
-
-
-def _config(tmp: Path, broker: Broker, url: str) -> Path:
-    ident = broker.pki.collector("collector")
-    path = tmp / "ingest.toml"
-    path.write_text(f"""\
-database_url = "{url}"
-[broker]
-url = "{broker.url}"
-ca = "{broker.pki.ca}"
-cert = "{ident.cert}"
-key = "{ident.key}"
-client_id = "collector"
-group = "ingest"
-session_expiry_s = 3600
-[keys]
-centre_private_key = "{tmp / 'centre.key'}"
-data_key = "{tmp / 'data.key'}"
-[ingest]
-batch_size = 50
-batch_ms = 20
-publish_occupancy = false
-""")
-    return path
-
-
-def _spawn_ingest(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "central.ingest", "ingest", "--config",
-                             str(config)], env=env_for_child(), cwd=ROOT,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
 def _wait(predicate: Any, timeout: float, what: str) -> None:
@@ -117,7 +87,7 @@ def test_broker_sigkill_with_ingest_down_loses_nothing_with_receipts(
     (tmp_path / "centre.key").write_bytes(centre.private_bytes_raw())
     (tmp_path / "data.key").write_bytes(os.urandom(32))
     gate = seed(engine, centre_key=centre)[GATE]
-    config, log = _config(tmp_path, broker, db_url), tmp_path / "ingest.log"
+    config, log = ingest_config(tmp_path, broker, db_url), tmp_path / "ingest.log"
     outbox = Outbox(tmp_path / "outbox.db")
     uplink = Uplink(GATE, gate.site_id, broker.url, broker.pki.tls(GATE), outbox,
                     heartbeat_s=5, backoff=(0.1, 0.5), retry_no_subscriber_s=0.5,
@@ -135,7 +105,7 @@ def test_broker_sigkill_with_ingest_down_loses_nothing_with_receipts(
             accepted.append(str(entry.event_id))
             uplink.wake()
 
-    ingest = _spawn_ingest(config, log)
+    ingest = spawn_ingest(config, log)
     try:
         _wait(lambda: _subscribed_sessions(broker) >= 1, 30, broker.log_tail())
         uplink.start()
@@ -153,7 +123,7 @@ def test_broker_sigkill_with_ingest_down_loses_nothing_with_receipts(
 
         broker.stop(signal.SIGKILL)  # before any autosave: the queued messages are gone
         broker.start()
-        ingest = _spawn_ingest(config, log)
+        ingest = spawn_ingest(config, log)
         accept(AFTER)
 
         expected = BEFORE + DURING + AFTER if receipts else BEFORE + AFTER

@@ -17,7 +17,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -37,10 +36,11 @@ from edge_agent.outbox import Outbox, payload_builder
 from edge_agent.uplink import Uplink
 from tests.integration.broker_fixtures import (
     Broker,
-    env_for_child,
     free_port,
+    ingest_config,
     make_pki,
     running_broker,
+    spawn_ingest,
 )
 from tests.integration.pg_fixtures import (  # noqa: F401
     FakeDevice,
@@ -63,38 +63,6 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
                    sites=dict.fromkeys(GATES, SITE))
     with running_broker(tmp_path / "broker", pki) as b:
         yield b
-
-
-def _worker_config(tmp: Path, broker: Broker, url: str, name: str, metrics_port: int = 0) -> \
-        Path:
-    ident = broker.pki.collector(name)
-    path = tmp / f"{name}-{metrics_port}.toml"
-    path.write_text(f"""\
-database_url = "{url}"
-[broker]
-url = "{broker.url}"
-ca = "{broker.pki.ca}"
-cert = "{ident.cert}"
-key = "{ident.key}"
-client_id = "{name}"
-group = "ingest"
-session_expiry_s = 3600
-[keys]
-centre_private_key = "{tmp / 'centre.key'}"
-data_key = "{tmp / 'data.key'}"
-[ingest]
-batch_size = 50
-batch_ms = 20
-publish_occupancy = false
-metrics_port = {metrics_port}
-""")
-    return path
-
-
-def _spawn(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "central.ingest", "ingest", "--config",
-                             str(config)], env=env_for_child(), cwd=ROOT,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
 def _connections(broker: Broker, name: str) -> int:
@@ -145,9 +113,9 @@ def test_two_workers_on_a_shared_subscription_across_a_broker_restart_store_each
     (tmp_path / "data.key").write_bytes(os.urandom(32))
     devices = seed(engine, sites={SITE: "heritage"}, devices=dict.fromkeys(GATES, SITE),
                    centre_key=centre)
-    configs = [_worker_config(tmp_path, broker, db_url, n) for n in WORKERS]
+    configs = [ingest_config(tmp_path, broker, db_url, n) for n in WORKERS]
     logs = [tmp_path / f"{n}.log" for n in WORKERS]
-    workers = [_spawn(c, log) for c, log in zip(configs, logs, strict=True)]
+    workers = [spawn_ingest(c, log) for c, log in zip(configs, logs, strict=True)]
     outboxes = {g: Outbox(tmp_path / f"{g}.db") for g in GATES}
     uplinks = {g: Uplink(g, SITE, broker.url, broker.pki.tls(g), outboxes[g],
                          backoff=(0.05, 0.5), retry_no_subscriber_s=0.2) for g in GATES}
@@ -183,7 +151,8 @@ def test_two_workers_on_a_shared_subscription_across_a_broker_restart_store_each
         for up in uplinks.values():
             assert up.wait_idle(60), up.stats()  # every event has reached the broker
         port = free_port()
-        workers[0] = _spawn(_worker_config(tmp_path, broker, db_url, WORKERS[0], port), logs[0])
+        workers[0] = spawn_ingest(ingest_config(tmp_path, broker, db_url, WORKERS[0], port),
+                                  logs[0])
         assert len(committed) == len(GATES) * PER_GATE
         assert _wait(lambda: _stored(engine) >= len(committed), 90), (
             _stored(engine), len(committed), broker.log_tail(),
