@@ -163,15 +163,11 @@ def raw_rate(broker: Broker, payloads: dict[str, list[bytes]], total: int) -> fl
     return received / elapsed
 
 
-class Keys:
-    """The centre's keys when the events carry sealed subjects (``--subjects sealed``)."""
-
-    folder: Path | None = None
-
-
-def _settings(broker: Broker, url: str, name: str, batch_size: int) -> CentralSettings:
+def _settings(broker: Broker, url: str, name: str, batch_size: int,
+              keys: Path | None) -> CentralSettings:
+    """A worker's settings; ``keys`` holds the centre's keys when the events carry sealed
+    subjects (``--subjects sealed``)."""
     ident = broker.pki.collector(name)
-    keys = Keys.folder
     extra: dict[str, Any] = {} if keys is None else {
         "centre_private_key": keys / "centre.key", "subject_key": keys / "subject.key",
         "centre_subject_key": keys / "centre-subject.key"}
@@ -248,12 +244,12 @@ class ReceiptWatcher:
 
 def ingest_rate(broker: Broker, url: str, payloads: dict[str, list[bytes]],
                 total: int, engine: Any, workers: int,
-                batch_size: int) -> tuple[float, float, int, float]:
+                batch_size: int, keys: Path | None) -> tuple[float, float, int, float]:
     """Events per second stored, and receipted at the devices, by ``workers`` worker processes
     sharing the subscription; the number of receipts the devices received; the workers' CPU
     seconds (user + system, all processes)."""
     names = [f"collector-{i + 3}" if i else "collector" for i in range(workers)]
-    settings = {name: _settings(broker, url, name, batch_size) for name in names}
+    settings = {name: _settings(broker, url, name, batch_size, keys) for name in names}
     for name in names:  # the shared subscription exists, so the broker queues for the group
         IngestWorker(settings[name], engine, periodic_s=3600).start().stop()
     publish_all(broker, payloads)
@@ -338,14 +334,15 @@ def main() -> int:
         root = Path(tmp)
         counts = [int(w) for w in args.workers.split(",")]
         centre = X25519PrivateKey.generate()
+        keys: Path | None = None
         if args.subjects == "sealed":
-            Keys.folder = root / "keys"
-            Keys.folder.mkdir()
-            (Keys.folder / "centre.key").write_bytes(centre.private_bytes(
+            keys = root / "keys"
+            keys.mkdir()
+            (keys / "centre.key").write_bytes(centre.private_bytes(
                 serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
                 serialization.NoEncryption()))
-            (Keys.folder / "subject.key").write_bytes(os.urandom(32))
-            (Keys.folder / "centre-subject.key").write_bytes(os.urandom(32))
+            (keys / "subject.key").write_bytes(os.urandom(32))
+            (keys / "centre-subject.key").write_bytes(os.urandom(32))
         pki = make_pki(root / "pki", devices=tuple(DEVICES), collectors=(
             "collector", "collector-2", *(f"collector-{i + 3}" for i in range(max(counts)))))
         try:
@@ -375,7 +372,8 @@ def main() -> int:
                             total = per * len(fakes)
                             raw = raw_rate(broker, payloads, total)
                             stored, receipted, receipts, cpu = ingest_rate(
-                                broker, url, payloads, total, engine, workers, args.batch_size)
+                                broker, url, payloads, total, engine, workers,
+                                args.batch_size, keys)
                             rows.append((db, workers, total, raw, stored, receipted, receipts,
                                          cpu / total * 1e6))
                             print(f"run {run_no + 1}: {db}, {workers} workers: raw {raw:,.0f}/s,"
